@@ -1,0 +1,78 @@
+# aclm — the two commands of the README, and the rest.
+#   make run    install what is missing, build, start the main job
+#   make test   install test dependencies, build with ASan+UBSan, run unit and integration tests
+#   make bench  benchmarks (bench/*/run), release build
+#   make fuzz   every libFuzzer driver for FUZZ_TIME seconds (default 60)
+#   make clean
+
+BUILD       ?= build
+BUILD_ASAN  ?= build-asan
+BUILD_FUZZ  ?= build-fuzz
+BUILD_BENCH ?= build-bench
+FUZZ_TIME   ?= 60
+PYTEST      ?= /usr/bin/python3 -m pytest
+JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
+ACLM_DB     ?= sqlite:aclm.db
+
+.PHONY: all build run test unit integration bench fuzz clean deps deps-test
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+deps-test:
+	@scripts/install-deps --test
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) -Dbuildtype=debugoptimized
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+# Until `aclm server` exists the main job is: import the system trust store
+# into aclm.db and show what expires first.
+run: build
+	@echo "==> importing the system trust store (/etc/ssl/certs) into $(ACLM_DB)"
+	@$(BUILD)/src/cli/aclm --db $(ACLM_DB) import --exclude java /etc/ssl/certs
+	@echo "==> the certificates that expire first"
+	@$(BUILD)/src/cli/aclm --db $(ACLM_DB) list --limit 20
+	@echo "==> next: '$(BUILD)/src/cli/aclm help', 'aclm list --expiring 365d', 'aclm show ID'"
+
+$(BUILD_ASAN)/build.ninja:
+	meson setup $(BUILD_ASAN) -Dsanitize=true -Db_lundef=false
+
+test: deps-test $(BUILD_ASAN)/build.ninja
+	ninja -C $(BUILD_ASAN)
+	meson test -C $(BUILD_ASAN) --print-errorlogs --num-processes $(JOBS)
+	ACLM_BIN=$(CURDIR)/$(BUILD_ASAN)/src/cli/aclm $(PYTEST) -n $(JOBS) -q tests/integration
+
+unit: $(BUILD_ASAN)/build.ninja
+	ninja -C $(BUILD_ASAN)
+	meson test -C $(BUILD_ASAN) --print-errorlogs
+
+integration: $(BUILD_ASAN)/build.ninja
+	ninja -C $(BUILD_ASAN)
+	ACLM_BIN=$(CURDIR)/$(BUILD_ASAN)/src/cli/aclm $(PYTEST) -n $(JOBS) -q tests/integration
+
+bench:
+	@scripts/install-deps --bench
+	@[ -f $(BUILD_BENCH)/build.ninja ] || meson setup $(BUILD_BENCH) -Dbuildtype=release
+	ninja -C $(BUILD_BENCH)
+	ACLM_BIN=$(CURDIR)/$(BUILD_BENCH)/src/cli/aclm bench/run
+
+fuzz:
+	@scripts/install-deps --fuzz
+	@[ -f $(BUILD_FUZZ)/build.ninja ] || CC=clang meson setup $(BUILD_FUZZ) -Dfuzz=true -Db_lundef=false
+	ninja -C $(BUILD_FUZZ)
+	@set -e; for drv in $(BUILD_FUZZ)/tests/fuzz/fuzz_*; do \
+		[ -x "$$drv" ] || continue; \
+		name=$${drv##*/fuzz_}; \
+		mkdir -p tests/fuzz/artifacts/$$name; \
+		echo "==> $$name for $(FUZZ_TIME)s"; \
+		"$$drv" -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
+			-artifact_prefix=tests/fuzz/artifacts/$$name/ tests/fuzz/corpus/$$name; \
+	done
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(BUILD_BENCH)

@@ -1,0 +1,183 @@
+/* The inventory: one C API over two backends, SQLite and PostgreSQL.
+ *
+ * URLs: "sqlite:PATH" (also a bare path), "postgres://..." / "postgresql://..."
+ * (any libpq connection URI).  Opening runs the numbered migrations unless
+ * told not to, and refuses a database whose schema is newer than this binary.
+ *
+ * Every function that writes several rows does so in one transaction; callers
+ * may also wrap many calls in aclm_store_begin()/commit() for speed (nested
+ * begin calls are counted, only the outermost commits). */
+#ifndef ACLM_STORE_H
+#define ACLM_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aclm/x509.h"
+
+struct aclm_store;
+
+enum aclm_source {
+	ACLM_SRC_IMPORT = 0,
+	ACLM_SRC_SCAN,
+	ACLM_SRC_ACME,
+	ACLM_SRC_CA,
+};
+const char *aclm_source_name(enum aclm_source s); /* "import","scan","acme","ca" */
+
+struct aclm_store_opts {
+	int busy_timeout_ms;  /* SQLite busy timeout; 0 = default 5000 */
+	bool no_migrate;      /* open without migrating (for `aclm db status`) */
+};
+
+int aclm_store_open(const char *url, const struct aclm_store_opts *opts, struct aclm_store **out);
+void aclm_store_close(struct aclm_store *st);
+const char *aclm_store_backend(const struct aclm_store *st); /* "sqlite" or "postgres" */
+
+/* Schema version of this binary, and of the open database (0 = empty). */
+int aclm_store_code_version(void);
+int aclm_store_schema_version(struct aclm_store *st, int *version);
+/* Apply pending migrations, each in its own transaction. */
+int aclm_store_migrate(struct aclm_store *st, int *from, int *to);
+
+int aclm_store_begin(struct aclm_store *st);
+int aclm_store_commit(struct aclm_store *st);
+int aclm_store_rollback(struct aclm_store *st);
+
+/* --- certificates and keys ------------------------------------------- */
+
+/* Insert a certificate if its fingerprint is new: the certificate row, its
+ * key row (by SPKI SHA-256, shared by every certificate with that key), its
+ * names, the link to its issuer when the issuer is known (and of any stored
+ * certificates this one issued), and a "cert.added" event; all in one
+ * transaction.  Existing: nothing changes.  *id gets the row id either way. */
+int aclm_store_put_cert(struct aclm_store *st, const struct aclm_cert *c,
+                        int64_t *id, bool *is_new);
+
+/* Store a sealed private key (see keywrap.h) on the key row with this SPKI.
+ * ACLM_ERR_NOTFOUND if no certificate with that key is stored.
+ * *stored is false when the row had a private key already (kept as is). */
+int aclm_store_put_private_key(struct aclm_store *st, const char spki_hex[65],
+                               const unsigned char *sealed, size_t sealed_len,
+                               bool *stored);
+/* The sealed private key for this SPKI; ACLM_ERR_NOTFOUND if none. */
+int aclm_store_get_private_key(struct aclm_store *st, const char spki_hex[65],
+                               unsigned char **sealed, size_t *sealed_len);
+
+/* Record that a certificate was seen: at a path (import), an endpoint
+ * "host:port" (scan), ... at time `when`. */
+int aclm_store_add_observation(struct aclm_store *st, int64_t cert_id,
+                               enum aclm_source source, const char *location,
+                               int64_t when);
+
+/* --- listing -------------------------------------------------------- */
+
+enum aclm_cert_sort {
+	ACLM_SORT_NOT_AFTER = 0,  /* default: soonest expiry first */
+	ACLM_SORT_NOT_BEFORE,
+	ACLM_SORT_SUBJECT,
+	ACLM_SORT_ISSUER,
+	ACLM_SORT_KEY,
+	ACLM_SORT_ID,
+};
+
+struct aclm_cert_filter {
+	int64_t now;              /* reference time for expiring/expired */
+	int64_t expiring_within;  /* > 0: not_after in [now, now + this) */
+	bool expired;             /* not_after < now */
+	bool valid;               /* not_before <= now <= not_after */
+	const char *key_type;     /* "rsa","ec","ecdsa","ed25519","ed448","sm2","dsa", or with
+	                             size: "rsa2048", "ec256", "p256", "p384", "p521" */
+	const char *issuer;       /* case-insensitive substring of the issuer DN */
+	const char *name;         /* DNS/IP/email SAN (or CN) match; wildcards honoured both
+	                             ways: "a.example.com" finds "*.example.com" and
+	                             "*.example.com" finds "a.example.com" */
+	const char *level;        /* "dv","ov","iv","ev" */
+	bool ca_only, leaf_only;
+	enum aclm_cert_sort sort;
+	bool descending;
+	int64_t limit;            /* 0 = no limit */
+	int64_t offset;
+};
+
+struct aclm_cert_row {
+	int64_t id;
+	char fingerprint[65];
+	char spki[65];
+	const char *subject;
+	const char *issuer;
+	const char *subject_cn;   /* may be NULL */
+	const char *issuer_cn;    /* may be NULL */
+	const char *serial;
+	int64_t not_before;
+	int64_t not_after;
+	const char *key_type;     /* "rsa","ec","sm2","ed25519",... */
+	int key_bits;
+	const char *curve;        /* may be NULL */
+	const char *sig_alg;
+	const char *level;        /* "" when none */
+	const char *sans;         /* "DNS:a.example,IP:10.0.0.1" (may be "") */
+	bool is_ca;
+	int64_t issuer_id;        /* 0 when the issuer is not in the inventory */
+	bool has_private_key;
+	int64_t first_seen;
+	int64_t last_seen;
+};
+
+/* Calls fn for each matching row in order; the row's strings are valid only
+ * during the call.  A non-zero return from fn stops the listing and is
+ * returned. */
+typedef int (*aclm_cert_row_fn)(void *ctx, const struct aclm_cert_row *row);
+int aclm_store_list_certs(struct aclm_store *st, const struct aclm_cert_filter *f,
+                          aclm_cert_row_fn fn, void *ctx);
+int aclm_store_count_certs(struct aclm_store *st, const struct aclm_cert_filter *f,
+                           int64_t *count);
+
+/* Resolve "42" (row id) or a fingerprint / fingerprint prefix (>= 8 hex
+ * digits, ':' allowed) to a row id.  ACLM_ERR_NOTFOUND, ACLM_ERR_AMBIGUOUS. */
+int aclm_store_find_cert(struct aclm_store *st, const char *ref, int64_t *id);
+/* One row by id (fn called once) — same row shape as the listing. */
+int aclm_store_get_cert(struct aclm_store *st, int64_t id, aclm_cert_row_fn fn, void *ctx);
+/* The DER of a certificate; caller frees *der. */
+int aclm_store_get_cert_der(struct aclm_store *st, int64_t id,
+                            unsigned char **der, size_t *der_len);
+
+struct aclm_observation_row {
+	int64_t id;
+	int64_t cert_id;
+	const char *source;
+	const char *location;
+	int64_t seen_at;
+};
+typedef int (*aclm_observation_fn)(void *ctx, const struct aclm_observation_row *row);
+/* Observations of one certificate, newest first. */
+int aclm_store_list_observations(struct aclm_store *st, int64_t cert_id,
+                                 aclm_observation_fn fn, void *ctx);
+
+/* Other certificates stored with the same key (SPKI), excluding cert_id. */
+int aclm_store_list_same_key(struct aclm_store *st, int64_t cert_id,
+                             aclm_cert_row_fn fn, void *ctx);
+
+/* --- events (append-only, hash-chained audit log) -------------------- */
+
+/* Append an event; hash = SHA-256(prev_hash | id | time | type | subject | detail).
+ * detail is a JSON text or NULL. */
+int aclm_store_append_event(struct aclm_store *st, const char *type,
+                            const char *subject, const char *detail_json);
+/* Recompute the chain; *n_events counts rows, *first_bad_id is 0 when intact. */
+int aclm_store_verify_events(struct aclm_store *st, int64_t *n_events, int64_t *first_bad_id);
+
+/* --- totals, for `aclm db status` and the listing footer -------------- */
+struct aclm_store_stats {
+	int64_t certificates;
+	int64_t keys;
+	int64_t private_keys;
+	int64_t observations;
+	int64_t endpoints;
+	int64_t managed;
+	int64_t events;
+};
+int aclm_store_stats(struct aclm_store *st, struct aclm_store_stats *out);
+
+#endif

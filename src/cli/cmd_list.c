@@ -1,0 +1,234 @@
+/* aclm list: the inventory, soonest expiry first. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aclm/err.h"
+#include "aclm/str.h"
+#include "aclm/timeutil.h"
+#include "cli-int.h"
+
+struct list_ctx {
+	bool json;
+	bool color;
+	int64_t now;
+	int64_t n_rows;
+};
+
+static const struct {
+	const char *name;
+	enum aclm_cert_sort sort;
+} sort_names[] = {
+	{ "expiry", ACLM_SORT_NOT_AFTER }, { "not-after", ACLM_SORT_NOT_AFTER },
+	{ "not-before", ACLM_SORT_NOT_BEFORE }, { "subject", ACLM_SORT_SUBJECT },
+	{ "issuer", ACLM_SORT_ISSUER }, { "key", ACLM_SORT_KEY }, { "id", ACLM_SORT_ID },
+};
+
+static int parse_sort(const char *s, struct aclm_cert_filter *f)
+{
+	if (*s == '-') {
+		f->descending = true;
+		s++;
+	}
+	for (size_t i = 0; i < sizeof(sort_names) / sizeof(sort_names[0]); i++) {
+		if (strcmp(s, sort_names[i].name) == 0) {
+			f->sort = sort_names[i].sort;
+			return ACLM_OK;
+		}
+	}
+	return ACLM_ERR_USAGE;
+}
+
+static bool valid_key_type(const char *s)
+{
+	static const char *const ok[] = {
+		"rsa", "ec", "ecdsa", "ed25519", "ed448", "sm2", "dsa", "p256", "p384", "p521",
+		"ec256", "ec384", "ec521",
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (strcmp(s, ok[i]) == 0)
+			return true;
+	if (strncmp(s, "rsa", 3) == 0 || strncmp(s, "dsa", 3) == 0) {
+		int64_t bits;
+		return aclm_parse_int64(s + 3, &bits) == ACLM_OK && bits >= 512 && bits <= 16384;
+	}
+	return false;
+}
+
+/* Display name: CN, else the first SAN, with "(+N)" for more SANs. */
+static void display_name(const struct aclm_cert_row *r, char *out, size_t n)
+{
+	size_t n_sans = 0;
+	const char *first = NULL, *p;
+
+	for (p = r->sans; p != NULL && *p != '\0'; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+		if (n_sans++ == 0)
+			first = p;
+	}
+	if (r->subject_cn != NULL && *r->subject_cn != '\0') {
+		aclm_strlcpy(out, r->subject_cn, n);
+		if (n_sans > 1)
+			snprintf(out + strlen(out), n - strlen(out), " (+%zu)", n_sans - 1);
+		return;
+	}
+	if (first != NULL) {
+		const char *colon = strchr(first, ':'), *comma = strchr(first, ',');
+		const char *v = colon && (!comma || colon < comma) ? colon + 1 : first;
+		size_t len = comma ? (size_t)(comma - v) : strlen(v);
+		snprintf(out, n, "%.*s", (int)len, v);
+		if (n_sans > 1)
+			snprintf(out + strlen(out), n - strlen(out), " (+%zu)", n_sans - 1);
+		return;
+	}
+	aclm_strlcpy(out, r->subject ? r->subject : "", n);
+}
+
+static int print_row(void *ctx, const struct aclm_cert_row *r)
+{
+	struct list_ctx *c = ctx;
+	char date[16], key[24], name[256];
+	const char *on = "", *off = "";
+	int64_t days = aclm_days_left(r->not_after, c->now);
+
+	if (c->json) {
+		json_t *o = cli_cert_row_json(r, c->now);
+		fputs(c->n_rows == 0 ? "[\n" : ",\n", stdout);
+		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+		json_decref(o);
+		c->n_rows++;
+		return 0;
+	}
+	if (c->n_rows == 0)
+		printf("%-7s %-10s %6s  %-8s %-5s %-40s %s\n", "ID", "EXPIRES", "DAYS", "KEY",
+		       "LEVEL", "NAME", "ISSUER");
+	aclm_time_date(r->not_after, date, sizeof(date));
+	if (strcmp(r->key_type, "rsa") == 0 || strcmp(r->key_type, "dsa") == 0 ||
+	    strcmp(r->key_type, "ec") == 0)
+		snprintf(key, sizeof(key), "%s%d", r->key_type, r->key_bits);
+	else
+		aclm_strlcpy(key, r->key_type, sizeof(key));
+	display_name(r, name, sizeof(name));
+	if (c->color) {
+		off = "\033[0m";
+		on = days < 7 ? "\033[31m" : days < 30 ? "\033[33m" : "\033[32m";
+	}
+	printf("%-7lld %-10s %s%6lld%s  %-8s %-5s %-40s %s\n", (long long)r->id, date, on,
+	       (long long)days, off, key, r->level && *r->level ? r->level : "-", name,
+	       r->issuer_cn ? r->issuer_cn : (r->issuer ? r->issuer : ""));
+	c->n_rows++;
+	return 0;
+}
+
+int cmd_list(struct cli *cli, int argc, char **argv)
+{
+	enum { O_EXPIRING = 256, O_EXPIRED, O_VALID, O_KEY_TYPE, O_ISSUER, O_NAME, O_LEVEL,
+	       O_CA, O_LEAF, O_SORT, O_REVERSE, O_LIMIT, O_OFFSET, O_JSON };
+	static const struct option opts[] = {
+		{ "expiring", required_argument, NULL, O_EXPIRING },
+		{ "expired", no_argument, NULL, O_EXPIRED },
+		{ "valid", no_argument, NULL, O_VALID },
+		{ "key-type", required_argument, NULL, O_KEY_TYPE },
+		{ "issuer", required_argument, NULL, O_ISSUER },
+		{ "name", required_argument, NULL, O_NAME },
+		{ "level", required_argument, NULL, O_LEVEL },
+		{ "ca", no_argument, NULL, O_CA },
+		{ "leaf", no_argument, NULL, O_LEAF },
+		{ "sort", required_argument, NULL, O_SORT },
+		{ "reverse", no_argument, NULL, O_REVERSE },
+		{ "limit", required_argument, NULL, O_LIMIT },
+		{ "offset", required_argument, NULL, O_OFFSET },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct cli_command *self = cli_find_command("list");
+	struct aclm_cert_filter f = { 0 };
+	struct list_ctx ctx = { 0 };
+	bool reverse = false;
+	char *key_type = NULL;
+	int opt, rc;
+
+	f.now = aclm_now();
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (opt) {
+		case O_EXPIRING:
+			if (aclm_parse_duration(optarg, &f.expiring_within) != ACLM_OK || f.expiring_within == 0)
+				return cli_usage_error("list", "--expiring: '%s' is not a duration (e.g. 30d, 12h, 2w)", optarg);
+			break;
+		case O_EXPIRED: f.expired = true; break;
+		case O_VALID: f.valid = true; break;
+		case O_KEY_TYPE:
+			free(key_type);
+			key_type = aclm_strdup(optarg);
+			aclm_str_lower(key_type);
+			if (!valid_key_type(key_type)) {
+				free(key_type);
+				return cli_usage_error("list", "--key-type: '%s' is not a key type (rsa, ec, ed25519, ed448, sm2, dsa, rsa2048, p256, p384, p521)", optarg);
+			}
+			f.key_type = key_type;
+			break;
+		case O_ISSUER: f.issuer = optarg; break;
+		case O_NAME: f.name = optarg; break;
+		case O_LEVEL:
+			if (strcmp(optarg, "dv") != 0 && strcmp(optarg, "ov") != 0 &&
+			    strcmp(optarg, "iv") != 0 && strcmp(optarg, "ev") != 0) {
+				free(key_type);
+				return cli_usage_error("list", "--level: '%s' is not one of dv, ov, iv, ev", optarg);
+			}
+			f.level = optarg;
+			break;
+		case O_CA: f.ca_only = true; break;
+		case O_LEAF: f.leaf_only = true; break;
+		case O_SORT:
+			if (parse_sort(optarg, &f) != ACLM_OK) {
+				free(key_type);
+				return cli_usage_error("list", "--sort: '%s' is not one of expiry, not-before, subject, issuer, key, id", optarg);
+			}
+			break;
+		case O_REVERSE: reverse = true; break;
+		case O_LIMIT:
+		case O_OFFSET: {
+			int64_t v;
+			if (aclm_parse_int64(optarg, &v) != ACLM_OK || v < 0) {
+				free(key_type);
+				return cli_usage_error("list", "--%s: '%s' is not a non-negative number",
+				                       opt == O_LIMIT ? "limit" : "offset", optarg);
+			}
+			if (opt == O_LIMIT)
+				f.limit = v;
+			else
+				f.offset = v;
+			break;
+		}
+		case O_JSON: ctx.json = true; break;
+		default:
+			free(key_type);
+			return cli_getopt_default(self, opt, argv);
+		}
+	}
+	if (optind < argc) {
+		free(key_type);
+		return cli_usage_error("list", "unexpected argument '%s'", argv[optind]);
+	}
+	if (f.ca_only && f.leaf_only) {
+		free(key_type);
+		return cli_usage_error("list", "--ca and --leaf exclude each other");
+	}
+	if (reverse)
+		f.descending = !f.descending;
+	if (cli_open_store(cli) != ACLM_OK) {
+		free(key_type);
+		return EXIT_FAILED;
+	}
+	ctx.now = f.now;
+	ctx.color = !ctx.json && cli_color(stdout);
+	rc = aclm_store_list_certs(cli->store, &f, print_row, &ctx);
+	free(key_type);
+	if (ctx.json)
+		fputs(ctx.n_rows == 0 ? "[]\n" : "\n]\n", stdout);
+	if (rc != ACLM_OK)
+		return cli_fail("%s", aclm_errmsg());
+	if (!ctx.json && ctx.n_rows == 0 && !cli->quiet)
+		fputs("no certificates match\n", stderr);
+	return EXIT_OK;
+}

@@ -1,0 +1,265 @@
+/* aclm: one executable, git-style subcommands. */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "aclm/err.h"
+#include "aclm/log.h"
+#include "aclm/str.h"
+#include "cli-int.h"
+
+static int cmd_help(struct cli *cli, int argc, char **argv);
+static int cmd_version(struct cli *cli, int argc, char **argv);
+
+static const struct cli_command commands[] = {
+	{ "import", cmd_import, "import certificates and keys from files and directories",
+	  "usage: aclm import [OPTIONS] PATH...\n"
+	  "\n"
+	  "Import certificates from files and directories (recursively): PEM, DER,\n"
+	  "PKCS#7 (.p7b) and PKCS#12 (.p12/.pfx). Importing the same certificate again\n"
+	  "adds an observation, never a second record. Private keys found in the run\n"
+	  "are matched to their certificate by public key and stored encrypted.\n"
+	  "\n"
+	  "Options:\n"
+	  "  --password-file FILE  password for PKCS#12 files and encrypted keys (first line)\n"
+	  "  --exclude GLOB        skip paths matching GLOB (full path or base name); repeatable\n"
+	  "  --no-keys             do not store private keys\n"
+	  "  --json                print the summary as JSON\n"
+	  "\n"
+	  "Each file that cannot be used is reported on one line (path: reason); the\n"
+	  "rest is still imported and the exit code is 1.\n" },
+	{ "list", cmd_list, "list certificates, soonest expiry first",
+	  "usage: aclm list [OPTIONS]\n"
+	  "\n"
+	  "Options:\n"
+	  "  --expiring DUR     expiring within DUR (30d, 12h, 2w) and not yet expired\n"
+	  "  --expired          already expired\n"
+	  "  --valid            currently valid\n"
+	  "  --key-type T       rsa, ec, ed25519, ed448, sm2, dsa, or rsa2048, ec256/p256, p384, p521\n"
+	  "  --issuer TEXT      issuer contains TEXT (case-insensitive)\n"
+	  "  --name NAME        a SAN or CN matches NAME (wildcards honoured both ways)\n"
+	  "  --level L          dv, ov, iv or ev\n"
+	  "  --ca, --leaf       only CA / only end-entity certificates\n"
+	  "  --sort FIELD       expiry (default), not-before, subject, issuer, key, id;\n"
+	  "                     prefix '-' for descending\n"
+	  "  --reverse          descending order\n"
+	  "  --limit N          at most N rows\n"
+	  "  --offset N         skip the first N rows\n"
+	  "  --json             JSON array\n" },
+	{ "show", cmd_show, "show everything known about one certificate",
+	  "usage: aclm show [--json] ID|FINGERPRINT\n"
+	  "\n"
+	  "ID is the row id from `aclm list`; FINGERPRINT the SHA-256 fingerprint or a\n"
+	  "unique prefix of at least 8 hex digits (':' separators allowed).\n" },
+	{ "export", cmd_export, "write a certificate (and chain, key) as PEM, DER or PKCS#12",
+	  "usage: aclm export [OPTIONS] ID|FINGERPRINT\n"
+	  "\n"
+	  "Options:\n"
+	  "  --format pem|der|p12   output format (default pem)\n"
+	  "  --chain                include the issuer chain known to the inventory\n"
+	  "  --key                  include the private key (needs --out)\n"
+	  "  --out FILE             write to FILE (0600 when it holds a key); default stdout\n"
+	  "  --password-file FILE   PKCS#12 password (required when a key is included)\n" },
+	{ "config", cmd_config, "check or show the configuration",
+	  "usage: aclm config check\n"
+	  "       aclm config show [--json]\n"
+	  "\n"
+	  "check  report unknown keys and bad values as FILE:LINE:COL: message (exit 1 if any)\n"
+	  "show   every known key, its effective value and where it comes from\n"
+	  "\n"
+	  "The file is --config PATH, else $ACLM_CONFIG, ./aclm.yaml, /etc/aclm/aclm.yaml.\n"
+	  "Every key a.b can be overridden by the environment variable ACLM_A_B.\n" },
+	{ "db", cmd_db, "database schema and integrity",
+	  "usage: aclm db migrate\n"
+	  "       aclm db status [--json]\n"
+	  "       aclm db verify\n"
+	  "\n"
+	  "migrate  apply pending schema migrations (also done on every start)\n"
+	  "status   backend, schema version and row counts\n"
+	  "verify   recompute the hash chain of the event log (exit 1 if altered)\n" },
+	{ "help", cmd_help, "show help for a command",
+	  "usage: aclm help [COMMAND]\n" },
+	{ "version", cmd_version, "print the version",
+	  "usage: aclm version\n" },
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const char main_usage[] =
+	"usage: aclm [--config PATH] [--db URL] [-q|-v] COMMAND [ARGS]\n"
+	"\n"
+	"Automatic certificate lifecycle management.\n"
+	"\n"
+	"Global options:\n"
+	"  --config PATH   configuration file (default: $ACLM_CONFIG, ./aclm.yaml, /etc/aclm/aclm.yaml)\n"
+	"  --db URL        inventory: sqlite:PATH (default sqlite:aclm.db) or postgres://...\n"
+	"  -q, --quiet     only errors\n"
+	"  -v, --verbose   debug output\n"
+	"  -h, --help      this help;  --version  the version\n"
+	"\n"
+	"Exit codes: 0 ok, 1 some operation failed, 2 usage error.\n"
+	"\n"
+	"Commands:\n";
+
+const struct cli_command *cli_find_command(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static void print_main_help(FILE *f)
+{
+	fputs(main_usage, f);
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+	fputs("\nRun 'aclm help COMMAND' for the options of a command.\n", f);
+}
+
+void cli_print_help(const struct cli_command *cmd)
+{
+	fputs(cmd->usage, stdout);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "aclm: error: %s%s", cmd ? cmd : "", cmd ? ": " : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'aclm help%s%s'.\n", cmd ? " " : "", cmd ? cmd : "");
+	return EXIT_USAGE;
+}
+
+int cli_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("aclm: error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_FAILED;
+}
+
+int cli_getopt_default(const struct cli_command *cmd, int opt, char **argv)
+{
+	if (opt == 'h') {
+		cli_print_help(cmd);
+		return EXIT_OK;
+	}
+	if (opt == '?') {
+		/* getopt already printed "unrecognized option"; point at the help. */
+		fprintf(stderr, "Try 'aclm help %s'.\n", cmd->name);
+		return EXIT_USAGE;
+	}
+	if (opt == ':')
+		return cli_usage_error(cmd->name, "%s needs a value", argv[optind - 1]);
+	return -1;
+}
+
+int cli_open_store(struct cli *cli)
+{
+	struct aclm_store_opts opts = { 0 };
+	const char *url = cli->db_url;
+	int rc;
+
+	if (cli->store != NULL)
+		return ACLM_OK;
+	if (url == NULL || *url == '\0')
+		url = aclm_config_str(cli->cfg, "store.url");
+	opts.busy_timeout_ms = (int)(aclm_config_duration(cli->cfg, "store.busy_timeout") * 1000);
+	rc = aclm_store_open(url, &opts, &cli->store);
+	if (rc != ACLM_OK)
+		cli_fail("%s", aclm_errmsg());
+	return rc;
+}
+
+static int cmd_help(struct cli *cli, int argc, char **argv)
+{
+	const struct cli_command *c;
+
+	if (argc < 2) {
+		print_main_help(stdout);
+		return EXIT_OK;
+	}
+	c = cli_find_command(argv[1]);
+	if (c == NULL)
+		return cli_usage_error("help", "unknown command '%s'", argv[1]);
+	cli_print_help(c);
+	return EXIT_OK;
+}
+
+static int cmd_version(struct cli *cli, int argc, char **argv)
+{
+	printf("aclm %s (%s, schema %d)\n", ACLM_VERSION, OpenSSL_version(OPENSSL_VERSION),
+	       aclm_store_code_version());
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option global_opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "db", required_argument, NULL, 'd' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli cli = { 0 };
+	const struct cli_command *cmd;
+	enum aclm_log_level level;
+	int opt, rc, idx;
+
+	/* '+': stop at the first non-option, the command name. */
+	while ((opt = getopt_long(argc, argv, "+qvh", global_opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': cli.config_path = optarg; break;
+		case 'd': cli.db_url = optarg; break;
+		case 'q': cli.quiet = true; break;
+		case 'v': cli.verbose = true; break;
+		case 'h': print_main_help(stdout); return EXIT_OK;
+		case 'V': return cmd_version(&cli, 0, NULL);
+		default:
+			fputs("Try 'aclm help'.\n", stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		print_main_help(stderr);
+		return EXIT_USAGE;
+	}
+	cmd = cli_find_command(argv[optind]);
+	if (cmd == NULL)
+		return cli_usage_error(NULL, "unknown command '%s'", argv[optind]);
+	if (cmd->run == cmd_help || cmd->run == cmd_version)
+		return cmd->run(&cli, argc - optind, argv + optind);
+
+	if (aclm_config_load(cli.config_path, &cli.cfg) != ACLM_OK)
+		return cli_fail("%s", aclm_errmsg());
+	if (aclm_log_parse_level(aclm_config_str(cli.cfg, "log.level"), &level) == ACLM_OK)
+		aclm_log_set_level(level);
+	aclm_log_set_json(strcmp(aclm_config_str(cli.cfg, "log.format"), "json") == 0);
+	if (cli.quiet)
+		aclm_log_set_level(ACLM_LOG_ERROR);
+	if (cli.verbose)
+		aclm_log_set_level(ACLM_LOG_DEBUG);
+
+	/* Subcommands parse their own options with argv[0] = the command name;
+	 * optind = 0 makes glibc's getopt start over. */
+	idx = optind;
+	optind = 0;
+	rc = cmd->run(&cli, argc - idx, argv + idx);
+	aclm_store_close(cli.store);
+	aclm_config_free(cli.cfg);
+	return rc;
+}
