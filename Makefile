@@ -42,18 +42,24 @@ run: build
 $(BUILD_ASAN)/build.ninja:
 	meson setup $(BUILD_ASAN) -Dsanitize=true -Db_lundef=false
 
-test: deps-test $(BUILD_ASAN)/build.ninja
+# The sanitizer build runs everything of ours; the plain build provides
+# aclm-pq.so, which foreign programs (openssl, nginx) load without ASan.
+TEST_ENV = ACLM_BIN=$(CURDIR)/$(BUILD_ASAN)/src/cli/aclm ACLM_PQ_MODULE_DIR=$(CURDIR)/$(BUILD)/src/crypto
+
+test: deps-test $(BUILD_ASAN)/build.ninja $(BUILD)/build.ninja
 	ninja -C $(BUILD_ASAN)
+	ninja -C $(BUILD)
 	meson test -C $(BUILD_ASAN) --print-errorlogs --num-processes $(JOBS)
-	ACLM_BIN=$(CURDIR)/$(BUILD_ASAN)/src/cli/aclm $(PYTEST) -n $(JOBS) -q tests/integration
+	$(TEST_ENV) $(PYTEST) -n $(JOBS) -q tests/integration
 
 unit: $(BUILD_ASAN)/build.ninja
 	ninja -C $(BUILD_ASAN)
 	meson test -C $(BUILD_ASAN) --print-errorlogs
 
-integration: $(BUILD_ASAN)/build.ninja
+integration: $(BUILD_ASAN)/build.ninja $(BUILD)/build.ninja
 	ninja -C $(BUILD_ASAN)
-	ACLM_BIN=$(CURDIR)/$(BUILD_ASAN)/src/cli/aclm $(PYTEST) -n $(JOBS) -q tests/integration
+	ninja -C $(BUILD)
+	$(TEST_ENV) $(PYTEST) -n $(JOBS) -q tests/integration
 
 bench:
 	@scripts/install-deps --bench

@@ -21,7 +21,8 @@ int aclm_buf_puts(struct aclm_buf *b, const char *s);
 int aclm_buf_putc(struct aclm_buf *b, char c);
 int aclm_buf_printf(struct aclm_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-int aclm_buf_vprintf(struct aclm_buf *b, const char *fmt, va_list ap);
+int aclm_buf_vprintf(struct aclm_buf *b, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 /* The contents as a C string ("" when empty); valid until the next append. */
 const char *aclm_buf_cstr(const struct aclm_buf *b);
 /* Hand the storage to the caller (NUL-terminated) and reset the buffer. */

@@ -146,14 +146,16 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 	struct list_ctx ctx = { 0 };
 	bool reverse = false;
 	char *key_type = NULL;
-	int opt, rc;
+	int opt, rc = EXIT_FAILED;
 
 	f.now = aclm_now();
 	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (opt) {
 		case O_EXPIRING:
-			if (aclm_parse_duration(optarg, &f.expiring_within) != ACLM_OK || f.expiring_within == 0)
-				return cli_usage_error("list", "--expiring: '%s' is not a duration (e.g. 30d, 12h, 2w)", optarg);
+			if (aclm_parse_duration(optarg, &f.expiring_within) != ACLM_OK || f.expiring_within == 0) {
+				rc = cli_usage_error("list", "--expiring: '%s' is not a duration (e.g. 30d, 12h, 2w)", optarg);
+				goto out;
+			}
 			break;
 		case O_EXPIRED: f.expired = true; break;
 		case O_VALID: f.valid = true; break;
@@ -162,8 +164,8 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 			key_type = aclm_strdup(optarg);
 			aclm_str_lower(key_type);
 			if (!valid_key_type(key_type)) {
-				free(key_type);
-				return cli_usage_error("list", "--key-type: '%s' is not a key type (rsa, ec, ed25519, ed448, sm2, dsa, rsa2048, p256, p384, p521)", optarg);
+				rc = cli_usage_error("list", "--key-type: '%s' is not a key type (rsa, ec, ed25519, ed448, sm2, dsa, rsa2048, p256, p384, p521)", optarg);
+				goto out;
 			}
 			f.key_type = key_type;
 			break;
@@ -172,8 +174,8 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 		case O_LEVEL:
 			if (strcmp(optarg, "dv") != 0 && strcmp(optarg, "ov") != 0 &&
 			    strcmp(optarg, "iv") != 0 && strcmp(optarg, "ev") != 0) {
-				free(key_type);
-				return cli_usage_error("list", "--level: '%s' is not one of dv, ov, iv, ev", optarg);
+				rc = cli_usage_error("list", "--level: '%s' is not one of dv, ov, iv, ev", optarg);
+				goto out;
 			}
 			f.level = optarg;
 			break;
@@ -181,8 +183,8 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 		case O_LEAF: f.leaf_only = true; break;
 		case O_SORT:
 			if (parse_sort(optarg, &f) != ACLM_OK) {
-				free(key_type);
-				return cli_usage_error("list", "--sort: '%s' is not one of expiry, not-before, subject, issuer, key, id", optarg);
+				rc = cli_usage_error("list", "--sort: '%s' is not one of expiry, not-before, subject, issuer, key, id", optarg);
+				goto out;
 			}
 			break;
 		case O_REVERSE: reverse = true; break;
@@ -190,9 +192,9 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 		case O_OFFSET: {
 			int64_t v;
 			if (aclm_parse_int64(optarg, &v) != ACLM_OK || v < 0) {
-				free(key_type);
-				return cli_usage_error("list", "--%s: '%s' is not a non-negative number",
-				                       opt == O_LIMIT ? "limit" : "offset", optarg);
+				rc = cli_usage_error("list", "--%s: '%s' is not a non-negative number",
+				                     opt == O_LIMIT ? "limit" : "offset", optarg);
+				goto out;
 			}
 			if (opt == O_LIMIT)
 				f.limit = v;
@@ -202,33 +204,38 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 		}
 		case O_JSON: ctx.json = true; break;
 		default:
-			free(key_type);
-			return cli_getopt_default(self, opt, argv);
+			rc = cli_getopt_default(self, opt, argv);
+			goto out;
 		}
 	}
 	if (optind < argc) {
-		free(key_type);
-		return cli_usage_error("list", "unexpected argument '%s'", argv[optind]);
+		rc = cli_usage_error("list", "unexpected argument '%s'", argv[optind]);
+		goto out;
 	}
 	if (f.ca_only && f.leaf_only) {
-		free(key_type);
-		return cli_usage_error("list", "--ca and --leaf exclude each other");
+		rc = cli_usage_error("list", "--ca and --leaf exclude each other");
+		goto out;
 	}
 	if (reverse)
 		f.descending = !f.descending;
 	if (cli_open_store(cli) != ACLM_OK) {
-		free(key_type);
-		return EXIT_FAILED;
+		rc = EXIT_FAILED;
+		goto out;
 	}
 	ctx.now = f.now;
 	ctx.color = !ctx.json && cli_color(stdout);
-	rc = aclm_store_list_certs(cli->store, &f, print_row, &ctx);
-	free(key_type);
+	if (aclm_store_list_certs(cli->store, &f, print_row, &ctx) != ACLM_OK) {
+		if (ctx.json && ctx.n_rows > 0)
+			fputs("\n]\n", stdout);
+		rc = cli_fail("%s", aclm_errmsg());
+		goto out;
+	}
 	if (ctx.json)
 		fputs(ctx.n_rows == 0 ? "[]\n" : "\n]\n", stdout);
-	if (rc != ACLM_OK)
-		return cli_fail("%s", aclm_errmsg());
-	if (!ctx.json && ctx.n_rows == 0 && !cli->quiet)
+	else if (ctx.n_rows == 0 && !cli->quiet)
 		fputs("no certificates match\n", stderr);
-	return EXIT_OK;
+	rc = EXIT_OK;
+out:
+	free(key_type);
+	return rc;
 }
