@@ -6,9 +6,11 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 
 #include "aclm/err.h"
 #include "aclm/log.h"
+#include "aclm/pqprov.h"
 #include "aclm/str.h"
 #include "cli-int.h"
 
@@ -83,8 +85,11 @@ static const struct cli_command commands[] = {
 	  "verify   recompute the hash chain of the event log (exit 1 if altered)\n" },
 	{ "help", cmd_help, "show help for a command",
 	  "usage: aclm help [COMMAND]\n" },
-	{ "version", cmd_version, "print the version",
-	  "usage: aclm version\n" },
+	{ "version", cmd_version, "print the version (and --features)",
+	  "usage: aclm version [--features]\n"
+	  "\n"
+	  "--features  also load the post-quantum provider (running its self-test) and\n"
+	  "            list the TLS groups, key types and stores this build supports\n" },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -199,9 +204,30 @@ static int cmd_help(struct cli *cli, int argc, char **argv)
 
 static int cmd_version(struct cli *cli, int argc, char **argv)
 {
+	const char *const *groups;
+	const char *result;
+	size_t n;
+	int status = 0;
+
 	printf("aclm %s (%s, schema %d)\n", ACLM_VERSION, OpenSSL_version(OPENSSL_VERSION),
 	       aclm_store_code_version());
-	return EXIT_OK;
+	if (argc < 2)
+		return EXIT_OK;
+	if (strcmp(argv[1], "--features") != 0 || argc > 2)
+		return cli_usage_error("version", "unknown argument '%s' (only --features)", argv[1]);
+	/* Loading the provider runs its known-answer self-test. */
+	if (aclm_pqprov_load(NULL) != 0)
+		ERR_print_errors_fp(stderr);
+	result = aclm_pqprov_selftest(&status);
+	printf("post-quantum provider: %s, self-test %s\n", ACLM_PQ_PROVIDER_NAME,
+	       status == 1 ? "passed" : result);
+	n = aclm_pqprov_groups(&groups);
+	printf("TLS 1.3 groups:");
+	for (size_t i = 0; i < n; i++)
+		printf(" %s", groups[i]);
+	printf("\nkey types: rsa ec(P-256,P-384,P-521) ed25519 ed448 sm2\n");
+	printf("stores: sqlite postgres\n");
+	return status == 1 ? EXIT_OK : EXIT_FAILED;
 }
 
 int main(int argc, char **argv)
