@@ -2,7 +2,8 @@
 #   make run    install what is missing, build, start the main job
 #   make test   install test dependencies, build with ASan+UBSan, run unit and integration tests
 #   make bench  benchmarks (bench/*/run), release build
-#   make fuzz   every libFuzzer driver for FUZZ_TIME seconds (default 60)
+#   make fuzz   every libFuzzer driver for FUZZ_TIME seconds (default 60); new inputs
+#               go to build-fuzz/corpus-NAME, the seeds in tests/fuzz/corpus stay as committed
 #   make clean
 
 BUILD       ?= build
@@ -74,10 +75,11 @@ fuzz:
 	@set -e; for drv in $(BUILD_FUZZ)/tests/fuzz/fuzz_*; do \
 		[ -x "$$drv" ] || continue; \
 		name=$${drv##*/fuzz_}; \
-		mkdir -p tests/fuzz/artifacts/$$name; \
+		work=$(BUILD_FUZZ)/corpus-$$name; \
+		mkdir -p tests/fuzz/artifacts/$$name $$work; \
 		echo "==> $$name for $(FUZZ_TIME)s"; \
 		"$$drv" -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
-			-artifact_prefix=tests/fuzz/artifacts/$$name/ tests/fuzz/corpus/$$name; \
+			-artifact_prefix=tests/fuzz/artifacts/$$name/ $$work tests/fuzz/corpus/$$name; \
 	done
 
 clean:

@@ -49,8 +49,8 @@ struct aclm_bundle {
  *   0                  at least one certificate or key was found;
  *   ACLM_ERR_PASSWORD  PKCS#12 / encrypted key and the password is wrong or missing;
  *   ACLM_ERR_PARSE     nothing usable; the message says why (e.g.
- *                      "not a certificate file (no PEM block, not DER, PKCS#7 or PKCS#12)",
- *                      "PEM block 1 (line 1): truncated, no END line").
+ *                      "not a certificate file (no PEM block; not DER, PKCS#7 or PKCS#12)",
+ *                      "PEM block 1 (line 1): truncated (no END line)").
  * On every return *out is valid and must be freed with aclm_bundle_free(). */
 int aclm_bundle_parse(const unsigned char *data, size_t len, const char *password,
                       struct aclm_bundle *out);

@@ -161,9 +161,10 @@ int cli_getopt_default(const struct cli_command *cmd, int opt, char **argv)
 		return EXIT_OK;
 	}
 	if (opt == '?') {
-		/* getopt already printed "unrecognized option"; point at the help. */
-		fprintf(stderr, "Try 'aclm help %s'.\n", cmd->name);
-		return EXIT_USAGE;
+		/* The optstrings start with ':' so getopt stays silent: say it here. */
+		if (optopt != 0)
+			return cli_usage_error(cmd->name, "unknown option '-%c'", optopt);
+		return cli_usage_error(cmd->name, "unknown option '%s'", argv[optind - 1]);
 	}
 	if (opt == ':')
 		return cli_usage_error(cmd->name, "%s needs a value", argv[optind - 1]);

@@ -2,6 +2,7 @@
 s_client for every hybrid group (direct, after HelloRetryRequest, and a
 mismatch), a hand-made hostile ClientHello that must be refused with
 illegal_parameter, and Chromium negotiating X25519MLKEM768 with nginx."""
+import hashlib
 import json
 import os
 import shutil
@@ -149,15 +150,29 @@ def first_record(port, data):
 ILLEGAL_PARAMETER = 47
 
 
-@pytest.mark.parametrize("group,share,why", [
-    ("X25519MLKEM768", b"\xff\xff" + os.urandom(1182) + os.urandom(32), "ek coefficient >= q (FIPS 203 7.2)"),
-    ("X25519MLKEM768", os.urandom(1000), "wrong length"),
-    ("MLKEM768", b"\xff" * 1184, "ek modulus check"),
-    ("SecP256r1MLKEM768", b"\x04" + b"\x01" * 64 + b"\x00" * 1184, "P-256 point not on the curve"),
-    ("curveSM2MLKEM768", b"\x04" + b"\x02" * 64 + b"\x00" * 1184, "SM2 point not on the curve"),
-    ("SecP384r1MLKEM1024", b"\x02" + b"\x00" * 96 + b"\x00" * 1568, "compressed point"),
-])
-def test_bad_key_share_is_illegal_parameter(server_cert, group, share, why):
+def filler(n, seed):
+    """Deterministic bytes (test ids must be the same on every xdist worker)."""
+    out = b""
+    block = seed.encode()
+    while len(out) < n:
+        block = hashlib.sha256(block).digest()
+        out += block
+    return out[:n]
+
+
+BAD_SHARES = [
+    pytest.param("X25519MLKEM768", b"\xff\xff" + filler(1182 + 32, "a"), id="x25519mlkem768-ek-coefficient-over-q"),
+    pytest.param("X25519MLKEM768", filler(1000, "b"), id="x25519mlkem768-wrong-length"),
+    pytest.param("MLKEM768", b"\xff" * 1184, id="mlkem768-ek-modulus-check"),
+    pytest.param("SecP256r1MLKEM768", b"\x04" + b"\x01" * 64 + b"\x00" * 1184, id="p256-point-off-curve"),
+    pytest.param("curveSM2MLKEM768", b"\x04" + b"\x02" * 64 + b"\x00" * 1184, id="sm2-point-off-curve"),
+    pytest.param("SecP384r1MLKEM1024", b"\x02" + b"\x00" * 96 + b"\x00" * 1568, id="p384-compressed-point"),
+]
+
+
+@pytest.mark.parametrize("group,share", BAD_SHARES)
+def test_bad_key_share_is_illegal_parameter(server_cert, group, share):
+    why = group
     srv = Server(*server_cert, groups=group)
     try:
         rec = first_record(srv.port, client_hello(CODEPOINTS[group], share))
