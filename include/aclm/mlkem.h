@@ -46,6 +46,11 @@ enum aclm_mlkem_param {
  * default, unless set); the aclm-pq provider sets its own child context. */
 void aclm_mlkem_set_libctx(OSSL_LIB_CTX *libctx);
 
+/* The polynomial arithmetic in use: "avx2" or "portable" (chosen once per
+ * process from CPUID; ACLM_MLKEM_NO_AVX2=1 in the environment forces
+ * "portable").  Outputs are the same either way. */
+const char *aclm_mlkem_backend(void);
+
 /* Sizes of a parameter set; 0 for an unknown one. */
 size_t aclm_mlkem_ek_len(enum aclm_mlkem_param p);
 size_t aclm_mlkem_dk_len(enum aclm_mlkem_param p);

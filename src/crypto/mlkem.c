@@ -5,6 +5,10 @@
  * function is which algorithm, and why this is constant time:
  * docs/internals/mlkem.md.
  *
+ * The polynomial arithmetic is called through `ops` (struct mlkem_ops,
+ * mlkem-int.h): the portable functions below, or the AVX2 ones of
+ * mlkem_avx2.c when CPUID has AVX2 (select_ops()).
+ *
  * Representation: a coefficient is a uint16_t in [0, q) at every point,
  * except the output of dot(), which carries an extra factor R^-1
  * (R = 2^16, Montgomery) that inv_ntt() or the caller removes. */
@@ -12,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -21,6 +26,7 @@
 
 #include "aclm/err.h"
 #include "aclm/mlkem.h"
+#include "mlkem-int.h"
 
 #ifdef ACLM_CT_TESTING
 #include <valgrind/memcheck.h>
@@ -32,23 +38,23 @@
 #define declassify(p, len) ((void)(p), (void)(len))
 #endif
 
-#define N 256               /* coefficients per polynomial */
-#define Q 3329              /* the prime */
+#define N MLKEM_N
+#define Q MLKEM_Q
 #define MAX_K 4
-#define POLY_BYTES 384      /* ByteEncode12 of one polynomial */
+#define POLY_BYTES MLKEM_POLY_BYTES
 #define SYM 32              /* d, z, m, rho, sigma, r, H(ek), K */
-#define PRF_BYTES 128       /* PRF_eta output for eta = 2: 64 * eta */
+#define PRF_BYTES MLKEM_PRF_BYTES
 
 /* Montgomery arithmetic with R = 2^16. */
-#define QINV_NEG 3327       /* -q^-1 mod 2^16 */
+#define QINV_NEG MLKEM_QINV_NEG
 #define MONT_R2 1353        /* R^2 mod q: mont_mul(x, MONT_R2) = x * R */
-#define INV_NTT_F 1441      /* 128^-1 * R^2 mod q, see inv_ntt() */
+#define INV_NTT_F MLKEM_INV_NTT_F   /* see inv_ntt() */
 
 /* Compress_d: floor(((x << d) + (q-1)/2) / q) as a multiply and a shift.
  * COMPRESS_MUL = ceil(2^35 / q); the quotient is exact for every x < q and
  * d <= 11 (checked exhaustively; shifts from 32 up are exact). */
-#define COMPRESS_MUL 10321340u
-#define COMPRESS_SHIFT 35
+#define COMPRESS_MUL MLKEM_COMPRESS_MUL
+#define COMPRESS_SHIFT MLKEM_COMPRESS_SHIFT
 
 /* SampleNTT squeezes SHAKE-128 in one go: OpenSSL 3.0 cannot squeeze a
  * finalised XOF again.  Three blocks (504 bytes, 336 candidates for 256
@@ -77,13 +83,9 @@ static const struct params param_sets[] = {
 	  ACLM_MLKEM1024_EK_LEN, ACLM_MLKEM1024_DK_LEN, ACLM_MLKEM1024_CT_LEN },
 };
 
-struct poly {
-	uint16_t c[N];
-};
-
 /* zeta^BitRev7(i) * R mod q, zeta = 17 (the table of Appendix A, in
  * Montgomery form). */
-static const uint16_t zetas[128] = {
+const uint16_t mlkem_zetas[128] = {
 	2285, 2571, 2970, 1812, 1493, 1422,  287,  202,
 	3158,  622, 1577,  182,  962, 2127, 1855, 1468,
 	 573, 2004,  264,  383, 2500, 1458, 1727, 3199,
@@ -103,7 +105,7 @@ static const uint16_t zetas[128] = {
 };
 
 /* zeta^(2 BitRev7(i) + 1) * R mod q: the gamma of Algorithm 11. */
-static const uint16_t gammas[128] = {
+const uint16_t mlkem_gammas[128] = {
 	2226, 1103,  430, 2899,  555, 2774,  843, 2486,
 	2078, 1251,  871, 2458, 1550, 1779,  105, 3224,
 	 422, 2907,  587, 2742,  177, 3152, 3094,  235,
@@ -121,6 +123,9 @@ static const uint16_t gammas[128] = {
 	3221,  108, 3021,  308,  996, 2333,  991, 2338,
 	 958, 2371, 1869, 1460, 1522, 1807, 1628, 1701,
 };
+
+/* The polynomial arithmetic in use, chosen once by select_ops(). */
+static const struct mlkem_ops *ops;
 
 static const struct params *lookup(enum aclm_mlkem_param p)
 {
@@ -263,14 +268,14 @@ static uint16_t fsub(uint16_t a, uint16_t b)
 }
 
 /* Algorithm 9. */
-static void ntt(struct poly *f)
+static void ntt(struct mlkem_poly *f)
 {
 	unsigned len, start, j, i = 1;
 	uint16_t zeta, t;
 
 	for (len = 128; len >= 2; len >>= 1) {
 		for (start = 0; start < N; start += 2 * len) {
-			zeta = zetas[i++];
+			zeta = mlkem_zetas[i++];
 			for (j = start; j < start + len; j++) {
 				t = mont_mul(zeta, f->c[j + len]);
 				f->c[j + len] = fsub(f->c[j], t);
@@ -282,14 +287,14 @@ static void ntt(struct poly *f)
 
 /* Algorithm 10 applied to the output of dot(): the final multiplication by
  * 128^-1 also removes dot()'s factor R^-1, so the result is plain. */
-static void inv_ntt(struct poly *f)
+static void inv_ntt(struct mlkem_poly *f)
 {
 	unsigned len, start, j, i = 127;
 	uint16_t zeta, t;
 
 	for (len = 2; len <= 128; len <<= 1) {
 		for (start = 0; start < N; start += 2 * len) {
-			zeta = zetas[i--];
+			zeta = mlkem_zetas[i--];
 			for (j = start; j < start + len; j++) {
 				t = f->c[j];
 				f->c[j] = fadd(t, f->c[j + len]);
@@ -304,7 +309,7 @@ static void inv_ntt(struct poly *f)
 /* r = R^-1 * sum_j a[j] x b[j] in T_q: MultiplyNTTs (Algorithms 11, 12)
  * summed over a vector.  Each term is < 2 q^2, k of them stay below
  * q 2^16, so one Montgomery reduction per coefficient suffices. */
-static void dot(struct poly *r, const struct poly *a, const struct poly *b, unsigned k)
+static void dot(struct mlkem_poly *r, const struct mlkem_poly *a, const struct mlkem_poly *b, unsigned k)
 {
 	unsigned i, j;
 	uint32_t c0, c1, a0, a1, b0, b1;
@@ -317,7 +322,7 @@ static void dot(struct poly *r, const struct poly *a, const struct poly *b, unsi
 			a1 = a[j].c[2 * i + 1];
 			b0 = b[j].c[2 * i];
 			b1 = b[j].c[2 * i + 1];
-			c0 += a0 * b0 + a1 * mont_mul((uint16_t)b1, gammas[i]);
+			c0 += a0 * b0 + a1 * mont_mul((uint16_t)b1, mlkem_gammas[i]);
 			c1 += a0 * b1 + a1 * b0;
 		}
 		r->c[2 * i] = mont_reduce(c0);
@@ -328,33 +333,41 @@ static void dot(struct poly *r, const struct poly *a, const struct poly *b, unsi
 /* ---- encodings (§4.2.1) ---------------------------------------------- */
 
 /* ByteEncode_d (Algorithm 5), d <= 12: 256 values of d bits, little-endian
- * bit order, into 32 d bytes.  Loops depend on d only. */
+ * bit order, into 32 d bytes, written 32 bits at a time (32 d bytes are a
+ * whole number of words).  Loops depend on d only. */
 static void encode_bits(uint8_t *out, const uint16_t *a, unsigned d)
 {
-	uint32_t acc = 0;
+	uint64_t acc = 0;
 	unsigned bits = 0, i;
 
 	for (i = 0; i < N; i++) {
-		acc |= (uint32_t)a[i] << bits;
+		acc |= (uint64_t)a[i] << bits;
 		bits += d;
-		while (bits >= 8) {
-			*out++ = (uint8_t)acc;
-			acc >>= 8;
-			bits -= 8;
+		if (bits >= 32) {
+			out[0] = (uint8_t)acc;
+			out[1] = (uint8_t)(acc >> 8);
+			out[2] = (uint8_t)(acc >> 16);
+			out[3] = (uint8_t)(acc >> 24);
+			out += 4;
+			acc >>= 32;
+			bits -= 32;
 		}
 	}
 }
 
-/* ByteDecode_d (Algorithm 6) without the reduction mod q. */
+/* ByteDecode_d (Algorithm 6) without the reduction mod q; reads exactly
+ * 32 d bytes, 32 bits at a time. */
 static void decode_bits(uint16_t *a, const uint8_t *in, unsigned d)
 {
-	uint32_t acc = 0;
+	uint64_t acc = 0;
 	unsigned bits = 0, i;
 
 	for (i = 0; i < N; i++) {
-		while (bits < d) {
-			acc |= (uint32_t)*in++ << bits;
-			bits += 8;
+		if (bits < d) {
+			acc |= ((uint64_t)in[0] | (uint64_t)in[1] << 8 | (uint64_t)in[2] << 16
+			    | (uint64_t)in[3] << 24) << bits;
+			in += 4;
+			bits += 32;
 		}
 		a[i] = (uint16_t)(acc & ((1u << d) - 1));
 		acc >>= d;
@@ -363,13 +376,18 @@ static void decode_bits(uint16_t *a, const uint8_t *in, unsigned d)
 }
 
 /* ByteDecode_12: values < 2^12 < 2q, reduced mod q. */
-static void decode12(struct poly *f, const uint8_t in[POLY_BYTES])
+static void decode12(struct mlkem_poly *f, const uint8_t in[POLY_BYTES])
 {
 	unsigned i;
 
 	decode_bits(f->c, in, 12);
 	for (i = 0; i < N; i++)
 		f->c[i] = reduce_once(f->c[i]);
+}
+
+static void encode12(uint8_t out[POLY_BYTES], const struct mlkem_poly *f)
+{
+	encode_bits(out, f->c, 12);
 }
 
 /* Compress_d (4.7) for x < q, d <= 11: round(2^d x / q) mod 2^d, where
@@ -389,20 +407,16 @@ static uint16_t decompress(uint16_t y, unsigned d)
 	return (uint16_t)(((uint32_t)y * Q + (1u << (d - 1))) >> d);
 }
 
-/* ByteEncode_d(Compress_d(f)). */
-static void compress_encode(uint8_t *out, const struct poly *f, unsigned d)
+static void compress_poly(struct mlkem_poly *r, const struct mlkem_poly *f, unsigned d)
 {
-	struct poly t;
 	unsigned i;
 
 	for (i = 0; i < N; i++)
-		t.c[i] = compress(f->c[i], d);
-	encode_bits(out, t.c, d);
-	OPENSSL_cleanse(&t, sizeof(t));
+		r->c[i] = compress(f->c[i], d);
 }
 
 /* Decompress_d(ByteDecode_d(in)). */
-static void decode_decompress(struct poly *f, const uint8_t *in, unsigned d)
+static void decode_decompress(struct mlkem_poly *f, const uint8_t *in, unsigned d)
 {
 	unsigned i;
 
@@ -415,13 +429,12 @@ static void decode_decompress(struct poly *f, const uint8_t *in, unsigned d)
 
 /* SampleNTT (Algorithm 7) from XOF(rho || b0 || b1).  rho is public, so the
  * rejection loop may branch on the XOF output. */
-static int sample_ntt(EVP_MD_CTX *ctx, struct poly *a, const uint8_t rho[SYM],
+static int sample_ntt(EVP_MD_CTX *ctx, struct mlkem_poly *a, const uint8_t rho[SYM],
 	uint8_t b0, uint8_t b1)
 {
 	uint8_t seed[SYM + 2], buf[XOF_MAX];
 	size_t len = XOF_FIRST, pos = 0;
 	unsigned n = 0;
-	uint16_t d1, d2;
 	int rc;
 
 	memcpy(seed, rho, SYM);
@@ -431,14 +444,7 @@ static int sample_ntt(EVP_MD_CTX *ctx, struct poly *a, const uint8_t rho[SYM],
 	for (;;) {
 		if (rc != ACLM_OK)
 			return rc;
-		for (; n < N && pos + 3 <= len; pos += 3) {
-			d1 = (uint16_t)(buf[pos] | (buf[pos + 1] & 0x0f) << 8);
-			d2 = (uint16_t)(buf[pos + 1] >> 4 | buf[pos + 2] << 4);
-			if (d1 < Q)
-				a->c[n++] = d1;
-			if (d2 < Q && n < N)
-				a->c[n++] = d2;
-		}
+		n = ops->rej(a->c, n, buf, len, &pos);
 		if (n == N)
 			return ACLM_OK;
 		if (len == XOF_MAX)
@@ -449,9 +455,38 @@ static int sample_ntt(EVP_MD_CTX *ctx, struct poly *a, const uint8_t rho[SYM],
 	}
 }
 
+/* The inner loop of Algorithm 7 (struct mlkem_ops.rej).  While two slots
+ * are free both candidates are stored and the count advances by the
+ * comparison, without a branch: the branches of the plain loop would be
+ * mispredicted for about one candidate in five. */
+static unsigned rej(uint16_t *out, unsigned n, const uint8_t *buf, size_t len, size_t *pos)
+{
+	size_t p = *pos;
+	uint16_t d1, d2;
+
+	for (; n + 2 <= N && p + 3 <= len; p += 3) {
+		d1 = (uint16_t)(buf[p] | (buf[p + 1] & 0x0f) << 8);
+		d2 = (uint16_t)(buf[p + 1] >> 4 | buf[p + 2] << 4);
+		out[n] = d1;
+		n += d1 < Q;
+		out[n] = d2;
+		n += d2 < Q;
+	}
+	for (; n < N && p + 3 <= len; p += 3) {
+		d1 = (uint16_t)(buf[p] | (buf[p + 1] & 0x0f) << 8);
+		d2 = (uint16_t)(buf[p + 1] >> 4 | buf[p + 2] << 4);
+		if (d1 < Q)
+			out[n++] = d1;
+		if (d2 < Q && n < N)
+			out[n++] = d2;
+	}
+	*pos = p;
+	return n;
+}
+
 /* The matrix A of K-PKE, A[i][j] = SampleNTT(rho || j || i), or its
  * transpose. */
-static int sample_matrix(EVP_MD_CTX *ctx, struct poly a[MAX_K][MAX_K],
+static int sample_matrix(EVP_MD_CTX *ctx, struct mlkem_poly a[MAX_K][MAX_K],
 	const uint8_t rho[SYM], unsigned k, bool is_transposed)
 {
 	unsigned i, j;
@@ -473,7 +508,7 @@ static int sample_matrix(EVP_MD_CTX *ctx, struct poly a[MAX_K][MAX_K],
 /* SamplePolyCBD_2 (Algorithm 8, eta = 2): coefficient i is
  * (b[4i] + b[4i+1]) - (b[4i+2] + b[4i+3]) over the bits b of the input,
  * computed for eight coefficients at a time with a 32-bit word. */
-static void cbd2(struct poly *f, const uint8_t in[PRF_BYTES])
+static void cbd2(struct mlkem_poly *f, const uint8_t in[PRF_BYTES])
 {
 	uint32_t w, s, x, y;
 	unsigned i, j;
@@ -492,7 +527,7 @@ static void cbd2(struct poly *f, const uint8_t in[PRF_BYTES])
 
 /* k polynomials SamplePolyCBD_2(PRF(s, nonce++)), in the NTT domain when
  * is_ntt. */
-static int sample_cbd_vec(EVP_MD_CTX *ctx, struct poly *v, unsigned k,
+static int sample_cbd_vec(EVP_MD_CTX *ctx, struct mlkem_poly *v, unsigned k,
 	const uint8_t s[SYM], uint8_t *nonce, bool is_ntt)
 {
 	uint8_t buf[PRF_BYTES];
@@ -503,12 +538,48 @@ static int sample_cbd_vec(EVP_MD_CTX *ctx, struct poly *v, unsigned k,
 		rc = prf(ctx, s, (*nonce)++, buf);
 		if (rc != ACLM_OK)
 			break;
-		cbd2(&v[i], buf);
+		ops->cbd2(&v[i], buf);
 		if (is_ntt)
-			ntt(&v[i]);
+			ops->ntt(&v[i]);
 	}
 	OPENSSL_cleanse(buf, sizeof(buf));
 	return rc;
+}
+
+/* ---- back-end selection ----------------------------------------------- */
+
+static const struct mlkem_ops portable_ops = {
+	"portable", ntt, inv_ntt, dot, cbd2, rej, decode12, encode12, compress_poly,
+};
+
+static pthread_once_t ops_once = PTHREAD_ONCE_INIT;
+
+/* AVX2 when the CPU has it, unless ACLM_MLKEM_NO_AVX2=1 (tests run both
+ * back ends; outputs are identical). */
+static void pick_ops(void)
+{
+	const char *no_avx2 = getenv("ACLM_MLKEM_NO_AVX2");
+
+	ops = &portable_ops;
+#ifdef MLKEM_HAVE_AVX2
+	if ((no_avx2 == NULL || strcmp(no_avx2, "1") != 0) && __builtin_cpu_supports("avx2")) {
+		mlkem_avx2_init();
+		ops = &mlkem_avx2_ops;
+	}
+#else
+	(void)no_avx2;
+#endif
+}
+
+static void select_ops(void)
+{
+	pthread_once(&ops_once, pick_ops);
+}
+
+const char *aclm_mlkem_backend(void)
+{
+	select_ops();
+	return ops->name;
 }
 
 /* ---- K-PKE (§5) ------------------------------------------------------ */
@@ -517,7 +588,7 @@ static int sample_cbd_vec(EVP_MD_CTX *ctx, struct poly *v, unsigned k,
 static int pke_keygen(EVP_MD_CTX *ctx, const struct params *ps, const uint8_t d[SYM],
 	uint8_t *ek, uint8_t *dk_pke)
 {
-	struct poly a[MAX_K][MAX_K], s[MAX_K], e[MAX_K], t;
+	struct mlkem_poly a[MAX_K][MAX_K], s[MAX_K], e[MAX_K], t;
 	uint8_t dk_in[SYM + 1], g[2 * SYM];
 	const uint8_t *rho = g, *sigma = g + SYM;
 	uint8_t nonce = 0;
@@ -538,11 +609,11 @@ static int pke_keygen(EVP_MD_CTX *ctx, const struct params *ps, const uint8_t d[
 	if (rc != ACLM_OK)
 		goto out;
 	for (i = 0; i < k; i++) {
-		dot(&t, a[i], s, k);
+		ops->dot(&t, a[i], s, k);
 		for (j = 0; j < N; j++)
 			t.c[j] = fadd(mont_mul(t.c[j], MONT_R2), e[i].c[j]);
-		encode_bits(ek + POLY_BYTES * i, t.c, 12);
-		encode_bits(dk_pke + POLY_BYTES * i, s[i].c, 12);
+		ops->encode12(ek + POLY_BYTES * i, &t);
+		ops->encode12(dk_pke + POLY_BYTES * i, &s[i]);
 	}
 	memcpy(ek + POLY_BYTES * k, rho, SYM);
 out:
@@ -558,14 +629,14 @@ out:
 static int pke_encrypt(EVP_MD_CTX *ctx, const struct params *ps, const uint8_t *ek,
 	const uint8_t m[SYM], const uint8_t r[SYM], uint8_t *ct)
 {
-	struct poly at[MAX_K][MAX_K], t[MAX_K], y[MAX_K], e[MAX_K], u;
+	struct mlkem_poly at[MAX_K][MAX_K], t[MAX_K], y[MAX_K], e[MAX_K], u;
 	uint8_t nonce = 0;
 	unsigned i, j, k = ps->k;
 	uint16_t bit;
 	int rc;
 
 	for (i = 0; i < k; i++)
-		decode12(&t[i], ek + POLY_BYTES * i);
+		ops->decode12(&t[i], ek + POLY_BYTES * i);
 	rc = sample_matrix(ctx, at, ek + POLY_BYTES * k, k, true);
 	if (rc == ACLM_OK)
 		rc = sample_cbd_vec(ctx, y, k, r, &nonce, true);
@@ -574,23 +645,25 @@ static int pke_encrypt(EVP_MD_CTX *ctx, const struct params *ps, const uint8_t *
 	if (rc != ACLM_OK)
 		goto out;
 	for (i = 0; i < k; i++) {   /* u = NTT^-1(A^T y) + e1 */
-		dot(&u, at[i], y, k);
-		inv_ntt(&u);
+		ops->dot(&u, at[i], y, k);
+		ops->inv_ntt(&u);
 		for (j = 0; j < N; j++)
 			u.c[j] = fadd(u.c[j], e[i].c[j]);
-		compress_encode(ct + 32 * ps->du * i, &u, ps->du);
+		ops->compress(&u, &u, ps->du);
+		encode_bits(ct + 32 * ps->du * i, u.c, ps->du);
 	}
 	rc = sample_cbd_vec(ctx, e, 1, r, &nonce, false);         /* e2 */
 	if (rc != ACLM_OK)
 		goto out;
-	dot(&u, t, y, k);           /* v = NTT^-1(t y) + e2 + mu */
-	inv_ntt(&u);
+	ops->dot(&u, t, y, k);      /* v = NTT^-1(t y) + e2 + mu */
+	ops->inv_ntt(&u);
 	for (j = 0; j < N; j++) {
 		bit = (uint16_t)((m[j / 8] >> (j % 8)) & 1);
 		u.c[j] = fadd(u.c[j], e[0].c[j]);
 		u.c[j] = fadd(u.c[j], (uint16_t)((0u - bit) & ((Q + 1) / 2)));
 	}
-	compress_encode(ct + 32 * ps->du * k, &u, ps->dv);
+	ops->compress(&u, &u, ps->dv);
+	encode_bits(ct + 32 * ps->du * k, u.c, ps->dv);
 out:
 	OPENSSL_cleanse(y, sizeof(y));
 	OPENSSL_cleanse(e, sizeof(e));
@@ -602,20 +675,21 @@ out:
 static void pke_decrypt(const struct params *ps, const uint8_t *dk_pke,
 	const uint8_t *ct, uint8_t m[SYM])
 {
-	struct poly s[MAX_K], u[MAX_K], w, v;
+	struct mlkem_poly s[MAX_K], u[MAX_K], w, v;
 	unsigned i, k = ps->k;
 
 	for (i = 0; i < k; i++) {
 		decode_decompress(&u[i], ct + 32 * ps->du * i, ps->du);
-		ntt(&u[i]);
-		decode12(&s[i], dk_pke + POLY_BYTES * i);
+		ops->ntt(&u[i]);
+		ops->decode12(&s[i], dk_pke + POLY_BYTES * i);
 	}
-	dot(&w, s, u, k);
-	inv_ntt(&w);
+	ops->dot(&w, s, u, k);
+	ops->inv_ntt(&w);
 	decode_decompress(&v, ct + 32 * ps->du * k, ps->dv);
 	for (i = 0; i < N; i++)
 		w.c[i] = fsub(v.c[i], w.c[i]);
-	compress_encode(m, &w, 1);
+	ops->compress(&w, &w, 1);
+	encode_bits(m, w.c, 1);
 	OPENSSL_cleanse(s, sizeof(s));
 	OPENSSL_cleanse(&w, sizeof(w));
 }
@@ -693,15 +767,15 @@ static int decaps_internal(EVP_MD_CTX *ctx, const struct params *ps,
 static int check_ek(const struct params *ps, const uint8_t *ek, size_t ek_len)
 {
 	uint8_t enc[POLY_BYTES];
-	struct poly t;
+	struct mlkem_poly t;
 	unsigned i;
 
 	if (ek_len != ps->ek_len)
 		return aclm_error(ACLM_ERR_PARSE,
 		    "%s encapsulation key: %zu bytes, expected %zu", ps->name, ek_len, ps->ek_len);
 	for (i = 0; i < ps->k; i++) {
-		decode12(&t, ek + POLY_BYTES * i);
-		encode_bits(enc, t.c, 12);
+		ops->decode12(&t, ek + POLY_BYTES * i);
+		ops->encode12(enc, &t);
 		if (memcmp(enc, ek + POLY_BYTES * i, POLY_BYTES) != 0)
 			return aclm_error(ACLM_ERR_PARSE,
 			    "%s encapsulation key: polynomial %u has a coefficient >= q "
@@ -739,6 +813,7 @@ static int begin(enum aclm_mlkem_param p, const struct params **ps,
 	size_t ek_len, size_t dk_len, size_t ct_len, size_t ss_len, EVP_MD_CTX **ctx)
 {
 	*ctx = NULL;
+	select_ops();
 	*ps = lookup(p);
 	if (*ps == NULL)
 		return aclm_error(ACLM_ERR_USAGE, "ML-KEM: unknown parameter set %d", (int)p);
@@ -821,6 +896,7 @@ int aclm_mlkem_check_ek(enum aclm_mlkem_param p, const uint8_t *ek, size_t ek_le
 
 	if (ps == NULL)
 		return aclm_error(ACLM_ERR_USAGE, "ML-KEM: unknown parameter set %d", (int)p);
+	select_ops();
 	return check_ek(ps, ek, ek_len);
 }
 

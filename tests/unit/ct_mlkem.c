@@ -148,6 +148,7 @@ int main(void)
 		puts("ct_mlkem: skipped: not running under valgrind");
 		return 77;
 	}
+	printf("ct_mlkem: back end %s\n", aclm_mlkem_backend());
 	run(ACLM_MLKEM_768, "ML-KEM-768");
 	run(ACLM_MLKEM_1024, "ML-KEM-1024");
 	return failures == 0 ? 0 : 1;
