@@ -104,6 +104,7 @@ class Cert:
     not_before: int = 0         # seconds since the epoch
     not_after: int = 0
     key_path: str = ""          # the private key PEM
+    ski: str = ""               # lower-case hex subject key identifier
 
     @property
     def subject(self):
@@ -257,6 +258,14 @@ def cert_der_fields(der):
     return serial, der[start:end]
 
 
+def spki_key_bits(spki):
+    """The subjectPublicKey BIT STRING contents (without the unused-bits byte)."""
+    _, v, _ = _tlv(spki, 0)
+    _, _, alg_end = _tlv(spki, v)
+    _, bs, be = _tlv(spki, alg_end)
+    return spki[bs + 1:be]
+
+
 def dns_match(pattern, name):
     """TLS-style DNS name match, as docs/cli.md describes for --name."""
     pattern, name = pattern.lower(), name.lower()
@@ -342,6 +351,13 @@ class PKI:
             "is_ca": c.is_ca,
         }
 
+    def chain_of(self, name):
+        """[name, its issuer, ..., the self-signed root]."""
+        chain = [name]
+        while self.certs[chain[-1]].issuer != chain[-1]:
+            chain.append(self.certs[chain[-1]].issuer)
+        return chain
+
     def names_of(self, name):
         """DNS-ish names of a certificate: DNS SANs and the CN."""
         c = self.certs[name]
@@ -354,13 +370,32 @@ class PKI:
                 return c.name
         return None
 
-    def key_pem_lines(self, key_name):
-        """Every base64 line of a private key file, and its DER."""
-        with open(os.path.join(self.dir, "keys", key_name + ".key")) as f:
+    def key_secrets(self, key_name):
+        """What must never be stored or printed in clear for a private key:
+        every base64 line of its PEM, its DER, and the raw secret value
+        (EC/SM2/Ed25519 "priv", RSA "privateExponent")."""
+        path = self.key_file(key_name)
+        with open(path) as f:
             text = f.read()
+        (der,) = pem_to_der(text, "PRIVATE KEY")
+        public = openssl("pkey", "-in", path, "-pubout", "-outform", "DER")
         lines = [ln for ln in text.splitlines() if ln and not ln.startswith("-----")]
-        ders = pem_to_der(text, "PRIVATE KEY")
-        return lines, ders
+        # PEM lines that hold only public bytes (an RSA modulus) are no secret
+        out = [ln.encode() for i, ln in enumerate(lines) if der[48 * i:48 * i + 48] not in public]
+        out.append(der)
+        dump = openssl("pkey", "-in", path, "-text", "-noout").decode()
+        field = None
+        hexes = {}
+        for line in dump.splitlines():
+            if not line.startswith(" "):
+                field = line.rstrip(":").strip()
+                hexes[field] = ""
+            elif field is not None:
+                hexes[field] += line.strip().replace(":", "")
+        secret = hexes.get("priv") or hexes.get("privateExponent")
+        assert secret, "no secret field in:\n" + dump
+        out.append(bytes.fromhex(secret).lstrip(b"\0"))
+        return out
 
     # -- building ------------------------------------------------------
     def build(self):
@@ -382,7 +417,7 @@ class PKI:
             list(ex.map(self._genkey, order))
             list(ex.map(self._csr, self.certs.values()))
         for c in self.certs.values():
-            c.key_path = self._key_path(c.key)
+            c.key_path = self.key_file(c.key)
         for c in self._signing_order():
             self._sign(c)
         self._write_tree()
@@ -390,17 +425,17 @@ class PKI:
         self._write_extra()
         return self
 
-    def _key_path(self, name):
+    def key_file(self, name):
         return os.path.join(self.dir, "keys", name + ".key")
 
     def _genkey(self, k):
-        openssl("genpkey", *KEY_SPECS[k.kind], "-out", self._key_path(k.name))
+        openssl("genpkey", *KEY_SPECS[k.kind], "-out", self.key_file(k.name))
 
     def _is_sm2(self, key_name):
         return self.keys[key_name].kind == "sm2"
 
     def _csr(self, c):
-        args = ["req", "-new", "-key", self._key_path(c.key), "-subj", c.subject,
+        args = ["req", "-new", "-key", self.key_file(c.key), "-subj", c.subject,
                 "-out", os.path.join(self.dir, "csr", c.name + ".csr")]
         kind = self.keys[c.key].kind
         if kind == "sm2":
@@ -472,6 +507,7 @@ class PKI:
         c.fingerprint = hashlib.sha256(c.der).hexdigest()
         c.serial, spki = cert_der_fields(c.der)
         c.spki_sha256 = hashlib.sha256(spki).hexdigest()
+        c.ski = hashlib.sha1(spki_key_bits(spki)).hexdigest()   # "hash" method of RFC 5280
 
     def cert_path(self, name):
         return os.path.join(self.dir, "certs", name + ".pem")
@@ -483,7 +519,7 @@ class PKI:
             if fmt in ("pem", "key"):
                 text = "".join(self.certs[c].pem for c in certs)
                 for k in keys:
-                    with open(self._key_path(k)) as f:
+                    with open(self.key_file(k)) as f:
                         text += f.read()
                 with open(path, "w") as f:
                     f.write(text)
@@ -514,17 +550,17 @@ class PKI:
             f.write("not the password\n")
         self.p12_pw = os.path.join(p, "pw.p12")
         openssl("pkcs12", "-export", "-in", self.cert_path("p12pw"),
-                "-inkey", self._key_path("p12pw"), "-certfile", chain,
+                "-inkey", self.key_file("p12pw"), "-certfile", chain,
                 "-passout", "pass:" + P12_PASSWORD, "-out", self.p12_pw)
         self.p12_empty = os.path.join(p, "empty.p12")
         openssl("pkcs12", "-export", "-in", self.cert_path("p12empty"),
-                "-inkey", self._key_path("p12empty"), "-passout", "pass:",
+                "-inkey", self.key_file("p12empty"), "-passout", "pass:",
                 "-out", self.p12_empty)
 
     def _write_extra(self):
         e = os.path.join(self.dir, "extra")
         self.orphan_key = os.path.join(e, "orphan.key")
-        with open(self._key_path("orphan")) as src, open(self.orphan_key, "w") as f:
+        with open(self.key_file("orphan")) as src, open(self.orphan_key, "w") as f:
             f.write(src.read())
         self.crl_pem = os.path.join(e, "root.crl")
         openssl("ca", "-gencrl", "-batch", "-config", os.path.join(self._ca_dir, "ca.cnf"),
