@@ -1,0 +1,1584 @@
+/* The inventory store: the API of store.h and all of its SQL.
+ *
+ * Every statement is written once with '?' placeholders in portable SQL
+ * (ON CONFLICT, RETURNING, BIGINT unix seconds, hex text fingerprints) and
+ * run through a driver (store-int.h).  Where the dialects differ (BEGIN
+ * IMMEDIATE, collations, advisory locks) the choice is made here, next to
+ * the statement.  See docs/internals/store.md for the transaction,
+ * issuer-linking and event-chain rules. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+
+#include "aclm/buf.h"
+#include "aclm/err.h"
+#include "aclm/str.h"
+#include "aclm/timeutil.h"
+#include "store-int.h"
+
+#define ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
+#define EVENT_FIELD_MAX ((size_t)16 << 20)
+
+/* --- statements ------------------------------------------------------ */
+
+static const char SQL_BEGIN[] = "BEGIN";
+/* SQLite: take the write lock at once, so two writers never deadlock on
+ * the upgrade from a read lock, and event appenders are serialised. */
+static const char SQL_BEGIN_IMMEDIATE[] = "BEGIN IMMEDIATE";
+static const char SQL_COMMIT[] = "COMMIT";
+static const char SQL_ROLLBACK[] = "ROLLBACK";
+/* One name for every level: both backends resolve a savepoint name to the
+ * most recent savepoint of that name. */
+static const char SQL_SAVEPOINT[] = "SAVEPOINT aclm";
+static const char SQL_RELEASE[] = "RELEASE SAVEPOINT aclm";
+static const char SQL_ROLLBACK_TO[] = "ROLLBACK TO SAVEPOINT aclm";
+
+static const char SQL_INSERT_KEY[] =
+	"INSERT INTO keys (spki_sha256, key_type, key_bits, curve) VALUES (?, ?, ?, ?) "
+	"ON CONFLICT (spki_sha256) DO NOTHING";
+/* A self-signed certificate, as a condition on a certificates row; the same
+ * rule as is_self_signed() below. */
+#define SELF_SIGNED "(subject_hash = issuer_hash AND (aki IS NULL OR ski IS NULL OR aki = ski))"
+/* The id of the certificate being stored, by its fingerprint: statements
+ * queued behind its INSERT cannot be given the id itself. */
+#define NEW_CERT_ID "(SELECT id FROM certificates WHERE fingerprint = ?)"
+
+/* The issuer is chosen as the certificate is inserted: a stored certificate
+ * whose subject is this one's issuer name and, when both carry key
+ * identifiers, whose SKI is this one's AKI; a CA before a non-CA, then the
+ * lowest id.  A NULL issuer name (self-signed) finds none. */
+static const char SQL_INSERT_CERT[] =
+	"INSERT INTO certificates (fingerprint, key_id, subject, issuer, subject_cn, issuer_cn, "
+	"subject_hash, issuer_hash, serial, not_before, not_after, key_type, key_bits, curve, "
+	"sig_alg, level, is_ca, ski, aki, sans, created_at, issuer_id) "
+	"VALUES (?, (SELECT id FROM keys WHERE spki_sha256 = ?), "
+	"?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+	"(SELECT p.id FROM certificates p WHERE p.subject_hash = ? "
+	"AND (p.ski IS NULL OR p.ski = COALESCE(?, p.ski)) "
+	"ORDER BY p.is_ca DESC, p.id LIMIT 1)) "
+	"ON CONFLICT (fingerprint) DO NOTHING RETURNING id";
+static const char SQL_CERT_ID_BY_FINGERPRINT[] =
+	"SELECT id FROM certificates WHERE fingerprint = ?";
+static const char SQL_INSERT_DER[] =
+	"INSERT INTO certificate_der (cert_id, der) VALUES (" NEW_CERT_ID ", ?) "
+	"ON CONFLICT (cert_id) DO NOTHING";
+static const char SQL_INSERT_NAME[] =
+	"INSERT INTO cert_names (cert_id, name, type, parent) VALUES (" NEW_CERT_ID ", ?, ?, ?) "
+	"ON CONFLICT DO NOTHING";
+/* Stored certificates the new one issued, that have no issuer yet. */
+static const char SQL_LINK_CHILDREN[] =
+	"UPDATE certificates SET issuer_id = " NEW_CERT_ID " "
+	"WHERE issuer_hash = ? AND issuer_id IS NULL AND fingerprint <> ? AND NOT " SELF_SIGNED;
+static const char SQL_LINK_CHILDREN_BY_SKI[] =
+	"UPDATE certificates SET issuer_id = " NEW_CERT_ID " "
+	"WHERE issuer_hash = ? AND issuer_id IS NULL AND fingerprint <> ? "
+	"AND (aki IS NULL OR aki = ?) AND NOT " SELF_SIGNED;
+
+static const char SQL_PUT_PRIVATE_KEY[] =
+	"UPDATE keys SET private_key = ?, private_key_added_at = ? "
+	"WHERE spki_sha256 = ? AND private_key IS NULL RETURNING id";
+static const char SQL_KEY_ID[] = "SELECT id FROM keys WHERE spki_sha256 = ?";
+static const char SQL_GET_PRIVATE_KEY[] =
+	"SELECT private_key FROM keys WHERE spki_sha256 = ? AND private_key IS NOT NULL";
+
+static const char SQL_UPSERT_ENDPOINT[] =
+	"INSERT INTO endpoints (host, ip, port, sni, first_seen, last_seen) "
+	"VALUES (?, ?, ?, '', ?, ?) "
+	"ON CONFLICT (host, ip, port, sni) DO UPDATE SET "
+	"first_seen = CASE WHEN excluded.first_seen < endpoints.first_seen "
+	"THEN excluded.first_seen ELSE endpoints.first_seen END, "
+	"last_seen = CASE WHEN excluded.last_seen > endpoints.last_seen "
+	"THEN excluded.last_seen ELSE endpoints.last_seen END "
+	"RETURNING id";
+static const char SQL_INSERT_OBSERVATION[] =
+	"INSERT INTO observations (cert_id, endpoint_id, source, location, seen_at) "
+	"VALUES (?, ?, ?, ?, ?)";
+/* first_seen/last_seen live on the certificate row so that listings never
+ * aggregate observations. */
+static const char SQL_CERT_SEEN[] =
+	"UPDATE certificates SET "
+	"first_seen = CASE WHEN first_seen IS NULL OR first_seen > ? THEN ? ELSE first_seen END, "
+	"last_seen = CASE WHEN last_seen IS NULL OR last_seen < ? THEN ? ELSE last_seen END "
+	"WHERE id = ?";
+
+/* The row of struct aclm_cert_row, in its order (see read_cert_row).  The
+ * key columns are scalar subqueries rather than a join: PostgreSQL then
+ * looks each key up by its primary key instead of hashing all of keys
+ * (2x faster for 30,000 rows out of 1M); SQLite does the same either way. */
+#define CERT_SELECT \
+	"SELECT c.id, c.fingerprint, (SELECT k.spki_sha256 FROM keys k WHERE k.id = c.key_id), " \
+	"c.subject, c.issuer, c.subject_cn, c.issuer_cn, c.serial, c.not_before, c.not_after, " \
+	"c.key_type, c.key_bits, c.curve, c.sig_alg, c.level, c.sans, c.is_ca, c.issuer_id, " \
+	"(SELECT CASE WHEN k.private_key IS NULL THEN 0 ELSE 1 END FROM keys k " \
+	"WHERE k.id = c.key_id), c.first_seen, c.last_seen " \
+	"FROM certificates c"
+
+static const char SQL_GET_CERT[] = CERT_SELECT " WHERE c.id = ?";
+static const char SQL_SAME_KEY[] =
+	CERT_SELECT " WHERE c.key_id = (SELECT key_id FROM certificates WHERE id = ?) "
+	"AND c.id <> ? ORDER BY c.id";
+static const char SQL_CERT_EXISTS[] = "SELECT id FROM certificates WHERE id = ?";
+/* Prefix lookup as a range on the unique index: the first two fingerprints
+ * at or after the prefix tell "none", "one" and "several" apart. */
+static const char SQL_FIND_PREFIX[] =
+	"SELECT id, fingerprint FROM certificates WHERE fingerprint >= ? "
+	"ORDER BY fingerprint LIMIT 2";
+static const char SQL_GET_DER[] = "SELECT der FROM certificate_der WHERE cert_id = ?";
+static const char SQL_OBSERVATIONS[] =
+	"SELECT id, cert_id, source, location, seen_at FROM observations WHERE cert_id = ? "
+	"ORDER BY seen_at DESC, id DESC";
+
+static const char SQL_EVENTS_LOCK[] = "SELECT pg_advisory_xact_lock(" STORE_LOCK_EVENTS ")";
+static const char SQL_EVENT_TAIL[] = "SELECT id, hash FROM events ORDER BY id DESC LIMIT 1";
+static const char SQL_INSERT_EVENT[] =
+	"INSERT INTO events (id, at, type, subject, detail, prev_hash, hash) "
+	"VALUES (?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_EVENTS_ALL[] =
+	"SELECT id, at, type, subject, detail, prev_hash, hash FROM events ORDER BY id";
+
+static const char SQL_STATS[] =
+	"SELECT (SELECT COUNT(*) FROM certificates), (SELECT COUNT(*) FROM keys), "
+	"(SELECT COUNT(*) FROM keys WHERE private_key IS NOT NULL), "
+	"(SELECT COUNT(*) FROM observations), (SELECT COUNT(*) FROM endpoints), "
+	"(SELECT COUNT(*) FROM managed_certificates), (SELECT COUNT(*) FROM events)";
+
+/* --- names stored in the database (part of the schema) ---------------- */
+
+const char *aclm_source_name(enum aclm_source s)
+{
+	switch (s) {
+	case ACLM_SRC_IMPORT: return "import";
+	case ACLM_SRC_SCAN: return "scan";
+	case ACLM_SRC_ACME: return "acme";
+	case ACLM_SRC_CA: return "ca";
+	}
+	return NULL;
+}
+
+static const char *key_type_text(enum aclm_key_type t)
+{
+	switch (t) {
+	case ACLM_KEY_RSA: return "rsa";
+	case ACLM_KEY_EC: return "ec";
+	case ACLM_KEY_ED25519: return "ed25519";
+	case ACLM_KEY_ED448: return "ed448";
+	case ACLM_KEY_SM2: return "sm2";
+	case ACLM_KEY_DSA: return "dsa";
+	case ACLM_KEY_UNKNOWN: break;
+	}
+	return "unknown";
+}
+
+static const char *level_text(enum aclm_level l)
+{
+	switch (l) {
+	case ACLM_LEVEL_DV: return "dv";
+	case ACLM_LEVEL_OV: return "ov";
+	case ACLM_LEVEL_IV: return "iv";
+	case ACLM_LEVEL_EV: return "ev";
+	case ACLM_LEVEL_NONE: break;
+	}
+	return "";
+}
+
+static const char *san_type_text(enum aclm_san_type t)
+{
+	switch (t) {
+	case ACLM_SAN_DNS: return "DNS";
+	case ACLM_SAN_IP: return "IP";
+	case ACLM_SAN_EMAIL: return "email";
+	case ACLM_SAN_URI: return "URI";
+	}
+	return "other";
+}
+
+/* --- queries through the driver -------------------------------------- */
+
+int store_db_error(struct aclm_store *st, const char *what)
+{
+	/* Writes after this would not be in the caller's transaction. */
+	if (st->depth > 0 && !st->drv->in_transaction(st->conn))
+		st->aborted = true;
+	if (what != NULL)
+		return aclm_error(ACLM_ERR_DB, "%s: %s: %s", st->display, what,
+		                  st->drv->errmsg(st->conn));
+	return aclm_error(ACLM_ERR_DB, "%s: %s", st->display, st->drv->errmsg(st->conn));
+}
+
+static int bind_params(struct aclm_store *st, struct store_stmt *s,
+                       const struct store_param *p, size_t n)
+{
+	const struct store_driver *d = st->drv;
+	int rc = ACLM_OK;
+
+	for (size_t i = 0; i < n && rc == ACLM_OK; i++) {
+		int idx = (int)i + 1;
+		switch (p[i].type) {
+		case SP_INT: rc = d->bind_int64(s, idx, p[i].i); break;
+		case SP_TEXT: rc = d->bind_text(s, idx, p[i].s); break;
+		case SP_BLOB: rc = d->bind_blob(s, idx, p[i].p, p[i].len); break;
+		case SP_NULL: rc = d->bind_null(s, idx); break;
+		}
+	}
+	return rc != ACLM_OK ? store_db_error(st, NULL) : ACLM_OK;
+}
+
+/* Take sql's statement from the cache (cache: sql is static text), or
+ * prepare it for this one use. */
+static int query_open(struct aclm_store *st, struct store_query *q, const char *sql,
+                      const char *what, unsigned flags, const struct store_param *p,
+                      size_t n, bool cache)
+{
+	int slot = -1, rc;
+
+	q->stmt = NULL;
+	q->slot = -1;
+	q->what = what;
+	if (st->aborted)
+		return aclm_error(ACLM_ERR_DB, "%s: %s: the transaction was rolled back after an "
+		                  "earlier error; roll back to the outermost level", st->display, what);
+	if (cache) {
+		for (int i = 0; i < st->n_cached; i++) {
+			if (st->cache[i].sql == sql) {
+				slot = st->cache[i].in_use ? -1 : i;
+				goto found;
+			}
+		}
+		if (st->n_cached < STORE_CACHE_SLOTS) {
+			if (st->drv->prepare(st->conn, sql, what, flags | STORE_STMT_PERSISTENT,
+			                     &st->cache[st->n_cached].stmt) != ACLM_OK)
+				return store_db_error(st, NULL);
+			st->cache[st->n_cached].sql = sql;
+			slot = st->n_cached++;
+		}
+	}
+found:
+	/* slot < 0 also when the cached statement is in use already (a
+	 * callback re-entered the store): this use gets its own statement. */
+	if (slot >= 0) {
+		st->cache[slot].in_use = true;
+		q->stmt = st->cache[slot].stmt;
+		q->slot = slot;
+	} else if (st->drv->prepare(st->conn, sql, what, flags, &q->stmt) != ACLM_OK) {
+		return store_db_error(st, NULL);
+	}
+	if ((rc = bind_params(st, q->stmt, p, n)) != ACLM_OK)
+		store_query_close(st, q);
+	return rc;
+}
+
+int store_query_open(struct aclm_store *st, struct store_query *q, const char *sql,
+                     const char *what, unsigned flags, const struct store_param *p, size_t n)
+{
+	return query_open(st, q, sql, what, flags, p, n, true);
+}
+
+int store_query_step(struct aclm_store *st, struct store_query *q)
+{
+	int rc = st->drv->step(q->stmt);
+
+	return rc < 0 ? store_db_error(st, NULL) : rc;
+}
+
+void store_query_close(struct aclm_store *st, struct store_query *q)
+{
+	if (q->stmt == NULL)
+		return;
+	if (q->slot >= 0) {
+		st->drv->reset(q->stmt);
+		st->cache[q->slot].in_use = false;
+	} else {
+		st->drv->finalize(q->stmt);
+	}
+	q->stmt = NULL;
+	q->slot = -1;
+}
+
+int store_run(struct aclm_store *st, const char *sql, const char *what,
+              const struct store_param *p, size_t n)
+{
+	struct store_query q;
+	int rc;
+
+	if ((rc = store_query_open(st, &q, sql, what, 0, p, n)) != ACLM_OK)
+		return rc;
+	if (st->drv->run(q.stmt) != ACLM_OK)
+		rc = store_db_error(st, NULL);
+	store_query_close(st, &q);
+	return rc;
+}
+
+int store_int64(struct aclm_store *st, const char *sql, const char *what,
+                const struct store_param *p, size_t n, int64_t *out)
+{
+	struct store_query q;
+	int rc;
+
+	if ((rc = store_query_open(st, &q, sql, what, 0, p, n)) != ACLM_OK)
+		return rc;
+	rc = store_query_step(st, &q);
+	if (rc == 1)
+		*out = st->drv->column_int64(q.stmt, 0);
+	store_query_close(st, &q);
+	return rc;
+}
+
+int store_exec(struct aclm_store *st, const char *script, const char *what)
+{
+	if (st->aborted)
+		return aclm_error(ACLM_ERR_DB, "%s: %s: the transaction was rolled back after an "
+		                  "earlier error", st->display, what);
+	if (st->drv->exec(st->conn, script) != ACLM_OK)
+		return store_db_error(st, what);
+	return ACLM_OK;
+}
+
+/* Wait for deferred statements; their failure is reported as `what`'s. */
+static int sync_conn(struct aclm_store *st, const char *what)
+{
+	if (st->drv->sync(st->conn) != ACLM_OK)
+		return store_db_error(st, what);
+	return ACLM_OK;
+}
+
+/* --- opening ---------------------------------------------------------- */
+
+static const struct store_driver *driver_for(const char *url)
+{
+	if (aclm_str_has_prefix(url, "postgres://") || aclm_str_has_prefix(url, "postgresql://"))
+		return &store_postgres_driver;
+	return &store_sqlite_driver;
+}
+
+int aclm_store_open(const char *url, const struct aclm_store_opts *opts, struct aclm_store **out)
+{
+	struct aclm_store *st = NULL;
+	int rc;
+
+	*out = NULL;
+	if (url == NULL || *url == '\0')
+		return aclm_error(ACLM_ERR_USAGE, "no database URL (store.url or --db)");
+	st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return aclm_error(ACLM_ERR_NOMEM, "out of memory opening %s", url);
+	st->drv = driver_for(url);
+	if ((rc = st->drv->open(url, opts, &st->conn, &st->display)) != ACLM_OK) {
+		free(st);
+		return rc;
+	}
+	if (opts == NULL || !opts->no_migrate) {
+		if ((rc = aclm_store_migrate(st, NULL, NULL)) != ACLM_OK) {
+			aclm_store_close(st);
+			return rc;
+		}
+	}
+	*out = st;
+	return ACLM_OK;
+}
+
+void aclm_store_close(struct aclm_store *st)
+{
+	if (st == NULL)
+		return;
+	/* An open transaction is rolled back by closing the connection. */
+	for (int i = 0; i < st->n_cached; i++)
+		st->drv->finalize(st->cache[i].stmt);
+	st->drv->close(st->conn);
+	free(st->display);
+	free(st);
+}
+
+const char *aclm_store_backend(const struct aclm_store *st)
+{
+	return st->drv->name;
+}
+
+/* --- transactions ----------------------------------------------------- */
+
+/* The appenders' lock and the cached chain tail end with the level that
+ * took them; simplest correct rule: forget both on any rollback and at the
+ * end of the outer transaction. */
+static void forget_event_tail(struct aclm_store *st)
+{
+	st->events_locked = false;
+	st->tail_id = 0;
+	st->tail_hash[0] = '\0';
+}
+
+int aclm_store_begin(struct aclm_store *st)
+{
+	const char *sql;
+	int rc;
+
+	if (st->depth == 0) {
+		st->aborted = false;
+		sql = st->drv->dialect == STORE_SQLITE ? SQL_BEGIN_IMMEDIATE : SQL_BEGIN;
+		rc = store_run(st, sql, "begin transaction", NULL, 0);
+	} else {
+		rc = store_run(st, SQL_SAVEPOINT, "begin savepoint", NULL, 0);
+	}
+	if (rc == ACLM_OK)
+		st->depth++;
+	return rc;
+}
+
+/* Undo the innermost level.  Deferred statements are waited for first: a
+ * failed one would make the server skip the rollback. */
+static int rollback_level(struct aclm_store *st)
+{
+	int rc = ACLM_OK;
+
+	forget_event_tail(st);
+	st->drv->sync(st->conn);
+	if (st->depth == 1) {
+		st->depth = 0;
+		if (st->aborted) {
+			st->aborted = false;
+			/* SQLite may have ended it already; nothing to undo then. */
+			st->drv->exec(st->conn, SQL_ROLLBACK);
+			return ACLM_OK;
+		}
+		if ((rc = store_run(st, SQL_ROLLBACK, "roll back transaction", NULL, 0)) == ACLM_OK)
+			rc = sync_conn(st, "roll back transaction");
+		return rc;
+	}
+	st->depth--;
+	if (st->aborted)
+		return ACLM_OK;
+	if ((rc = store_run(st, SQL_ROLLBACK_TO, "roll back savepoint", NULL, 0)) == ACLM_OK &&
+	    (rc = store_run(st, SQL_RELEASE, "roll back savepoint", NULL, 0)) == ACLM_OK)
+		rc = sync_conn(st, "roll back savepoint");
+	if (rc != ACLM_OK)
+		st->aborted = true;  /* the savepoint is gone: so is the transaction */
+	return rc;
+}
+
+int aclm_store_rollback(struct aclm_store *st)
+{
+	if (st->depth == 0)
+		return aclm_error(ACLM_ERR_USAGE, "%s: rollback without a transaction", st->display);
+	return rollback_level(st);
+}
+
+int aclm_store_commit(struct aclm_store *st)
+{
+	char saved[1024];
+	int rc;
+
+	if (st->depth == 0)
+		return aclm_error(ACLM_ERR_USAGE, "%s: commit without a transaction", st->display);
+	if (st->aborted) {
+		rc = aclm_error(ACLM_ERR_DB, "%s: commit: the transaction was rolled back after an "
+		                "earlier error", st->display);
+		aclm_strlcpy(saved, aclm_errmsg(), sizeof(saved));
+		rollback_level(st);
+		return aclm_error(rc, "%s", saved);
+	}
+	/* A deferred statement that failed fails the commit of its level. */
+	if ((rc = sync_conn(st, "commit")) == ACLM_OK) {
+		if (st->depth == 1) {
+			if ((rc = store_run(st, SQL_COMMIT, "commit", NULL, 0)) == ACLM_OK)
+				rc = sync_conn(st, "commit");
+			if (rc == ACLM_OK) {
+				st->depth = 0;
+				forget_event_tail(st);
+				return ACLM_OK;
+			}
+		} else {
+			/* Nothing of this level is pending now.  The RELEASE may wait
+			 * for the next statement (postgres): it cannot fail on a
+			 * healthy transaction, and the outer COMMIT waits for it. */
+			if ((rc = store_run(st, SQL_RELEASE, "release savepoint", NULL, 0)) == ACLM_OK) {
+				st->depth--;
+				return ACLM_OK;
+			}
+		}
+	}
+	/* A failed commit undoes its level, as COMMIT does in SQL. */
+	aclm_strlcpy(saved, aclm_errmsg(), sizeof(saved));
+	rollback_level(st);
+	return aclm_error(rc, "%s", saved);
+}
+
+/* --- events ------------------------------------------------------------ */
+
+static int put_field(struct aclm_buf *b, const char *v)
+{
+	unsigned char len[4];
+	size_t n;
+
+	if (v == NULL) {
+		memset(len, 0xff, sizeof(len));
+		return aclm_buf_append(b, len, sizeof(len));
+	}
+	n = strlen(v);
+	if (n > EVENT_FIELD_MAX)
+		return aclm_error(ACLM_ERR_TOOBIG, "event field of %zu bytes (limit %zu)",
+		                  n, EVENT_FIELD_MAX);
+	len[0] = (unsigned char)(n >> 24);
+	len[1] = (unsigned char)(n >> 16);
+	len[2] = (unsigned char)(n >> 8);
+	len[3] = (unsigned char)n;
+	if (aclm_buf_append(b, len, sizeof(len)) != ACLM_OK)
+		return ACLM_ERR_NOMEM;
+	return aclm_buf_append(b, v, n);
+}
+
+/* hash = SHA-256 over the six fields, each as a 4-byte big-endian length
+ * and its bytes (FF FF FF FF alone for NULL); numbers as decimal text.
+ * The encoding is documented in docs/internals/store.md: keep both in step. */
+static int event_hash(const char *prev_hash, int64_t id, int64_t at, const char *type,
+                      const char *subject, const char *detail, char out[65])
+{
+	struct aclm_buf b;
+	unsigned char md[32];
+	char id_text[24], at_text[24];
+	int rc;
+
+	snprintf(id_text, sizeof(id_text), "%lld", (long long)id);
+	snprintf(at_text, sizeof(at_text), "%lld", (long long)at);
+	aclm_buf_init(&b, EVENT_FIELD_MAX * 4);
+	if ((rc = put_field(&b, prev_hash)) != ACLM_OK || (rc = put_field(&b, id_text)) != ACLM_OK ||
+	    (rc = put_field(&b, at_text)) != ACLM_OK || (rc = put_field(&b, type)) != ACLM_OK ||
+	    (rc = put_field(&b, subject)) != ACLM_OK || (rc = put_field(&b, detail)) != ACLM_OK)
+		goto out;
+	if (EVP_Digest(b.data, b.len, md, NULL, EVP_sha256(), NULL) != 1) {
+		rc = aclm_error_openssl(ACLM_ERR_CRYPTO, "SHA-256 of an event");
+		goto out;
+	}
+	aclm_hex_encode(md, sizeof(md), out);
+out:
+	aclm_buf_free(&b);
+	return rc;
+}
+
+/* Append inside the caller's transaction.  Appenders are serialised by the
+ * write lock (SQLite, BEGIN IMMEDIATE) or an advisory lock held to the end
+ * of the transaction (PostgreSQL); the tail is then cached until the
+ * transaction ends or a level rolls back. */
+static int append_event(struct aclm_store *st, const char *type, const char *subject,
+                        const char *detail)
+{
+	struct store_query q;
+	char hash[65];
+	int64_t id, at = aclm_now();
+	int rc;
+
+	if (!st->events_locked) {
+		if (st->drv->dialect == STORE_POSTGRES &&
+		    (rc = store_run(st, SQL_EVENTS_LOCK, "lock the event log", NULL, 0)) != ACLM_OK)
+			return rc;
+		if ((rc = store_query_open(st, &q, SQL_EVENT_TAIL, "read the event log tail", 0,
+		                           NULL, 0)) != ACLM_OK)
+			return rc;
+		rc = store_query_step(st, &q);
+		if (rc == 1) {
+			const char *h = st->drv->column_text(q.stmt, 1);
+			st->tail_id = st->drv->column_int64(q.stmt, 0);
+			aclm_strlcpy(st->tail_hash, h != NULL ? h : "", sizeof(st->tail_hash));
+		} else if (rc == 0) {
+			st->tail_id = 0;
+			aclm_strlcpy(st->tail_hash, ZERO_HASH, sizeof(st->tail_hash));
+		}
+		store_query_close(st, &q);
+		if (rc < 0)
+			return rc;
+		st->events_locked = true;
+	}
+	id = st->tail_id + 1;
+	if ((rc = event_hash(st->tail_hash, id, at, type, subject, detail, hash)) != ACLM_OK)
+		return rc;
+	{
+		const struct store_param p[] = {
+			SP_I(id), SP_I(at), SP_T(type), SP_T(subject), SP_T(detail),
+			SP_T(st->tail_hash), SP_T(hash),
+		};
+		if ((rc = store_run(st, SQL_INSERT_EVENT, "insert event", p, SP_COUNT(p))) != ACLM_OK)
+			return rc;
+	}
+	st->tail_id = id;
+	aclm_strlcpy(st->tail_hash, hash, sizeof(st->tail_hash));
+	return ACLM_OK;
+}
+
+int aclm_store_append_event(struct aclm_store *st, const char *type, const char *subject,
+                            const char *detail_json)
+{
+	int rc;
+
+	if (type == NULL || *type == '\0')
+		return aclm_error(ACLM_ERR_USAGE, "an event needs a type");
+	if ((rc = aclm_store_begin(st)) != ACLM_OK)
+		return rc;
+	if ((rc = append_event(st, type, subject, detail_json)) != ACLM_OK) {
+		aclm_store_rollback(st);
+		return rc;
+	}
+	return aclm_store_commit(st);
+}
+
+int aclm_store_verify_events(struct aclm_store *st, int64_t *n_events, int64_t *first_bad_id)
+{
+	const struct store_driver *d = st->drv;
+	struct store_query q;
+	char prev[65] = ZERO_HASH, hash[65];
+	int64_t n = 0, bad = 0;
+	int rc;
+
+	if ((rc = store_query_open(st, &q, SQL_EVENTS_ALL, "read the event log",
+	                           STORE_STMT_STREAM, NULL, 0)) != ACLM_OK)
+		return rc;
+	while ((rc = store_query_step(st, &q)) == 1) {
+		int64_t id = d->column_int64(q.stmt, 0);
+		const char *row_prev = d->column_text(q.stmt, 5);
+		const char *row_hash = d->column_text(q.stmt, 6);
+
+		n++;
+		if (bad == 0) {
+			rc = event_hash(row_prev != NULL ? row_prev : "", id, d->column_int64(q.stmt, 1),
+			                d->column_text(q.stmt, 2), d->column_text(q.stmt, 3),
+			                d->column_text(q.stmt, 4), hash);
+			if (rc != ACLM_OK)
+				break;
+			if (row_prev == NULL || row_hash == NULL || strcmp(row_prev, prev) != 0 ||
+			    strcmp(row_hash, hash) != 0)
+				bad = id;
+		}
+		aclm_strlcpy(prev, row_hash != NULL ? row_hash : "", sizeof(prev));
+	}
+	store_query_close(st, &q);
+	if (rc < 0)
+		return rc;
+	*n_events = n;
+	*first_bad_id = bad;
+	return ACLM_OK;
+}
+
+/* --- certificates ------------------------------------------------------ */
+
+/* Lower-case hex of exactly 64 digits, or false. */
+static bool hex64(const char *in, char out[65])
+{
+	size_t i;
+
+	for (i = 0; i < 64; i++) {
+		char ch = in[i];
+		if (ch >= 'A' && ch <= 'F')
+			ch = (char)(ch - 'A' + 'a');
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+			return false;
+		out[i] = ch;
+	}
+	out[64] = '\0';
+	return in[64] == '\0';
+}
+
+static bool is_ip(const char *s)
+{
+	unsigned char addr[16];
+
+	return inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1;
+}
+
+/* A CN worth searching by: a host name (or wildcard) with a dot, or an IP
+ * address; not "Example Root CA". */
+static bool cn_is_name(const char *cn)
+{
+	size_t n = strlen(cn);
+	bool dot = false;
+
+	if (n == 0 || n > 253)
+		return false;
+	if (is_ip(cn))
+		return true;
+	for (const char *p = cn; *p != '\0'; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch == '.')
+			dot = true;
+		else if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		           (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '*'))
+			return false;
+	}
+	return dot && cn[0] != '.' && cn[n - 1] != '.';
+}
+
+/* The name minus its first label ("a.b.example" -> "b.example"), or NULL. */
+static const char *parent_of(const char *name)
+{
+	const char *dot = strchr(name, '.');
+
+	return dot != NULL && dot[1] != '\0' ? dot + 1 : NULL;
+}
+
+/* The same rule as SELF_SIGNED in SQL. */
+static bool is_self_signed(const struct aclm_cert *c)
+{
+	return strcmp(c->subject_hash, c->issuer_hash) == 0 &&
+	       (c->aki_hex == NULL || c->ski_hex == NULL || strcmp(c->aki_hex, c->ski_hex) == 0);
+}
+
+static int sans_text(const struct aclm_cert *c, char **out)
+{
+	struct aclm_buf b;
+	int rc = ACLM_OK;
+
+	aclm_buf_init(&b, 0);
+	for (size_t i = 0; i < c->n_sans && rc == ACLM_OK; i++) {
+		if (c->sans[i].value == NULL)
+			continue;
+		rc = aclm_buf_printf(&b, "%s%s:%s", b.len > 0 ? "," : "",
+		                     san_type_text(c->sans[i].type), c->sans[i].value);
+	}
+	if (rc == ACLM_OK && (*out = aclm_buf_steal(&b, NULL)) == NULL)
+		rc = ACLM_ERR_NOMEM;
+	aclm_buf_free(&b);
+	return rc;
+}
+
+static int insert_name(struct aclm_store *st, const char *fp, const char *value,
+                       const char *type, bool has_parent)
+{
+	char *name = aclm_strdup(value);
+	int rc;
+
+	if (name == NULL)
+		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
+	aclm_str_lower(name);
+	{
+		const struct store_param p[] = {
+			SP_T(fp), SP_T(name), SP_T(type), SP_T(has_parent ? parent_of(name) : NULL),
+		};
+		rc = store_run(st, SQL_INSERT_NAME, "insert certificate name", p, SP_COUNT(p));
+	}
+	free(name);
+	return rc;
+}
+
+/* DNS, IP and email SANs, and the CN when it looks like a name that no SAN
+ * repeats. */
+static int insert_names(struct aclm_store *st, const char *fp, const struct aclm_cert *c)
+{
+	bool cn_seen = false;
+	int rc;
+
+	for (size_t i = 0; i < c->n_sans; i++) {
+		const struct aclm_san *s = &c->sans[i];
+		if (s->value == NULL || *s->value == '\0' || s->type == ACLM_SAN_URI)
+			continue;
+		if (c->subject_cn != NULL && strcasecmp(c->subject_cn, s->value) == 0)
+			cn_seen = true;
+		rc = insert_name(st, fp, s->value, san_type_text(s->type), s->type == ACLM_SAN_DNS);
+		if (rc != ACLM_OK)
+			return rc;
+	}
+	if (c->subject_cn != NULL && !cn_seen && cn_is_name(c->subject_cn))
+		return insert_name(st, fp, c->subject_cn, "CN", !is_ip(c->subject_cn));
+	return ACLM_OK;
+}
+
+/* Link the stored certificates this one issued (its own issuer was chosen
+ * by the INSERT). */
+static int link_children(struct aclm_store *st, const char *fp, const struct aclm_cert *c)
+{
+	if (c->subject_hash[0] == '\0')
+		return ACLM_OK;
+	if (c->ski_hex != NULL) {
+		const struct store_param p[] = {
+			SP_T(fp), SP_T(c->subject_hash), SP_T(fp), SP_T(c->ski_hex),
+		};
+		return store_run(st, SQL_LINK_CHILDREN_BY_SKI, "link issued certificates", p,
+		                 SP_COUNT(p));
+	} else {
+		const struct store_param p[] = { SP_T(fp), SP_T(c->subject_hash), SP_T(fp) };
+		return store_run(st, SQL_LINK_CHILDREN, "link issued certificates", p, SP_COUNT(p));
+	}
+}
+
+static int json_put_string(struct aclm_buf *b, const char *s)
+{
+	int rc = aclm_buf_putc(b, '"');
+
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0' && rc == ACLM_OK; p++) {
+		if (*p == '"' || *p == '\\')
+			rc = aclm_buf_printf(b, "\\%c", *p);
+		else if (*p < 0x20)
+			rc = aclm_buf_printf(b, "\\u%04x", *p);
+		else
+			rc = aclm_buf_putc(b, (char)*p);
+	}
+	return rc == ACLM_OK ? aclm_buf_putc(b, '"') : rc;
+}
+
+static int cert_added_event(struct aclm_store *st, const char *fingerprint,
+                            const struct aclm_cert *c)
+{
+	struct aclm_buf b;
+	int rc;
+
+	aclm_buf_init(&b, EVENT_FIELD_MAX);
+	if ((rc = aclm_buf_puts(&b, "{\"subject\":")) == ACLM_OK &&
+	    (rc = json_put_string(&b, c->subject != NULL ? c->subject : "")) == ACLM_OK &&
+	    (rc = aclm_buf_printf(&b, ",\"not_after\":%lld}", (long long)c->not_after)) == ACLM_OK)
+		rc = append_event(st, "cert.added", fingerprint, aclm_buf_cstr(&b));
+	aclm_buf_free(&b);
+	return rc;
+}
+
+static const char *text_or_empty(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+/* The certificate's INSERT is sent, then everything that follows a new
+ * certificate (names, links, the event) is queued behind it, and one step
+ * reads the INSERT's answer: one round trip on PostgreSQL.  When the
+ * certificate was stored already, that work is rolled back unseen. */
+int aclm_store_put_cert(struct aclm_store *st, const struct aclm_cert *c,
+                        int64_t *id, bool *is_new)
+{
+	struct store_query q = { .stmt = NULL, .slot = -1 };
+	char fp[65], spki[65];
+	char *sans = NULL;
+	int64_t cert_id = 0;
+	bool inserted = false;
+	int rc;
+
+	if (!hex64(c->fingerprint_hex, fp) || !hex64(c->spki_hex, spki))
+		return aclm_error(ACLM_ERR_USAGE, "certificate without a SHA-256 fingerprint "
+		                  "or SPKI hash: not stored");
+	if ((rc = sans_text(c, &sans)) != ACLM_OK)
+		return rc;
+	if ((rc = aclm_store_begin(st)) != ACLM_OK)
+		goto out;
+	{
+		const struct store_param p[] = {
+			SP_T(spki), SP_T(key_type_text(c->key_type)), SP_I(c->key_bits), SP_T(c->curve),
+		};
+		if ((rc = store_run(st, SQL_INSERT_KEY, "insert key", p, SP_COUNT(p))) != ACLM_OK)
+			goto fail;
+	}
+	{
+		const char *issuer = c->issuer_hash[0] != '\0' && !is_self_signed(c) ? c->issuer_hash
+		                                                                     : NULL;
+		const struct store_param p[] = {
+			SP_T(fp), SP_T(spki), SP_T(text_or_empty(c->subject)),
+			SP_T(text_or_empty(c->issuer)), SP_T(c->subject_cn), SP_T(c->issuer_cn),
+			SP_T(c->subject_hash), SP_T(c->issuer_hash), SP_T(text_or_empty(c->serial_hex)),
+			SP_I(c->not_before), SP_I(c->not_after), SP_T(key_type_text(c->key_type)),
+			SP_I(c->key_bits), SP_T(c->curve), SP_T(text_or_empty(c->sig_alg)),
+			SP_T(level_text(c->level)), SP_I(c->is_ca ? 1 : 0), SP_T(c->ski_hex),
+			SP_T(c->aki_hex), SP_T(sans), SP_I(aclm_now()),
+			SP_T(issuer), SP_T(c->aki_hex),
+		};
+		if ((rc = store_query_open(st, &q, SQL_INSERT_CERT, "insert certificate", 0,
+		                           p, SP_COUNT(p))) != ACLM_OK)
+			goto fail;
+	}
+	if (st->drv->send(q.stmt) != ACLM_OK) {
+		rc = store_db_error(st, NULL);
+		goto fail;
+	}
+	{
+		const struct store_param p[] = { SP_T(fp), SP_B(c->der, c->der_len) };
+		if ((rc = store_run(st, SQL_INSERT_DER, "insert certificate DER", p,
+		                    SP_COUNT(p))) != ACLM_OK)
+			goto fail;
+	}
+	if ((rc = insert_names(st, fp, c)) != ACLM_OK || (rc = link_children(st, fp, c)) != ACLM_OK ||
+	    (rc = cert_added_event(st, fp, c)) != ACLM_OK)
+		goto fail;
+	rc = store_query_step(st, &q);
+	if (rc == 1) {
+		cert_id = st->drv->column_int64(q.stmt, 0);
+		inserted = true;
+	}
+	store_query_close(st, &q);
+	if (rc < 0)
+		goto fail;
+	if (inserted) {
+		if ((rc = aclm_store_commit(st)) != ACLM_OK)
+			goto out;
+	} else {
+		const struct store_param p[] = { SP_T(fp) };
+		if ((rc = aclm_store_rollback(st)) != ACLM_OK)
+			goto out;
+		rc = store_int64(st, SQL_CERT_ID_BY_FINGERPRINT, "find certificate", p, 1, &cert_id);
+		if (rc == 0)
+			rc = aclm_error(ACLM_ERR_DB, "%s: certificate %s: not inserted, yet not found",
+			                st->display, fp);
+		if (rc < 0)
+			goto out;
+	}
+	*id = cert_id;
+	*is_new = inserted;
+	rc = ACLM_OK;
+	goto out;
+fail:
+	store_query_close(st, &q);
+	aclm_store_rollback(st);
+out:
+	free(sans);
+	return rc;
+}
+
+int aclm_store_put_private_key(struct aclm_store *st, const char spki_hex[65],
+                               const unsigned char *sealed, size_t sealed_len, bool *stored)
+{
+	char spki[65];
+	int64_t key_id;
+	int rc;
+
+	if (!hex64(spki_hex, spki))
+		return aclm_error(ACLM_ERR_USAGE, "'%.80s' is not a SPKI SHA-256 (64 hex digits)",
+		                  spki_hex);
+	{
+		const struct store_param p[] = { SP_B(sealed, sealed_len), SP_I(aclm_now()), SP_T(spki) };
+		rc = store_int64(st, SQL_PUT_PRIVATE_KEY, "store private key", p, SP_COUNT(p), &key_id);
+	}
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		*stored = true;
+		return ACLM_OK;
+	}
+	{
+		const struct store_param p[] = { SP_T(spki) };
+		rc = store_int64(st, SQL_KEY_ID, "find key", p, 1, &key_id);
+	}
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return aclm_error(ACLM_ERR_NOTFOUND, "no certificate with public key %s is in the "
+		                  "inventory: import the certificate first", spki);
+	*stored = false;
+	return ACLM_OK;
+}
+
+int aclm_store_get_private_key(struct aclm_store *st, const char spki_hex[65],
+                               unsigned char **sealed, size_t *sealed_len)
+{
+	struct store_query q;
+	const unsigned char *p;
+	char spki[65];
+	size_t len;
+	int rc;
+
+	if (!hex64(spki_hex, spki))
+		return aclm_error(ACLM_ERR_USAGE, "'%.80s' is not a SPKI SHA-256 (64 hex digits)",
+		                  spki_hex);
+	{
+		const struct store_param prm[] = { SP_T(spki) };
+		if ((rc = store_query_open(st, &q, SQL_GET_PRIVATE_KEY, "read private key", 0,
+		                           prm, 1)) != ACLM_OK)
+			return rc;
+	}
+	rc = store_query_step(st, &q);
+	if (rc == 0) {
+		rc = aclm_error(ACLM_ERR_NOTFOUND, "no private key for public key %s in the inventory",
+		                spki);
+	} else if (rc == 1) {
+		p = st->drv->column_blob(q.stmt, 0, &len);
+		*sealed = malloc(len > 0 ? len : 1);
+		if (*sealed == NULL) {
+			rc = aclm_error(ACLM_ERR_NOMEM, "out of memory");
+		} else {
+			if (len > 0)
+				memcpy(*sealed, p, len);
+			*sealed_len = len;
+			rc = ACLM_OK;
+		}
+	}
+	store_query_close(st, &q);
+	return rc;
+}
+
+/* "host:port" or "[v6]:port" into host or ip, and port; false when the
+ * location is not of that form. */
+static bool parse_endpoint(const char *loc, char *host, size_t host_size, bool *host_is_ip,
+                           int64_t *port)
+{
+	const char *colon, *start = loc, *end;
+
+	if (*loc == '[') {
+		start = loc + 1;
+		end = strchr(start, ']');
+		if (end == NULL || end[1] != ':')
+			return false;
+		colon = end + 1;
+	} else {
+		colon = strrchr(loc, ':');
+		if (colon == NULL || memchr(loc, ':', (size_t)(colon - loc)) != NULL)
+			return false;
+		end = colon;
+	}
+	if (end == start || (size_t)(end - start) >= host_size)
+		return false;
+	if (aclm_parse_int64(colon + 1, port) != ACLM_OK || *port < 1 || *port > 65535) {
+		aclm_error_clear();
+		return false;
+	}
+	memcpy(host, start, (size_t)(end - start));
+	host[end - start] = '\0';
+	aclm_str_lower(host);
+	*host_is_ip = is_ip(host);
+	return true;
+}
+
+int aclm_store_add_observation(struct aclm_store *st, int64_t cert_id,
+                               enum aclm_source source, const char *location, int64_t when)
+{
+	const char *src = aclm_source_name(source);
+	char host[256];
+	bool host_is_ip = false;
+	int64_t port = 0, endpoint_id = 0;
+	int rc;
+
+	if (src == NULL)
+		return aclm_error(ACLM_ERR_USAGE, "observation source %d is not one of import, scan, "
+		                  "acme, ca", (int)source);
+	if (location == NULL)
+		location = "";
+	if ((rc = aclm_store_begin(st)) != ACLM_OK)
+		return rc;
+	if (source == ACLM_SRC_SCAN &&
+	    parse_endpoint(location, host, sizeof(host), &host_is_ip, &port)) {
+		const struct store_param p[] = {
+			SP_T(host_is_ip ? "" : host), SP_T(host_is_ip ? host : ""), SP_I(port),
+			SP_I(when), SP_I(when),
+		};
+		rc = store_int64(st, SQL_UPSERT_ENDPOINT, "record endpoint", p, SP_COUNT(p),
+		                 &endpoint_id);
+		if (rc < 0)
+			goto fail;
+	}
+	{
+		const struct store_param p[] = {
+			SP_I(cert_id), endpoint_id != 0 ? (struct store_param)SP_I(endpoint_id)
+			                                : (struct store_param)SP_N(),
+			SP_T(src), SP_T(location), SP_I(when),
+		};
+		if ((rc = store_run(st, SQL_INSERT_OBSERVATION, "insert observation", p,
+		                    SP_COUNT(p))) != ACLM_OK)
+			goto fail;
+	}
+	{
+		const struct store_param p[] = {
+			SP_I(when), SP_I(when), SP_I(when), SP_I(when), SP_I(cert_id),
+		};
+		if ((rc = store_run(st, SQL_CERT_SEEN, "update first/last seen", p,
+		                    SP_COUNT(p))) != ACLM_OK)
+			goto fail;
+	}
+	if ((rc = aclm_store_commit(st)) != ACLM_OK)
+		return aclm_error_wrap(rc, "observation of certificate %lld", (long long)cert_id);
+	return ACLM_OK;
+fail:
+	aclm_store_rollback(st);
+	return aclm_error_wrap(rc, "observation of certificate %lld", (long long)cert_id);
+}
+
+/* --- listing ------------------------------------------------------------ */
+
+static void read_cert_row(struct aclm_store *st, struct store_stmt *s, struct aclm_cert_row *r)
+{
+	const struct store_driver *d = st->drv;
+	const char *level;
+
+	memset(r, 0, sizeof(*r));
+	r->id = d->column_int64(s, 0);
+	aclm_strlcpy(r->fingerprint, text_or_empty(d->column_text(s, 1)), sizeof(r->fingerprint));
+	aclm_strlcpy(r->spki, text_or_empty(d->column_text(s, 2)), sizeof(r->spki));
+	r->subject = text_or_empty(d->column_text(s, 3));
+	r->issuer = text_or_empty(d->column_text(s, 4));
+	r->subject_cn = d->column_text(s, 5);
+	r->issuer_cn = d->column_text(s, 6);
+	r->serial = text_or_empty(d->column_text(s, 7));
+	r->not_before = d->column_int64(s, 8);
+	r->not_after = d->column_int64(s, 9);
+	r->key_type = text_or_empty(d->column_text(s, 10));
+	r->key_bits = (int)d->column_int64(s, 11);
+	r->curve = d->column_text(s, 12);
+	r->sig_alg = text_or_empty(d->column_text(s, 13));
+	level = d->column_text(s, 14);
+	r->level = text_or_empty(level);
+	r->sans = text_or_empty(d->column_text(s, 15));
+	r->is_ca = d->column_int64(s, 16) != 0;
+	r->issuer_id = d->column_int64(s, 17);
+	r->has_private_key = d->column_int64(s, 18) != 0;
+	r->first_seen = d->column_int64(s, 19);
+	r->last_seen = d->column_int64(s, 20);
+}
+
+/* Rows of an open query to fn, until the end, an error or fn says stop. */
+static int each_cert_row(struct aclm_store *st, struct store_query *q, aclm_cert_row_fn fn,
+                         void *ctx, int64_t *n_rows)
+{
+	struct aclm_cert_row row;
+	int rc;
+
+	while ((rc = store_query_step(st, q)) == 1) {
+		read_cert_row(st, q->stmt, &row);
+		if (n_rows != NULL)
+			(*n_rows)++;
+		if ((rc = fn(ctx, &row)) != 0)
+			return rc;
+	}
+	return rc;
+}
+
+#define FILTER_MAX_PARAMS 16
+
+/* The WHERE clause of a listing, with its parameters. */
+struct filter_sql {
+	struct aclm_buf sql;
+	struct store_param p[FILTER_MAX_PARAMS];
+	size_t n;
+	char *owned[4];  /* strings the parameters point into */
+	size_t n_owned;
+};
+
+static void filter_free(struct filter_sql *w)
+{
+	aclm_buf_free(&w->sql);
+	for (size_t i = 0; i < w->n_owned; i++)
+		free(w->owned[i]);
+}
+
+static int cond(struct filter_sql *w, const char *text)
+{
+	return aclm_buf_printf(&w->sql, "%s%s", w->sql.len == 0 ? " WHERE " : " AND ", text);
+}
+
+static void param_int(struct filter_sql *w, int64_t v)
+{
+	w->p[w->n].type = SP_INT;
+	w->p[w->n].i = v;
+	w->n++;
+}
+
+static void param_text(struct filter_sql *w, const char *s)
+{
+	w->p[w->n].type = SP_TEXT;
+	w->p[w->n].s = s;
+	w->n++;
+}
+
+static char *own(struct filter_sql *w, char *s)
+{
+	if (s != NULL)
+		w->owned[w->n_owned++] = s;
+	return s;
+}
+
+/* "rsa", "rsa2048", "ec", "ecdsa", "ec256", "p256", "ed25519", ... */
+static int parse_key_filter(const char *s, const char **type, int64_t *bits)
+{
+	static const struct {
+		const char *prefix;
+		const char *type;
+		int64_t bits;
+	} names[] = {
+		{ "ecdsa", "ec", 0 }, { "ec", "ec", 0 }, { "rsa", "rsa", 0 }, { "dsa", "dsa", 0 },
+		{ "p256", "ec", 256 }, { "p384", "ec", 384 }, { "p521", "ec", 521 },
+		{ "ed25519", "ed25519", 0 }, { "ed448", "ed448", 0 }, { "sm2", "sm2", 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t n = strlen(names[i].prefix);
+		if (strncasecmp(s, names[i].prefix, n) != 0)
+			continue;
+		*type = names[i].type;
+		*bits = names[i].bits;
+		if (s[n] == '\0')
+			return ACLM_OK;
+		/* A size only after the families that have several. */
+		if (names[i].bits == 0 && (strcmp(names[i].type, "ec") == 0 ||
+		                           strcmp(names[i].type, "rsa") == 0 ||
+		                           strcmp(names[i].type, "dsa") == 0) &&
+		    s[n] >= '1' && s[n] <= '9' && aclm_parse_int64(s + n, bits) == ACLM_OK)
+			return ACLM_OK;
+	}
+	return aclm_error(ACLM_ERR_USAGE, "'%s' is not a key type (rsa, ec, ed25519, ed448, sm2, "
+	                  "dsa, or sized: rsa2048, ec256, p256, p384, p521)", s);
+}
+
+/* LOWER(issuer) LIKE '%needle%', with the needle's own % _ \ escaped. */
+static char *like_pattern(const char *needle)
+{
+	struct aclm_buf b;
+
+	aclm_buf_init(&b, 0);
+	aclm_buf_putc(&b, '%');
+	for (const char *p = needle; *p != '\0'; p++) {
+		char ch = *p;
+		if (ch == '%' || ch == '_' || ch == '\\')
+			aclm_buf_putc(&b, '\\');
+		if (ch >= 'A' && ch <= 'Z')
+			ch = (char)(ch - 'A' + 'a');
+		aclm_buf_putc(&b, ch);
+	}
+	aclm_buf_putc(&b, '%');
+	return aclm_buf_steal(&b, NULL);
+}
+
+/* Names match through cert_names, by index: "a.example.com" finds itself
+ * and "*.example.com"; "*.example.com" finds itself and every name one
+ * label under example.com (stored parent = "example.com"). */
+static int name_condition(struct filter_sql *w, const char *query)
+{
+	char *name = own(w, aclm_strdup(query)), *wild;
+	const char *parent;
+
+	if (name == NULL)
+		return ACLM_ERR_NOMEM;
+	aclm_str_lower(name);
+	if (aclm_str_has_prefix(name, "*.") && name[2] != '\0') {
+		param_text(w, name);
+		param_text(w, name + 2);
+		return cond(w, "c.id IN (SELECT cert_id FROM cert_names WHERE name = ? OR parent = ?)");
+	}
+	parent = parent_of(name);
+	if (parent == NULL || strchr(name, '@') != NULL || is_ip(name)) {
+		param_text(w, name);
+		return cond(w, "c.id IN (SELECT cert_id FROM cert_names WHERE name = ?)");
+	}
+	wild = own(w, malloc(strlen(parent) + 3));
+	if (wild == NULL)
+		return ACLM_ERR_NOMEM;
+	memcpy(wild, "*.", 2);
+	memcpy(wild + 2, parent, strlen(parent) + 1);
+	param_text(w, name);
+	param_text(w, wild);
+	return cond(w, "c.id IN (SELECT cert_id FROM cert_names WHERE name = ? OR name = ?)");
+}
+
+static int build_filter(const struct aclm_cert_filter *f, struct filter_sql *w)
+{
+	int rc = ACLM_OK;
+
+	memset(w, 0, sizeof(*w));
+	aclm_buf_init(&w->sql, 0);
+	if (f->expiring_within > 0) {
+		param_int(w, f->now);
+		param_int(w, f->now > INT64_MAX - f->expiring_within ? INT64_MAX
+		                                                     : f->now + f->expiring_within);
+		rc = cond(w, "c.not_after >= ? AND c.not_after < ?");
+	}
+	if (rc == ACLM_OK && f->expired) {
+		param_int(w, f->now);
+		rc = cond(w, "c.not_after < ?");
+	}
+	if (rc == ACLM_OK && f->valid) {
+		param_int(w, f->now);
+		param_int(w, f->now);
+		rc = cond(w, "c.not_before <= ? AND c.not_after >= ?");
+	}
+	if (rc == ACLM_OK && f->key_type != NULL && *f->key_type != '\0') {
+		const char *type = NULL;
+		int64_t bits = 0;
+		if ((rc = parse_key_filter(f->key_type, &type, &bits)) != ACLM_OK)
+			return rc;
+		param_text(w, type);
+		rc = cond(w, "c.key_type = ?");
+		if (rc == ACLM_OK && bits > 0) {
+			param_int(w, bits);
+			rc = cond(w, "c.key_bits = ?");
+		}
+	}
+	if (rc == ACLM_OK && f->issuer != NULL && *f->issuer != '\0') {
+		char *pat = own(w, like_pattern(f->issuer));
+		if (pat == NULL)
+			return aclm_error(ACLM_ERR_NOMEM, "out of memory");
+		param_text(w, pat);
+		rc = cond(w, "LOWER(c.issuer) LIKE ? ESCAPE '\\'");
+	}
+	if (rc == ACLM_OK && f->name != NULL && *f->name != '\0')
+		rc = name_condition(w, f->name);
+	if (rc == ACLM_OK && f->level != NULL && *f->level != '\0') {
+		param_text(w, f->level);
+		rc = cond(w, "c.level = ?");
+	}
+	if (rc == ACLM_OK && f->ca_only)
+		rc = cond(w, "c.is_ca = 1");
+	if (rc == ACLM_OK && f->leaf_only)
+		rc = cond(w, "c.is_ca = 0");
+	if (rc != ACLM_OK)
+		return aclm_error(rc, "out of memory building a query");
+	return ACLM_OK;
+}
+
+/* ORDER BY with the id as the last key, so both backends list ties in the
+ * same order; text in byte order (PostgreSQL: COLLATE "C", as SQLite's
+ * BINARY). */
+static int order_by(struct aclm_store *st, const struct aclm_cert_filter *f, struct aclm_buf *b)
+{
+	const char *dir = f->descending ? " DESC" : "";
+	const char *coll = st->drv->dialect == STORE_POSTGRES ? " COLLATE \"C\"" : "";
+
+	switch (f->sort) {
+	case ACLM_SORT_NOT_AFTER:
+		return aclm_buf_printf(b, " ORDER BY c.not_after%s, c.id%s", dir, dir);
+	case ACLM_SORT_NOT_BEFORE:
+		return aclm_buf_printf(b, " ORDER BY c.not_before%s, c.id%s", dir, dir);
+	case ACLM_SORT_SUBJECT:
+		return aclm_buf_printf(b, " ORDER BY c.subject%s%s, c.id%s", coll, dir, dir);
+	case ACLM_SORT_ISSUER:
+		return aclm_buf_printf(b, " ORDER BY c.issuer%s%s, c.id%s", coll, dir, dir);
+	case ACLM_SORT_KEY:
+		return aclm_buf_printf(b, " ORDER BY c.key_type%s%s, c.key_bits%s, c.id%s",
+		                       coll, dir, dir, dir);
+	case ACLM_SORT_ID:
+		return aclm_buf_printf(b, " ORDER BY c.id%s", dir);
+	}
+	return aclm_error(ACLM_ERR_USAGE, "unknown sort order %d", (int)f->sort);
+}
+
+int aclm_store_list_certs(struct aclm_store *st, const struct aclm_cert_filter *f,
+                          aclm_cert_row_fn fn, void *ctx)
+{
+	struct store_query q = { .stmt = NULL, .slot = -1 };
+	struct filter_sql w;
+	struct aclm_buf sql;
+	int rc;
+
+	if (f->limit < 0 || f->offset < 0)
+		return aclm_error(ACLM_ERR_USAGE, "limit and offset must not be negative");
+	aclm_buf_init(&sql, 0);
+	if ((rc = build_filter(f, &w)) != ACLM_OK)
+		goto out;
+	if ((rc = aclm_buf_puts(&sql, CERT_SELECT)) != ACLM_OK ||
+	    (rc = aclm_buf_puts(&sql, aclm_buf_cstr(&w.sql))) != ACLM_OK ||
+	    (rc = order_by(st, f, &sql)) != ACLM_OK)
+		goto out;
+	if (f->limit > 0 || f->offset > 0) {
+		/* Neither "LIMIT -1" nor "LIMIT ALL" is portable; INT64_MAX is. */
+		param_int(&w, f->limit > 0 ? f->limit : INT64_MAX);
+		param_int(&w, f->offset);
+		if ((rc = aclm_buf_puts(&sql, " LIMIT ? OFFSET ?")) != ACLM_OK)
+			goto out;
+	}
+	if ((rc = query_open(st, &q, aclm_buf_cstr(&sql), "list certificates", STORE_STMT_STREAM,
+	                     w.p, w.n, false)) != ACLM_OK)
+		goto out;
+	rc = each_cert_row(st, &q, fn, ctx, NULL);
+out:
+	store_query_close(st, &q);
+	filter_free(&w);
+	aclm_buf_free(&sql);
+	return rc;
+}
+
+int aclm_store_count_certs(struct aclm_store *st, const struct aclm_cert_filter *f,
+                           int64_t *count)
+{
+	struct store_query q = { .stmt = NULL, .slot = -1 };
+	struct filter_sql w;
+	struct aclm_buf sql;
+	int rc;
+
+	aclm_buf_init(&sql, 0);
+	if ((rc = build_filter(f, &w)) != ACLM_OK)
+		goto out;
+	if ((rc = aclm_buf_puts(&sql, "SELECT COUNT(*) FROM certificates c")) != ACLM_OK ||
+	    (rc = aclm_buf_puts(&sql, aclm_buf_cstr(&w.sql))) != ACLM_OK)
+		goto out;
+	if ((rc = query_open(st, &q, aclm_buf_cstr(&sql), "count certificates", 0, w.p, w.n,
+	                     false)) != ACLM_OK)
+		goto out;
+	if ((rc = store_query_step(st, &q)) == 1) {
+		*count = st->drv->column_int64(q.stmt, 0);
+		rc = ACLM_OK;
+	} else if (rc == 0) {
+		rc = aclm_error(ACLM_ERR_DB, "%s: count certificates: no result", st->display);
+	}
+out:
+	store_query_close(st, &q);
+	filter_free(&w);
+	aclm_buf_free(&sql);
+	return rc;
+}
+
+/* --- single certificates ----------------------------------------------- */
+
+static int find_by_id(struct aclm_store *st, const char *ref, int64_t *id)
+{
+	int64_t v;
+	int rc;
+
+	if (aclm_parse_int64(ref, &v) != ACLM_OK)
+		return aclm_error(ACLM_ERR_USAGE, "'%s' is not a certificate id", ref);
+	{
+		const struct store_param p[] = { SP_I(v) };
+		rc = store_int64(st, SQL_CERT_EXISTS, "find certificate", p, 1, id);
+	}
+	if (rc == 0)
+		return aclm_error(ACLM_ERR_NOTFOUND, "no certificate with id %s", ref);
+	return rc < 0 ? rc : ACLM_OK;
+}
+
+int aclm_store_find_cert(struct aclm_store *st, const char *ref, int64_t *id)
+{
+	struct store_query q = { .stmt = NULL, .slot = -1 };
+	char prefix[65];
+	size_t n = 0;
+	int64_t first = 0;
+	int rc, found = 0;
+
+	if (ref == NULL || *ref == '\0')
+		return aclm_error(ACLM_ERR_USAGE, "no certificate given (an id or a fingerprint)");
+	if (strspn(ref, "0123456789") == strlen(ref))
+		return find_by_id(st, ref, id);
+	for (const char *p = ref; *p != '\0'; p++) {
+		char ch = *p;
+		if (ch == ':')
+			continue;
+		if (ch >= 'A' && ch <= 'F')
+			ch = (char)(ch - 'A' + 'a');
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')) || n == 64)
+			return aclm_error(ACLM_ERR_USAGE, "'%s' is neither a certificate id nor a "
+			                  "SHA-256 fingerprint (prefix)", ref);
+		prefix[n++] = ch;
+	}
+	prefix[n] = '\0';
+	if (n < 8)
+		return aclm_error(ACLM_ERR_USAGE, "'%s': a fingerprint prefix needs at least 8 hex "
+		                  "digits", ref);
+	{
+		const struct store_param p[] = { SP_T(prefix) };
+		if ((rc = store_query_open(st, &q, SQL_FIND_PREFIX, "find certificate", 0,
+		                           p, 1)) != ACLM_OK)
+			return rc;
+	}
+	while ((rc = store_query_step(st, &q)) == 1) {
+		const char *fp = st->drv->column_text(q.stmt, 1);
+		if (fp == NULL || strncmp(fp, prefix, n) != 0)
+			break;
+		if (found++ == 0)
+			first = st->drv->column_int64(q.stmt, 0);
+	}
+	store_query_close(st, &q);
+	if (rc < 0)
+		return rc;
+	if (found == 0)
+		return aclm_error(ACLM_ERR_NOTFOUND, "no certificate with fingerprint %s%s", prefix,
+		                  n < 64 ? "..." : "");
+	if (found > 1)
+		return aclm_error(ACLM_ERR_AMBIGUOUS, "fingerprint prefix %s matches several "
+		                  "certificates: give more digits", prefix);
+	*id = first;
+	return ACLM_OK;
+}
+
+int aclm_store_get_cert(struct aclm_store *st, int64_t id, aclm_cert_row_fn fn, void *ctx)
+{
+	const struct store_param p[] = { SP_I(id) };
+	struct store_query q;
+	int64_t n = 0;
+	int rc;
+
+	if ((rc = store_query_open(st, &q, SQL_GET_CERT, "read certificate", 0, p, 1)) != ACLM_OK)
+		return rc;
+	rc = each_cert_row(st, &q, fn, ctx, &n);
+	store_query_close(st, &q);
+	if (rc == ACLM_OK && n == 0)
+		return aclm_error(ACLM_ERR_NOTFOUND, "no certificate with id %lld", (long long)id);
+	return rc;
+}
+
+int aclm_store_get_cert_der(struct aclm_store *st, int64_t id, unsigned char **der,
+                            size_t *der_len)
+{
+	const struct store_param p[] = { SP_I(id) };
+	struct store_query q;
+	const unsigned char *v;
+	size_t len;
+	int rc;
+
+	if ((rc = store_query_open(st, &q, SQL_GET_DER, "read certificate", 0, p, 1)) != ACLM_OK)
+		return rc;
+	rc = store_query_step(st, &q);
+	if (rc == 0) {
+		rc = aclm_error(ACLM_ERR_NOTFOUND, "no certificate with id %lld", (long long)id);
+	} else if (rc == 1) {
+		v = st->drv->column_blob(q.stmt, 0, &len);
+		*der = malloc(len > 0 ? len : 1);
+		if (*der == NULL) {
+			rc = aclm_error(ACLM_ERR_NOMEM, "out of memory");
+		} else {
+			if (len > 0)
+				memcpy(*der, v, len);
+			*der_len = len;
+			rc = ACLM_OK;
+		}
+	}
+	store_query_close(st, &q);
+	return rc;
+}
+
+int aclm_store_list_observations(struct aclm_store *st, int64_t cert_id,
+                                 aclm_observation_fn fn, void *ctx)
+{
+	const struct store_driver *d = st->drv;
+	const struct store_param p[] = { SP_I(cert_id) };
+	struct aclm_observation_row row;
+	struct store_query q;
+	int rc;
+
+	if ((rc = store_query_open(st, &q, SQL_OBSERVATIONS, "list observations", 0,
+	                           p, 1)) != ACLM_OK)
+		return rc;
+	while ((rc = store_query_step(st, &q)) == 1) {
+		row.id = d->column_int64(q.stmt, 0);
+		row.cert_id = d->column_int64(q.stmt, 1);
+		row.source = text_or_empty(d->column_text(q.stmt, 2));
+		row.location = text_or_empty(d->column_text(q.stmt, 3));
+		row.seen_at = d->column_int64(q.stmt, 4);
+		if ((rc = fn(ctx, &row)) != 0)
+			break;
+	}
+	store_query_close(st, &q);
+	return rc;
+}
+
+int aclm_store_list_same_key(struct aclm_store *st, int64_t cert_id, aclm_cert_row_fn fn,
+                             void *ctx)
+{
+	const struct store_param p[] = { SP_I(cert_id), SP_I(cert_id) };
+	struct store_query q;
+	int rc;
+
+	if ((rc = store_query_open(st, &q, SQL_SAME_KEY, "list certificates with the same key", 0,
+	                           p, SP_COUNT(p))) != ACLM_OK)
+		return rc;
+	rc = each_cert_row(st, &q, fn, ctx, NULL);
+	store_query_close(st, &q);
+	return rc;
+}
+
+int aclm_store_stats(struct aclm_store *st, struct aclm_store_stats *out)
+{
+	const struct store_driver *d = st->drv;
+	struct store_query q;
+	int rc;
+
+	if ((rc = store_query_open(st, &q, SQL_STATS, "count rows", 0, NULL, 0)) != ACLM_OK)
+		return rc;
+	if ((rc = store_query_step(st, &q)) == 1) {
+		out->certificates = d->column_int64(q.stmt, 0);
+		out->keys = d->column_int64(q.stmt, 1);
+		out->private_keys = d->column_int64(q.stmt, 2);
+		out->observations = d->column_int64(q.stmt, 3);
+		out->endpoints = d->column_int64(q.stmt, 4);
+		out->managed = d->column_int64(q.stmt, 5);
+		out->events = d->column_int64(q.stmt, 6);
+		rc = ACLM_OK;
+	} else if (rc == 0) {
+		rc = aclm_error(ACLM_ERR_DB, "%s: count rows: no result", st->display);
+	}
+	store_query_close(st, &q);
+	return rc;
+}
