@@ -38,8 +38,10 @@ static const char SQL_RELEASE[] = "RELEASE SAVEPOINT aclm";
 static const char SQL_ROLLBACK_TO[] = "ROLLBACK TO SAVEPOINT aclm";
 
 static const char SQL_INSERT_KEY[] =
-	"INSERT INTO keys (spki_sha256, key_type, key_bits, curve) VALUES (?, ?, ?, ?) "
-	"ON CONFLICT (spki_sha256) DO NOTHING";
+	"INSERT INTO keys (spki_sha256, key_type, key_bits, curve) "
+	"SELECT ?, ?, CAST(? AS INTEGER), ? "
+	"WHERE NOT EXISTS (SELECT 1 FROM keys WHERE spki_sha256 = ?) "
+	"ON CONFLICT (spki_sha256) DO NOTHING";  /* as SQL_INSERT_CERT, below */
 /* A self-signed certificate, as a condition on a certificates row; the same
  * rule as is_self_signed() below. */
 #define SELF_SIGNED "(subject_hash = issuer_hash AND (aki IS NULL OR ski IS NULL OR aki = ski))"
@@ -51,15 +53,23 @@ static const char SQL_INSERT_KEY[] =
  * whose subject is this one's issuer name and, when both carry key
  * identifiers, whose SKI is this one's AKI; a CA before a non-CA, then the
  * lowest id.  A NULL issuer name (self-signed) finds none. */
+/* INSERT ... SELECT ... WHERE NOT EXISTS rather than VALUES: PostgreSQL
+ * draws a sequence value for every VALUES row, even one that ON CONFLICT
+ * then drops, so re-importing would leave holes and the ids users type
+ * would differ between backends.  The integer columns are cast because a
+ * bare parameter in a SELECT list is typed text on PostgreSQL.  ON CONFLICT
+ * stays for a concurrent writer. */
 static const char SQL_INSERT_CERT[] =
 	"INSERT INTO certificates (fingerprint, key_id, subject, issuer, subject_cn, issuer_cn, "
 	"subject_hash, issuer_hash, serial, not_before, not_after, key_type, key_bits, curve, "
 	"sig_alg, level, is_ca, ski, aki, sans, created_at, issuer_id) "
-	"VALUES (?, (SELECT id FROM keys WHERE spki_sha256 = ?), "
-	"?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+	"SELECT ?, (SELECT id FROM keys WHERE spki_sha256 = ?), "
+	"?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), ?, CAST(? AS INTEGER), ?, ?, ?, "
+	"CAST(? AS INTEGER), ?, ?, ?, CAST(? AS BIGINT), "
 	"(SELECT p.id FROM certificates p WHERE p.subject_hash = ? "
 	"AND (p.ski IS NULL OR p.ski = COALESCE(?, p.ski)) "
-	"ORDER BY p.is_ca DESC, p.id LIMIT 1)) "
+	"ORDER BY p.is_ca DESC, p.id LIMIT 1) "
+	"WHERE NOT EXISTS (SELECT 1 FROM certificates WHERE fingerprint = ?) "
 	"ON CONFLICT (fingerprint) DO NOTHING RETURNING id";
 static const char SQL_CERT_ID_BY_FINGERPRINT[] =
 	"SELECT id FROM certificates WHERE fingerprint = ?";
@@ -758,8 +768,9 @@ static int insert_name(struct aclm_store *st, const char *fp, const char *value,
 	return rc;
 }
 
-/* DNS, IP and email SANs, and the CN when it looks like a name that no SAN
- * repeats. */
+/* DNS, IP and email SANs, and the CN when no SAN repeats it: a CN that is
+ * not a host name ("Example Root CA") is still found by its exact text, but
+ * has no parent, so no wildcard query reaches it. */
 static int insert_names(struct aclm_store *st, const char *fp, const struct aclm_cert *c)
 {
 	bool cn_seen = false;
@@ -775,8 +786,9 @@ static int insert_names(struct aclm_store *st, const char *fp, const struct aclm
 		if (rc != ACLM_OK)
 			return rc;
 	}
-	if (c->subject_cn != NULL && !cn_seen && cn_is_name(c->subject_cn))
-		return insert_name(st, fp, c->subject_cn, "CN", !is_ip(c->subject_cn));
+	if (c->subject_cn != NULL && *c->subject_cn != '\0' && !cn_seen)
+		return insert_name(st, fp, c->subject_cn, "CN",
+		                   cn_is_name(c->subject_cn) && !is_ip(c->subject_cn));
 	return ACLM_OK;
 }
 
@@ -857,6 +869,7 @@ int aclm_store_put_cert(struct aclm_store *st, const struct aclm_cert *c,
 	{
 		const struct store_param p[] = {
 			SP_T(spki), SP_T(key_type_text(c->key_type)), SP_I(c->key_bits), SP_T(c->curve),
+			SP_T(spki),
 		};
 		if ((rc = store_run(st, SQL_INSERT_KEY, "insert key", p, SP_COUNT(p))) != ACLM_OK)
 			goto fail;
@@ -872,7 +885,7 @@ int aclm_store_put_cert(struct aclm_store *st, const struct aclm_cert *c,
 			SP_I(c->key_bits), SP_T(c->curve), SP_T(text_or_empty(c->sig_alg)),
 			SP_T(level_text(c->level)), SP_I(c->is_ca ? 1 : 0), SP_T(c->ski_hex),
 			SP_T(c->aki_hex), SP_T(sans), SP_I(aclm_now()),
-			SP_T(issuer), SP_T(c->aki_hex),
+			SP_T(issuer), SP_T(c->aki_hex), SP_T(fp),
 		};
 		if ((rc = store_query_open(st, &q, SQL_INSERT_CERT, "insert certificate", 0,
 		                           p, SP_COUNT(p))) != ACLM_OK)
