@@ -809,7 +809,8 @@ static void test_list_filters(void **state)
 	LIST("3", f.name = "b.other.org");            /* CN, not repeated by a SAN */
 	LIST("3", f.name = "admin@other.org");
 	LIST("1", f.name = "192.0.2.1");
-	LIST("", f.name = "Example CA");              /* a CN that is no name */
+	LIST("4", f.name = "Example CA");             /* a CN that is no name: exact text */
+	LIST("", f.name = "*.Example CA");
 	LIST("1", f.level = "dv");
 	LIST("2", f.level = "ov");
 	LIST("4", f.ca_only = true);
