@@ -187,6 +187,16 @@ int aclm_store_schema_version(struct aclm_store *st, int *version)
 	return ACLM_OK;
 }
 
+/* The first migration above version v.  migrations[] is in increasing
+ * version order (aclm_store_migrate checks it); numbers are normally 1..N. */
+static const struct migration *next_migration(int v)
+{
+	for (size_t i = 0; i < N_MIGRATIONS; i++)
+		if (migrations[i].version > v)
+			return &migrations[i];
+	return &migrations[N_MIGRATIONS - 1];  /* not reached: v < code version */
+}
+
 static int too_new(struct aclm_store *st, int version)
 {
 	return aclm_error(ACLM_ERR_VERSION, "%s: database schema version %d is newer than this "
@@ -254,7 +264,7 @@ static int migrate_step(struct aclm_store *st, int *seen, int *version)
 		rc = aclm_store_commit(st);  /* another process was first */
 		goto out;
 	}
-	m = &migrations[v];  /* versions are 1..N in order */
+	m = next_migration((int)v);
 	if ((rc = expand(st, m, &script)) != ACLM_OK)
 		goto fail;
 	if ((rc = store_exec(st, aclm_buf_cstr(&script), "apply migration")) != ACLM_OK) {
@@ -290,6 +300,12 @@ int aclm_store_migrate(struct aclm_store *st, int *from, int *to)
 	if (st->depth != 0)
 		return aclm_error(ACLM_ERR_USAGE, "%s: cannot migrate inside a transaction",
 		                  st->display);
+	for (size_t i = 1; i < N_MIGRATIONS; i++)
+		if (migrations[i].version <= migrations[i - 1].version)
+			return aclm_error(ACLM_ERR_DB, "migration %d (%s) is listed after migration %d: "
+			                  "migrations[] must be in increasing order",
+			                  migrations[i].version, migrations[i].name,
+			                  migrations[i - 1].version);
 	/* Without the lock first: the common case is "up to date". */
 	if ((rc = aclm_store_schema_version(st, &v)) != ACLM_OK)
 		return rc;
