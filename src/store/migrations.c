@@ -142,8 +142,104 @@ static const char schema_1[] =
 	" hash TEXT NOT NULL"
 	");";
 
+/* The management server: people, API tokens, login sessions, persistent
+ * jobs of the scheduler, alerting, and the nodes of a cluster.  Secrets are
+ * stored only as hashes (argon2id for passwords, SHA-256 for random tokens). */
+static const char schema_server[] =
+	"CREATE TABLE users ("
+	" id @ID@,"
+	" name TEXT NOT NULL UNIQUE,"
+	" password_hash TEXT NOT NULL,"         /* argon2id encoded string */
+	" role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'auditor', 'viewer')),"
+	" failed_logins INTEGER NOT NULL DEFAULT 0,"
+	" locked_until BIGINT NOT NULL DEFAULT 0,"
+	" created_at BIGINT NOT NULL,"
+	" updated_at BIGINT NOT NULL"
+	");"
+	"CREATE TABLE api_tokens ("
+	" id @ID@,"
+	" user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+	" name TEXT NOT NULL,"
+	" lookup TEXT NOT NULL UNIQUE,"         /* public part of the token */
+	" secret_hash TEXT NOT NULL,"           /* SHA-256 of the secret part, hex */
+	" role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'auditor', 'viewer')),"
+	" expires_at BIGINT NOT NULL DEFAULT 0,"  /* 0: never */
+	" revoked_at BIGINT NOT NULL DEFAULT 0,"
+	" last_used_at BIGINT NOT NULL DEFAULT 0,"
+	" created_at BIGINT NOT NULL"
+	");"
+	"CREATE TABLE sessions ("
+	" id @ID@,"
+	" secret_hash TEXT NOT NULL UNIQUE,"    /* SHA-256 of the cookie value, hex */
+	" csrf_hash TEXT NOT NULL,"             /* SHA-256 of the CSRF token, hex */
+	" user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+	" created_at BIGINT NOT NULL,"
+	" expires_at BIGINT NOT NULL,"
+	" last_seen BIGINT NOT NULL"
+	");"
+	"CREATE INDEX sessions_expires_at ON sessions (expires_at);"
+	/* Scheduler: one row per pending or finished job; a job is taken by
+	 * setting owner/lease_until, so a crashed node's jobs come back. */
+	"CREATE TABLE jobs ("
+	" id @ID@,"
+	" kind TEXT NOT NULL,"                  /* 'renew', 'rescan', 'expiry-check', ... */
+	" subject TEXT NOT NULL DEFAULT '',"    /* what the job is about (a managed cert id) */
+	" state TEXT NOT NULL DEFAULT 'pending' "
+	"  CHECK (state IN ('pending', 'running', 'done', 'failed')),"
+	" run_at BIGINT NOT NULL,"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" last_error TEXT,"
+	" owner TEXT,"
+	" lease_until BIGINT NOT NULL DEFAULT 0,"
+	" created_at BIGINT NOT NULL,"
+	" updated_at BIGINT NOT NULL"
+	");"
+	"CREATE INDEX jobs_due ON jobs (state, run_at);"
+	"CREATE UNIQUE INDEX jobs_one_open ON jobs (kind, subject) WHERE state IN ('pending', 'running');"
+	"CREATE TABLE alert_channels ("
+	" id @ID@,"
+	" name TEXT NOT NULL UNIQUE,"
+	" kind TEXT NOT NULL CHECK (kind IN ('email', 'webhook', 'slack', 'dingtalk', 'wecom', 'feishu')),"
+	" config TEXT NOT NULL DEFAULT '{}',"   /* JSON: url, to, secret reference, ... */
+	" created_at BIGINT NOT NULL"
+	");"
+	"CREATE TABLE alert_rules ("
+	" id @ID@,"
+	" name TEXT NOT NULL UNIQUE,"
+	" kind TEXT NOT NULL,"                  /* 'expiry', 'renewal-failed', 'cert-changed', ... */
+	" params TEXT NOT NULL DEFAULT '{}',"   /* JSON, e.g. {\"days\": [30, 14, 7, 1]} */
+	" channel_id BIGINT REFERENCES alert_channels (id) ON DELETE SET NULL,"
+	" renotify_seconds BIGINT NOT NULL DEFAULT 86400,"
+	" enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),"
+	" created_at BIGINT NOT NULL"
+	");"
+	"CREATE TABLE alerts ("
+	" id @ID@,"
+	" rule_id BIGINT REFERENCES alert_rules (id) ON DELETE SET NULL,"
+	" dedup_key TEXT NOT NULL,"             /* rule + target + threshold */
+	" subject TEXT NOT NULL,"
+	" message TEXT NOT NULL,"
+	" state TEXT NOT NULL DEFAULT 'pending' "
+	"  CHECK (state IN ('pending', 'sent', 'failed')),"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" last_error TEXT,"
+	" next_attempt_at BIGINT NOT NULL DEFAULT 0,"
+	" created_at BIGINT NOT NULL,"
+	" sent_at BIGINT NOT NULL DEFAULT 0"
+	");"
+	"CREATE INDEX alerts_dedup ON alerts (dedup_key, created_at);"
+	"CREATE TABLE nodes ("
+	" id @ID@,"
+	" name TEXT NOT NULL UNIQUE,"
+	" kind TEXT NOT NULL,"                  /* 'server', 'gateway' */
+	" address TEXT NOT NULL DEFAULT '',"
+	" version TEXT NOT NULL DEFAULT '',"
+	" last_seen BIGINT NOT NULL"
+	");";
+
 static const struct migration migrations[] = {
 	{ 1, "initial schema", schema_1, NULL, NULL },
+	{ 4, "server", schema_server, NULL, NULL },
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

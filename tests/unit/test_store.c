@@ -365,8 +365,10 @@ static void test_migrate_fresh(void **state)
 		assert_int_equal(v, aclm_store_code_version());
 		aclm_store_close(st);
 	}
-	assert_int_equal(raw_int("SELECT COUNT(*) FROM schema_migrations"),
+	assert_int_equal(raw_int("SELECT MAX(version) FROM schema_migrations"),
 	                 aclm_store_code_version());
+	assert_int_equal(raw_int("SELECT COUNT(DISTINCT version) FROM schema_migrations"),
+	                 raw_int("SELECT COUNT(*) FROM schema_migrations"));
 }
 
 static void test_reopen_no_remigration(void **state)
@@ -381,8 +383,10 @@ static void test_reopen_no_remigration(void **state)
 	assert_int_equal(from, aclm_store_code_version());
 	assert_int_equal(to, aclm_store_code_version());
 	aclm_store_close(st);
-	assert_int_equal(raw_int("SELECT COUNT(*) FROM schema_migrations"),
+	assert_int_equal(raw_int("SELECT MAX(version) FROM schema_migrations"),
 	                 aclm_store_code_version());
+	assert_int_equal(raw_int("SELECT COUNT(DISTINCT version) FROM schema_migrations"),
+	                 raw_int("SELECT COUNT(*) FROM schema_migrations"));
 }
 
 static void test_no_migrate_then_migrate(void **state)
@@ -451,8 +455,10 @@ static void test_concurrent_first_open(void **state)
 		assert_true(WIFEXITED(status));
 		assert_int_equal(WEXITSTATUS(status), 0);
 	}
-	assert_int_equal(raw_int("SELECT COUNT(*) FROM schema_migrations"),
+	assert_int_equal(raw_int("SELECT MAX(version) FROM schema_migrations"),
 	                 aclm_store_code_version());
+	assert_int_equal(raw_int("SELECT COUNT(DISTINCT version) FROM schema_migrations"),
+	                 raw_int("SELECT COUNT(*) FROM schema_migrations"));
 }
 
 static void test_put_twice(void **state)
