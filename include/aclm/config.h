@@ -37,6 +37,20 @@ const char *aclm_config_str_any(const struct aclm_config *cfg, const char *key);
 /* A list value: YAML sequence, or comma-separated in the environment. */
 size_t aclm_config_list(const struct aclm_config *cfg, const char *key, const char *const **items);
 
+/* A list of mappings (type "table", e.g. acme.cas): one record per entry,
+ * its fields in file order with where the entry starts.  Not settable from
+ * the environment. */
+struct aclm_config_record {
+	char *fields[64];
+	char *values[64];
+	size_t n_fields;
+	size_t line, col;
+};
+size_t aclm_config_table(const struct aclm_config *cfg, const char *key,
+                         const struct aclm_config_record **records);
+/* A field's value, NULL when absent. */
+const char *aclm_config_record_get(const struct aclm_config_record *r, const char *field);
+
 /* Where a key's effective value comes from: "default", "file:LINE", "env:ACLM_X". */
 void aclm_config_origin(const struct aclm_config *cfg, const char *key, char *out, size_t out_size);
 
@@ -48,7 +62,7 @@ int aclm_config_check(const struct aclm_config *cfg, aclm_config_report_fn fn, v
 /* Enumerate the known keys (for `aclm config show`). */
 struct aclm_config_key_info {
 	const char *key;
-	const char *type;     /* "string","int","bool","duration","size","list","enum" */
+	const char *type;     /* "string","int","bool","duration","size","list","enum","table" */
 	const char *def;
 	const char *help;
 };

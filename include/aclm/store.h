@@ -168,6 +168,44 @@ int aclm_store_append_event(struct aclm_store *st, const char *type,
 /* Recompute the chain; *n_events counts rows, *first_bad_id is 0 when intact. */
 int aclm_store_verify_events(struct aclm_store *st, int64_t *n_events, int64_t *first_bad_id);
 
+/* What aclm_store_audit_verify found wrong with one place of the chain. */
+enum aclm_audit_problem {
+	ACLM_AUDIT_EDITED = 0,     /* the row's contents do not give its hash */
+	ACLM_AUDIT_DELETED,        /* ids first..last are missing */
+	ACLM_AUDIT_REORDERED,      /* the row holds the record that was number `was` */
+	ACLM_AUDIT_RELINKED,       /* intact row whose prev_hash is not its predecessor's hash */
+};
+struct aclm_audit_issue {
+	enum aclm_audit_problem problem;
+	int64_t id;                /* the row (EDITED, REORDERED, RELINKED); first missing id */
+	int64_t last;              /* DELETED: last missing id */
+	int64_t was;               /* REORDERED: the id the record was written with */
+};
+typedef int (*aclm_audit_issue_fn)(void *ctx, const struct aclm_audit_issue *issue);
+/* Check every row and report each problem once, in id order.  *head_id and
+ * head_hash give the last event (0 and "" when empty): an operator who keeps
+ * them can later tell that events were cut from the end, which no chain can
+ * show by itself. */
+int aclm_store_audit_verify(struct aclm_store *st, aclm_audit_issue_fn fn, void *ctx,
+                            int64_t *n_events, int64_t *head_id, char head_hash[65]);
+
+/* The stored hash of event id; ACLM_ERR_NOTFOUND when there is none. */
+int aclm_store_event_hash(struct aclm_store *st, int64_t id, char hash[65]);
+
+struct aclm_event_row {
+	int64_t id;
+	int64_t at;
+	const char *type;
+	const char *subject;       /* may be NULL */
+	const char *detail;        /* JSON text or NULL */
+	const char *prev_hash;
+	const char *hash;
+};
+typedef int (*aclm_event_fn)(void *ctx, const struct aclm_event_row *row);
+/* Events with at >= since and id > after_id, oldest first; limit 0 = all. */
+int aclm_store_list_events(struct aclm_store *st, int64_t since, int64_t after_id,
+                           int64_t limit, aclm_event_fn fn, void *ctx);
+
 /* --- totals, for `aclm db status` and the listing footer -------------- */
 struct aclm_store_stats {
 	int64_t certificates;

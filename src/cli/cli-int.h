@@ -55,6 +55,11 @@ json_t *cli_json_str(const char *s);             /* string or null */
 json_t *cli_cert_row_json(const struct aclm_cert_row *row, int64_t now);
 /* Split "DNS:a,IP:b" into a JSON array. */
 json_t *cli_sans_json(const char *sans);
+/* The first line of a file holding a password (at most 64 KiB); the
+ * caller wipes and frees *out. */
+int cli_read_password_file(const char *path, char **out);
+/* Who runs this command, for audit events: "cli:<unix user>". */
+void cli_actor(char *out, size_t n);
 
 int cmd_import(struct cli *cli, int argc, char **argv);
 int cmd_list(struct cli *cli, int argc, char **argv);
@@ -62,5 +67,8 @@ int cmd_show(struct cli *cli, int argc, char **argv);
 int cmd_export(struct cli *cli, int argc, char **argv);
 int cmd_config(struct cli *cli, int argc, char **argv);
 int cmd_db(struct cli *cli, int argc, char **argv);
+int cmd_user(struct cli *cli, int argc, char **argv);
+int cmd_token(struct cli *cli, int argc, char **argv);
+int cmd_audit(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -336,27 +336,6 @@ static void free_keys(struct import *im)
 	free(im->keys);
 }
 
-static int read_password_file(const char *path, char **out)
-{
-	struct aclm_buf b;
-	char *nl;
-	int rc;
-
-	aclm_buf_init(&b, 64 * 1024);
-	rc = aclm_buf_read_file(&b, path);
-	if (rc != ACLM_OK) {
-		aclm_buf_free_secret(&b);
-		return rc;
-	}
-	*out = aclm_buf_steal(&b, NULL);
-	if (*out == NULL)
-		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
-	nl = strpbrk(*out, "\r\n");
-	if (nl != NULL)
-		*nl = '\0';
-	return ACLM_OK;
-}
-
 static void print_summary(struct import *im)
 {
 	if (im->json) {
@@ -424,7 +403,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		free(im.exclude);
 		return cli_usage_error("import", "no PATH given");
 	}
-	if (password_file != NULL && read_password_file(password_file, &password) != ACLM_OK) {
+	if (password_file != NULL && cli_read_password_file(password_file, &password) != ACLM_OK) {
 		free(im.exclude);
 		return cli_fail("--password-file: %s", aclm_errmsg());
 	}

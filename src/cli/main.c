@@ -83,6 +83,35 @@ static const struct cli_command commands[] = {
 	  "migrate  apply pending schema migrations (also done on every start)\n"
 	  "status   backend, schema version and row counts\n"
 	  "verify   recompute the hash chain of the event log (exit 1 if altered)\n" },
+	{ "user", cmd_user, "manage the people who log in to aclm server",
+	  "usage: aclm user add NAME [--role R] [--password-file FILE]\n"
+	  "       aclm user passwd NAME [--password-file FILE]\n"
+	  "       aclm user role NAME ROLE\n"
+	  "       aclm user del NAME\n"
+	  "       aclm user list [--json]\n"
+	  "\n"
+	  "Roles: admin (everything), operator (everything but users and settings),\n"
+	  "auditor (reads everything, including the audit log), viewer (reads\n"
+	  "certificates and endpoints). The password comes from --password-file (first\n"
+	  "line), else $ACLM_PASSWORD, else a random one is printed once. At least 12\n"
+	  "characters; stored as an argon2id hash. passwd also ends the user's sessions\n"
+	  "and lifts a lockout. The last admin cannot be deleted or demoted.\n" },
+	{ "token", cmd_token, "manage API tokens (Authorization: Bearer)",
+	  "usage: aclm token create --user NAME --name TEXT [--role R] [--expires 90d|never] [--json]\n"
+	  "       aclm token revoke ID|LOOKUP\n"
+	  "       aclm token list [--user NAME] [--json]\n"
+	  "\n"
+	  "A token is printed once (aclm_<lookup>_<secret>); only a SHA-256 of its\n"
+	  "secret is stored. Its role defaults to, and never exceeds, its user's role.\n"
+	  "Default expiry: 90 days.\n" },
+	{ "audit", cmd_audit, "verify or export the tamper-evident audit log",
+	  "usage: aclm audit verify [--json] [--expect-head ID:HASH]\n"
+	  "       aclm audit export [--since TIME|DURATION]\n"
+	  "\n"
+	  "verify  recompute the hash chain; name every edited, deleted or reordered\n"
+	  "        event (exit 1 if any) and print the head (ID:HASH). Keep the head\n"
+	  "        somewhere else: --expect-head then also detects events cut from the end.\n"
+	  "export  the events as JSON lines, oldest first; --since 2026-11-01T00:00:00Z or 7d\n" },
 	{ "help", cmd_help, "show help for a command",
 	  "usage: aclm help [COMMAND]\n" },
 	{ "version", cmd_version, "print the version (and --features)",

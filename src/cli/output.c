@@ -3,6 +3,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "aclm/buf.h"
+#include "aclm/err.h"
 #include "aclm/timeutil.h"
 #include "cli-int.h"
 
@@ -98,4 +100,25 @@ json_t *cli_cert_row_json(const struct aclm_cert_row *r, int64_t now)
 	json_object_set_new(o, "first_seen", r->first_seen ? cli_json_time(r->first_seen) : json_null());
 	json_object_set_new(o, "last_seen", r->last_seen ? cli_json_time(r->last_seen) : json_null());
 	return o;
+}
+
+int cli_read_password_file(const char *path, char **out)
+{
+	struct aclm_buf b;
+	char *nl;
+	int rc;
+
+	aclm_buf_init(&b, 64 * 1024);
+	rc = aclm_buf_read_file(&b, path);
+	if (rc != ACLM_OK) {
+		aclm_buf_free_secret(&b);
+		return rc;
+	}
+	*out = aclm_buf_steal(&b, NULL);
+	if (*out == NULL)
+		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
+	nl = strpbrk(*out, "\r\n");
+	if (nl != NULL)
+		*nl = '\0';
+	return ACLM_OK;
 }

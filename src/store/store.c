@@ -668,6 +668,199 @@ int aclm_store_verify_events(struct aclm_store *st, int64_t *n_events, int64_t *
 	return ACLM_OK;
 }
 
+/* Stored hash prefix -> id, to find where a moved record came from. */
+struct hash_id {
+	uint64_t prefix;
+	int64_t id;
+};
+
+static uint64_t hash_prefix(const char *hex)
+{
+	char first[17];
+
+	if (hex == NULL)
+		return 0;
+	aclm_strlcpy(first, hex, sizeof(first));
+	return strtoull(first, NULL, 16);
+}
+
+static int cmp_hash_id(const void *a, const void *b)
+{
+	const struct hash_id *x = a, *y = b;
+
+	return x->prefix < y->prefix ? -1 : x->prefix > y->prefix;
+}
+
+static int64_t id_of_hash(const struct hash_id *map, size_t n, const char *hex)
+{
+	struct hash_id key = { .prefix = hash_prefix(hex), .id = 0 };
+	const struct hash_id *hit;
+
+	if (hex == NULL || n == 0)
+		return 0;
+	hit = bsearch(&key, map, n, sizeof(*map), cmp_hash_id);
+	return hit != NULL ? hit->id : 0;
+}
+
+static const char SQL_EVENT_IDS_HASHES[] = "SELECT id, hash FROM events ORDER BY id";
+
+/* Pass 1 maps every stored hash to its row; pass 2 recomputes each row and,
+ * when a row's contents fail under its own id, tries the id that follows the
+ * row its prev_hash names: a match there means the record was moved. */
+int aclm_store_audit_verify(struct aclm_store *st, aclm_audit_issue_fn fn, void *ctx,
+                            int64_t *n_events, int64_t *head_id, char head_hash[65])
+{
+	const struct store_driver *d = st->drv;
+	struct store_query q = { .stmt = NULL, .slot = -1 };
+	struct hash_id *map = NULL;
+	size_t n_map = 0, cap = 0;
+	char prev[65] = ZERO_HASH, hash[65];
+	int64_t n = 0, last_id = 0;
+	bool prev_reported = false;
+	int rc;
+
+	*n_events = 0;
+	*head_id = 0;
+	head_hash[0] = '\0';
+	if ((rc = store_query_open(st, &q, SQL_EVENT_IDS_HASHES, "read the event log",
+	                           STORE_STMT_STREAM, NULL, 0)) != ACLM_OK)
+		return rc;
+	while ((rc = store_query_step(st, &q)) == 1) {
+		if (n_map == cap) {
+			size_t ncap = cap ? cap * 2 : 1024;
+			struct hash_id *m = realloc(map, ncap * sizeof(*m));
+			if (m == NULL) {
+				rc = aclm_error(ACLM_ERR_NOMEM, "out of memory reading the event log");
+				break;
+			}
+			map = m;
+			cap = ncap;
+		}
+		map[n_map].id = d->column_int64(q.stmt, 0);
+		map[n_map].prefix = hash_prefix(d->column_text(q.stmt, 1));
+		n_map++;
+	}
+	store_query_close(st, &q);
+	if (rc < 0)
+		goto out;
+	if (n_map > 1)
+		qsort(map, n_map, sizeof(*map), cmp_hash_id);
+
+	if ((rc = store_query_open(st, &q, SQL_EVENTS_ALL, "read the event log",
+	                           STORE_STMT_STREAM, NULL, 0)) != ACLM_OK)
+		goto out;
+	while ((rc = store_query_step(st, &q)) == 1) {
+		int64_t id = d->column_int64(q.stmt, 0), at = d->column_int64(q.stmt, 1);
+		const char *type = d->column_text(q.stmt, 2), *subject = d->column_text(q.stmt, 3);
+		const char *detail = d->column_text(q.stmt, 4);
+		const char *row_prev = d->column_text(q.stmt, 5), *row_hash = d->column_text(q.stmt, 6);
+		struct aclm_audit_issue issue = { .problem = ACLM_AUDIT_EDITED, .id = id };
+		bool reported = false;
+
+		n++;
+		if (id != last_id + 1) {
+			issue.problem = ACLM_AUDIT_DELETED;
+			issue.id = last_id + 1;
+			issue.last = id - 1;
+			if ((rc = fn(ctx, &issue)) != ACLM_OK)
+				break;
+			issue.id = id;
+			reported = true;
+		}
+		rc = event_hash(row_prev != NULL ? row_prev : "", id, at, type, subject, detail, hash);
+		if (rc != ACLM_OK)
+			break;
+		if (row_hash == NULL || strcmp(row_hash, hash) != 0) {
+			int64_t before = id_of_hash(map, n_map, row_prev);
+			char moved[65];
+			issue.problem = ACLM_AUDIT_EDITED;
+			if (row_hash != NULL && before != 0 && before + 1 != id &&
+			    event_hash(row_prev, before + 1, at, type, subject, detail, moved) == ACLM_OK &&
+			    strcmp(row_hash, moved) == 0) {
+				issue.problem = ACLM_AUDIT_REORDERED;
+				issue.was = before + 1;
+			}
+			if ((rc = fn(ctx, &issue)) != ACLM_OK)
+				break;
+			reported = true;
+		} else if (!reported && !prev_reported &&
+		           (row_prev == NULL || strcmp(row_prev, prev) != 0)) {
+			issue.problem = ACLM_AUDIT_RELINKED;
+			if ((rc = fn(ctx, &issue)) != ACLM_OK)
+				break;
+			reported = true;
+		}
+		prev_reported = reported;
+		aclm_strlcpy(prev, row_hash != NULL ? row_hash : "", sizeof(prev));
+		last_id = id;
+	}
+	store_query_close(st, &q);
+	if (rc < 0)
+		goto out;
+	rc = ACLM_OK;
+	*n_events = n;
+	*head_id = last_id;
+	aclm_strlcpy(head_hash, n > 0 ? prev : "", 65);
+out:
+	free(map);
+	return rc;
+}
+
+static const char SQL_EVENT_HASH[] = "SELECT hash FROM events WHERE id = ?";
+
+int aclm_store_event_hash(struct aclm_store *st, int64_t id, char hash[65])
+{
+	const struct store_param p[] = { SP_I(id) };
+	struct store_query q;
+	int rc;
+
+	if ((rc = store_query_open(st, &q, SQL_EVENT_HASH, "read an event", 0, p, 1)) != ACLM_OK)
+		return rc;
+	rc = store_query_step(st, &q);
+	if (rc == 1) {
+		const char *h = st->drv->column_text(q.stmt, 0);
+		aclm_strlcpy(hash, h != NULL ? h : "", 65);
+		rc = ACLM_OK;
+	} else if (rc == 0) {
+		rc = aclm_error(ACLM_ERR_NOTFOUND, "no event %lld", (long long)id);
+	}
+	store_query_close(st, &q);
+	return rc;
+}
+
+static const char SQL_EVENTS_SINCE[] =
+	"SELECT id, at, type, subject, detail, prev_hash, hash FROM events "
+	"WHERE at >= ? AND id > ? ORDER BY id";
+static const char SQL_EVENTS_SINCE_LIMIT[] =
+	"SELECT id, at, type, subject, detail, prev_hash, hash FROM events "
+	"WHERE at >= ? AND id > ? ORDER BY id LIMIT ?";
+
+int aclm_store_list_events(struct aclm_store *st, int64_t since, int64_t after_id,
+                           int64_t limit, aclm_event_fn fn, void *ctx)
+{
+	const struct store_driver *d = st->drv;
+	const struct store_param p[] = { SP_I(since), SP_I(after_id), SP_I(limit) };
+	struct store_query q;
+	int rc;
+
+	rc = store_query_open(st, &q, limit > 0 ? SQL_EVENTS_SINCE_LIMIT : SQL_EVENTS_SINCE,
+	                      "list events", STORE_STMT_STREAM, p, limit > 0 ? 3 : 2);
+	if (rc != ACLM_OK)
+		return rc;
+	while ((rc = store_query_step(st, &q)) == 1) {
+		struct aclm_event_row r = {
+			.id = d->column_int64(q.stmt, 0), .at = d->column_int64(q.stmt, 1),
+			.type = d->column_text(q.stmt, 2), .subject = d->column_text(q.stmt, 3),
+			.detail = d->column_text(q.stmt, 4), .prev_hash = d->column_text(q.stmt, 5),
+			.hash = d->column_text(q.stmt, 6),
+		};
+		if ((rc = fn(ctx, &r)) != ACLM_OK)
+			break;
+	}
+	store_query_close(st, &q);
+	return rc < 0 ? rc : ACLM_OK;
+}
+
 /* --- certificates ------------------------------------------------------ */
 
 /* Lower-case hex of exactly 64 digits, or false. */
