@@ -23,14 +23,15 @@
 #define CONFIG_MAX_DEPTH 8
 #define CONFIG_MAX_ENTRIES 4096
 
-enum key_type { T_STRING, T_INT, T_BOOL, T_DURATION, T_SIZE, T_LIST, T_ENUM };
-static const char *const type_names[] = { "string", "int", "bool", "duration", "size", "list", "enum" };
+enum key_type { T_STRING, T_INT, T_BOOL, T_DURATION, T_SIZE, T_LIST, T_ENUM, T_TABLE };
+static const char *const type_names[] = { "string", "int", "bool", "duration", "size", "list", "enum",
+                                          "table" };
 
 struct key_def {
 	const char *key;
 	enum key_type type;
 	const char *def;
-	const char *choices;   /* T_ENUM: "a|b|c" */
+	const char *choices;   /* T_ENUM: "a|b|c"; T_TABLE: the field names "a|b|c" */
 	const char *help;
 };
 
@@ -50,6 +51,10 @@ static const struct key_def key_defs[] = {
 	  "follow symbolic links while walking directories (loops are detected)" },
 	{ "log.level", T_ENUM, "info", "debug|info|warn|error", "least severe level logged" },
 	{ "log.format", T_ENUM, "text", "text|json", "log lines as text or JSON" },
+	{ "acme.cas", T_TABLE, "", "name|directory|trust|contact|eab_kid|eab_hmac|preferred_chain|"
+	  "profile|account_key|timeout",
+	  "ACME CAs in priority order: a list of {name, directory, trust, contact, eab_kid, "
+	  "eab_hmac, preferred_chain, profile, account_key, timeout} (docs/cli.md)" },
 };
 #define N_KEYS (sizeof(key_defs) / sizeof(key_defs[0]))
 
@@ -59,6 +64,8 @@ struct entry {
 	char **items;         /* sequence items */
 	size_t n_items;
 	bool is_mapping;      /* a mapping where a value was expected */
+	struct aclm_config_record *records;  /* T_TABLE: the list's mappings */
+	size_t n_records;
 	size_t line, col;
 };
 
@@ -71,6 +78,8 @@ struct value {                /* effective value of one known key */
 	union { int64_t i; bool b; uint64_t u; } parsed;
 	char **env_items;     /* storage for a split env list */
 	size_t n_env_items;
+	const struct aclm_config_record *records;  /* T_TABLE */
+	size_t n_records;
 };
 
 struct aclm_config {
@@ -227,8 +236,70 @@ static int skip_node(struct parse_state *ps, yaml_event_type_t first)
 	return ACLM_OK;
 }
 
+/* One mapping of scalar fields inside a T_TABLE list. */
+static int parse_record(struct parse_state *ps, struct entry *e, const struct key_def *d,
+                        const yaml_mark_t *start)
+{
+	struct aclm_config_record *n, *r;
+	yaml_event_t kev, vev;
+	int rc = ACLM_OK;
+
+	if (e->n_records >= CONFIG_MAX_ENTRIES)
+		return syntax_error(ps, start, "too many list entries");
+	n = realloc(e->records, (e->n_records + 1) * sizeof(*n));
+	if (n == NULL)
+		return aclm_error(ACLM_ERR_NOMEM, "out of memory reading %s", ps->cfg->path);
+	e->records = n;
+	r = &e->records[e->n_records++];
+	memset(r, 0, sizeof(*r));
+	r->line = start->line + 1;
+	r->col = start->column + 1;
+	for (;;) {
+		if ((rc = next_event(ps, &kev)) != ACLM_OK)
+			return rc;
+		if (kev.type == YAML_MAPPING_END_EVENT) {
+			yaml_event_delete(&kev);
+			return ACLM_OK;
+		}
+		if ((rc = next_event(ps, &vev)) != ACLM_OK) {
+			yaml_event_delete(&kev);
+			return rc;
+		}
+		if (kev.type != YAML_SCALAR_EVENT || vev.type != YAML_SCALAR_EVENT) {
+			rc = syntax_error(ps, &kev.start_mark, "entries of this list are mappings of "
+			                  "plain values");
+		} else if (r->n_fields >= 64) {
+			rc = syntax_error(ps, &kev.start_mark, "too many fields");
+		} else {
+			const char *f = (const char *)kev.data.scalar.value;
+			size_t flen = strlen(f);
+			bool known = false;
+			for (const char *p = d->choices; *p != '\0';) {
+				const char *bar = strchr(p, '|');
+				size_t plen = bar ? (size_t)(bar - p) : strlen(p);
+				if (plen == flen && strncmp(p, f, plen) == 0)
+					known = true;
+				p += plen + (bar != NULL);
+			}
+			if (!known)
+				add_problem(ps->cfg, "%s:%zu:%zu: %s: unknown field '%s' (known: %s)",
+				            ps->cfg->path, kev.start_mark.line + 1,
+				            kev.start_mark.column + 1, e->key, f, d->choices);
+			r->fields[r->n_fields] = aclm_strdup(f);
+			r->values[r->n_fields] = aclm_strndup((const char *)vev.data.scalar.value,
+			                                      vev.data.scalar.length);
+			r->n_fields++;
+		}
+		yaml_event_delete(&kev);
+		yaml_event_delete(&vev);
+		if (rc != ACLM_OK)
+			return rc;
+	}
+}
+
 static int parse_sequence(struct parse_state *ps, struct entry *e)
 {
+	const struct key_def *d = find_def(e->key, NULL);
 	yaml_event_t ev;
 	int rc;
 
@@ -249,6 +320,13 @@ static int parse_sequence(struct parse_state *ps, struct entry *e)
 			e->items[e->n_items++] = aclm_strndup((const char *)ev.data.scalar.value,
 			                                      ev.data.scalar.length);
 			yaml_event_delete(&ev);
+			continue;
+		}
+		if (ev.type == YAML_MAPPING_START_EVENT && d != NULL && d->type == T_TABLE) {
+			yaml_mark_t m = ev.start_mark;
+			yaml_event_delete(&ev);
+			if ((rc = parse_record(ps, e, d, &m)) != ACLM_OK)
+				return rc;
 			continue;
 		}
 		rc = syntax_error(ps, &ev.start_mark, "only plain values are allowed inside a list");
@@ -380,6 +458,7 @@ static int validate(const struct key_def *d, const char *text, struct value *v,
 	switch (d->type) {
 	case T_STRING:
 	case T_LIST:
+	case T_TABLE:
 		return ACLM_OK;
 	case T_INT:
 		rc = aclm_parse_int64(text, &v->parsed.i);
@@ -455,13 +534,23 @@ static void resolve(struct aclm_config *cfg)
 		}
 		struct value *v = &cfg->values[idx];
 		if (e->is_mapping || (e->items != NULL && d->type != T_LIST) ||
-		    (e->value == NULL && e->items == NULL && d->type != T_LIST)) {
+		    (e->value == NULL && e->items == NULL && d->type != T_LIST && d->type != T_TABLE) ||
+		    (d->type == T_TABLE && e->items != NULL)) {
 			add_problem(cfg, "%s:%zu:%zu: %s must be a %s value", cfg->path, e->line, e->col,
 			            e->key, type_names[d->type]);
 			v->is_bad = true;
 			continue;
 		}
-		if (d->type == T_LIST) {
+		if (d->type == T_TABLE) {
+			if (e->value != NULL && e->value[0] != '\0') {
+				add_problem(cfg, "%s:%zu:%zu: %s must be a list of mappings", cfg->path,
+				            e->line, e->col, e->key);
+				v->is_bad = true;
+				continue;
+			}
+			v->records = e->records;
+			v->n_records = e->n_records;
+		} else if (d->type == T_LIST) {
 			if (e->value != NULL && e->value[0] != '\0') {
 				add_problem(cfg, "%s:%zu:%zu: %s must be a list (e.g. [a, b])", cfg->path,
 				            e->line, e->col, e->key);
@@ -475,7 +564,7 @@ static void resolve(struct aclm_config *cfg)
 			v->is_bad = true;
 			continue;
 		}
-		v->text = d->type == T_LIST ? "" : e->value;
+		v->text = (d->type == T_LIST || d->type == T_TABLE) ? "" : e->value;
 		snprintf(v->origin, sizeof(v->origin), "file:%zu", e->line);
 	}
 	/* environment overrides */
@@ -488,6 +577,11 @@ static void resolve(struct aclm_config *cfg)
 		text = getenv(env);
 		if (text == NULL)
 			continue;
+		if (d->type == T_TABLE) {
+			add_problem(cfg, "%s: %s is a list of mappings and cannot be set from the "
+			            "environment", env, d->key);
+			continue;
+		}
 		if (d->type == T_LIST) {
 			v->items = NULL;
 			v->n_items = 0;
@@ -510,6 +604,10 @@ static void resolve(struct aclm_config *cfg)
 		if (key_defs[i].type == T_LIST) {
 			v->items = NULL;
 			v->n_items = 0;
+		}
+		if (key_defs[i].type == T_TABLE) {
+			v->records = NULL;
+			v->n_records = 0;
 		}
 		validate(&key_defs[i], v->text, v, msg, sizeof(msg));
 		aclm_strlcpy(v->origin, "default", sizeof(v->origin));
@@ -575,6 +673,13 @@ void aclm_config_free(struct aclm_config *cfg)
 		for (size_t j = 0; j < e->n_items; j++)
 			free(e->items[j]);
 		free(e->items);
+		for (size_t j = 0; j < e->n_records; j++) {
+			for (size_t k = 0; k < e->records[j].n_fields; k++) {
+				free(e->records[j].fields[k]);
+				free(e->records[j].values[k]);
+			}
+		}
+		free(e->records);
 	}
 	for (size_t i = 0; i < N_KEYS; i++) {
 		for (size_t j = 0; j < cfg->values[i].n_env_items; j++)
@@ -649,6 +754,23 @@ size_t aclm_config_list(const struct aclm_config *cfg, const char *key, const ch
 
 	*items = v->items;
 	return v->n_items;
+}
+
+size_t aclm_config_table(const struct aclm_config *cfg, const char *key,
+                         const struct aclm_config_record **records)
+{
+	const struct value *v = get(cfg, key, T_TABLE);
+
+	*records = v->records;
+	return v->n_records;
+}
+
+const char *aclm_config_record_get(const struct aclm_config_record *r, const char *field)
+{
+	for (size_t i = 0; i < r->n_fields; i++)
+		if (strcmp(r->fields[i], field) == 0)
+			return r->values[i];
+	return NULL;
 }
 
 void aclm_config_origin(const struct aclm_config *cfg, const char *key, char *out, size_t out_size)

@@ -237,8 +237,81 @@ static const char schema_server[] =
 	" last_seen BIGINT NOT NULL"
 	");";
 
+/* ACME client (src/acme, docs/internals/acme.md): accounts, resumable
+ * orders with their sealed pending key, authorizations, per-CA backoff;
+ * managed_certificates gains what renewing needs. */
+static const char schema_acme[] =
+	"CREATE TABLE acme_accounts ("
+	" id @ID@,"
+	" ca TEXT NOT NULL,"
+	" directory TEXT NOT NULL,"
+	" url TEXT NOT NULL,"
+	" key_type TEXT NOT NULL,"
+	" key_spki TEXT NOT NULL,"
+	" key_sealed @BLOB@ NOT NULL,"          /* keywrap.h, AAD = SPKI SHA-256 */
+	" contact TEXT,"
+	" status TEXT NOT NULL DEFAULT 'valid',"
+	" created_at BIGINT NOT NULL,"
+	" updated_at BIGINT NOT NULL"
+	");"
+	"CREATE UNIQUE INDEX acme_accounts_one_valid ON acme_accounts (ca, directory) "
+	"WHERE status = 'valid';"
+	"CREATE TABLE acme_orders ("
+	" id @ID@,"
+	" managed_id BIGINT NOT NULL REFERENCES managed_certificates (id),"
+	" ca TEXT NOT NULL,"
+	" account_id BIGINT REFERENCES acme_accounts (id),"
+	" state TEXT NOT NULL,"                 /* the client's state machine (order.c) */
+	" status TEXT,"                         /* the CA's order status */
+	" url TEXT,"
+	" finalize_url TEXT,"
+	" cert_url TEXT,"
+	" identifiers TEXT NOT NULL,"           /* JSON array of names */
+	" key_type TEXT NOT NULL,"
+	" key_spki TEXT,"
+	" key_sealed @BLOB@,"                   /* the pending key, sealed */
+	" replaces TEXT,"                       /* ARI id of the certificate replaced */
+	" profile TEXT,"
+	" cert_id BIGINT REFERENCES certificates (id),"
+	" error TEXT,"
+	" created_at BIGINT NOT NULL,"
+	" updated_at BIGINT NOT NULL"
+	");"
+	"CREATE INDEX acme_orders_managed ON acme_orders (managed_id, id);"
+	/* Never two orders in flight for one managed certificate. */
+	"CREATE UNIQUE INDEX acme_orders_one_open ON acme_orders (managed_id) "
+	"WHERE state NOT IN ('done', 'failed');"
+	"CREATE TABLE acme_authorizations ("
+	" id @ID@,"
+	" order_id BIGINT NOT NULL REFERENCES acme_orders (id),"
+	" url TEXT NOT NULL,"
+	" identifier TEXT NOT NULL,"
+	" status TEXT NOT NULL,"
+	" challenge_type TEXT,"
+	" challenge_url TEXT,"
+	" token TEXT,"
+	" updated_at BIGINT NOT NULL,"
+	" UNIQUE (order_id, url)"
+	");"
+	"CREATE TABLE acme_ca_state ("
+	" ca TEXT PRIMARY KEY,"
+	" failures INTEGER NOT NULL DEFAULT 0,"
+	" backoff_until BIGINT NOT NULL DEFAULT 0,"
+	" last_error TEXT"
+	");"
+	"ALTER TABLE managed_certificates ADD COLUMN cas TEXT;"            /* JSON array, priority order */
+	"ALTER TABLE managed_certificates ADD COLUMN solver TEXT;"         /* JSON: type, standalone, ... */
+	"ALTER TABLE managed_certificates ADD COLUMN profile TEXT;"
+	"ALTER TABLE managed_certificates ADD COLUMN pair_id BIGINT;"      /* the other half of --dual */
+	"ALTER TABLE managed_certificates ADD COLUMN reuse_key INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE managed_certificates ADD COLUMN renew_at BIGINT;"
+	"ALTER TABLE managed_certificates ADD COLUMN next_attempt_at BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE managed_certificates ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE managed_certificates ADD COLUMN last_error TEXT;";
+
 static const struct migration migrations[] = {
 	{ 1, "initial schema", schema_1, NULL, NULL },
+	{ 3, "acme", schema_acme, NULL, NULL },
 	{ 4, "server", schema_server, NULL, NULL },
 };
 
