@@ -70,5 +70,7 @@ int cmd_db(struct cli *cli, int argc, char **argv);
 int cmd_user(struct cli *cli, int argc, char **argv);
 int cmd_token(struct cli *cli, int argc, char **argv);
 int cmd_audit(struct cli *cli, int argc, char **argv);
+int cmd_scan(struct cli *cli, int argc, char **argv);
+int cmd_findings(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -112,6 +112,43 @@ static const struct cli_command commands[] = {
 	  "        event (exit 1 if any) and print the head (ID:HASH). Keep the head\n"
 	  "        somewhere else: --expect-head then also detects events cut from the end.\n"
 	  "export  the events as JSON lines, oldest first; --since 2026-11-01T00:00:00Z or 7d\n" },
+	{ "scan", cmd_scan, "discover TLS endpoints and their certificates",
+	  "usage: aclm scan [OPTIONS] TARGET...\n"
+	  "       aclm scan --known [OPTIONS]\n"
+	  "\n"
+	  "TARGET: host name (all A/AAAA records, probed with SNI), IPv4 or IPv6 address,\n"
+	  "CIDR range (10.0.0.0/24, 2001:db8::/120), a.b.c.d-e range, any of them with\n"
+	  ":PORT ([v6]:PORT), or @FILE (one target per line, '#' comments). A bad token is\n"
+	  "named with its position and nothing is scanned. Each endpoint is probed for\n"
+	  "its chain, TLS 1.0-1.3, the classic groups and each post-quantum group; results,\n"
+	  "certificates and findings go into the inventory (see aclm findings).\n"
+	  "\n"
+	  "Options:\n"
+	  "  --ports LIST            ports for targets without :PORT (default 443; 25/587 SMTP,\n"
+	  "                          143 IMAP, 110 POP3 use STARTTLS)\n"
+	  "  --starttls PORT:PROTO   STARTTLS (smtp, imap, pop3) or tls on PORT; repeatable\n"
+	  "  --known                 rescan every endpoint already in the inventory\n"
+	  "  --exclude TARGET        never scan TARGET; repeatable; adds to scan.exclude\n"
+	  "  --yes                   allow more than 65,536 addresses\n"
+	  "  --concurrency N         connections in flight (default 256)\n"
+	  "  --rate N                new connections per second (default unlimited)\n"
+	  "  --per-host N            connections in flight per address (default 32)\n"
+	  "  --connect-timeout T     seconds (default 3; 500ms allowed)\n"
+	  "  --handshake-timeout T   seconds, STARTTLS included (default 5)\n"
+	  "  --no-versions           skip the per-version probes\n"
+	  "  --no-groups             skip the per-group probes (classic and post-quantum)\n"
+	  "  --wildcard-max N        flag a wildcard certificate on more than N endpoints (10)\n"
+	  "  --json | --ndjson       one JSON document | one JSON object per line as found\n"
+	  "  --no-progress           no progress line on a terminal\n" },
+	{ "findings", cmd_findings, "list what discovery found, most severe first",
+	  "usage: aclm findings [--type T] [--severity S] [--all] [--scan ID] [--json]\n"
+	  "\n"
+	  "Options:\n"
+	  "  --type T       only findings of type T (e.g. expired, untrusted, no-pq-group)\n"
+	  "  --severity S   at least S: info, low, medium, high, critical\n"
+	  "  --all          resolved findings too\n"
+	  "  --scan ID      only findings raised or seen again by scan ID\n"
+	  "  --json         JSON array\n" },
 	{ "help", cmd_help, "show help for a command",
 	  "usage: aclm help [COMMAND]\n" },
 	{ "version", cmd_version, "print the version (and --features)",

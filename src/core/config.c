@@ -51,6 +51,8 @@ static const struct key_def key_defs[] = {
 	  "follow symbolic links while walking directories (loops are detected)" },
 	{ "log.level", T_ENUM, "info", "debug|info|warn|error", "least severe level logged" },
 	{ "log.format", T_ENUM, "text", "text|json", "log lines as text or JSON" },
+	{ "scan.exclude", T_LIST, "", NULL,
+	  "targets never scanned (addresses, CIDR ranges, a.b.c.d-e ranges, names)" },
 	{ "acme.cas", T_TABLE, "", "name|directory|trust|contact|eab_kid|eab_hmac|preferred_chain|"
 	  "profile|account_key|timeout",
 	  "ACME CAs in priority order: a list of {name, directory, trust, contact, eab_kid, "

@@ -142,6 +142,63 @@ static const char schema_1[] =
 	" hash TEXT NOT NULL"
 	");";
 
+/* Discovery (src/scan, docs/internals/scan.md): one row per scan run, one
+ * result per endpoint per run (what was accepted; the chain is the served
+ * order of certificate fingerprints), and findings, unique by ident (type +
+ * what it is about) so a rescan updates last_seen or resolves them. */
+static const char schema_scan[] =
+	"CREATE TABLE scans ("
+	" id @ID@,"
+	" started_at BIGINT NOT NULL,"
+	" finished_at BIGINT,"
+	" targets TEXT NOT NULL DEFAULT '',"
+	" status TEXT NOT NULL DEFAULT 'running',"
+	" n_endpoints INTEGER NOT NULL DEFAULT 0,"
+	" n_reachable INTEGER NOT NULL DEFAULT 0,"
+	" n_findings INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE TABLE scan_results ("
+	" id @ID@,"
+	" scan_id BIGINT NOT NULL REFERENCES scans (id),"
+	" endpoint_id BIGINT NOT NULL REFERENCES endpoints (id),"
+	" scanned_at BIGINT NOT NULL,"
+	" protocol TEXT NOT NULL DEFAULT 'tls',"
+	" reachable INTEGER NOT NULL CHECK (reachable IN (0, 1)),"
+	" reason TEXT NOT NULL DEFAULT '',"
+	" detail TEXT NOT NULL DEFAULT '',"
+	" versions TEXT NOT NULL DEFAULT '',"      /* accepted: "TLSv1.2,TLSv1.3" */
+	" negotiated_version TEXT NOT NULL DEFAULT '',"
+	" cipher_suite TEXT NOT NULL DEFAULT '',"
+	" negotiated_group TEXT NOT NULL DEFAULT '',"
+	" classic_groups TEXT NOT NULL DEFAULT '',"  /* classic groups accepted */
+	" pq_groups TEXT NOT NULL DEFAULT '',"     /* PQ groups accepted, 'none' */
+	" ocsp_stapled INTEGER NOT NULL DEFAULT 0,"
+	" leaf_cert_id BIGINT REFERENCES certificates (id),"
+	" chain TEXT NOT NULL DEFAULT '',"         /* fingerprints, served order */
+	" leaf_valid INTEGER,"
+	" hostname_match INTEGER,"
+	" trust TEXT NOT NULL DEFAULT ''"
+	");"
+	"CREATE INDEX scan_results_endpoint ON scan_results (endpoint_id, id);"
+	"CREATE INDEX scan_results_scan ON scan_results (scan_id);"
+	"CREATE INDEX endpoints_ip ON endpoints (ip);"
+	"CREATE TABLE findings ("
+	" id @ID@,"
+	" ident TEXT NOT NULL UNIQUE,"
+	" type TEXT NOT NULL,"
+	" severity TEXT NOT NULL,"
+	" endpoint_id BIGINT REFERENCES endpoints (id),"
+	" cert_id BIGINT REFERENCES certificates (id),"
+	" subject TEXT NOT NULL,"                  /* endpoint label, SPKI, fingerprint */
+	" detail TEXT NOT NULL DEFAULT '',"
+	" first_seen BIGINT NOT NULL,"
+	" last_seen BIGINT NOT NULL,"
+	" resolved_at BIGINT,"                     /* NULL while open */
+	" scan_id BIGINT REFERENCES scans (id)"    /* last scan that raised it */
+	");"
+	"CREATE INDEX findings_open ON findings (resolved_at, type);"
+	"CREATE INDEX findings_endpoint ON findings (endpoint_id);";
+
 /* The management server: people, API tokens, login sessions, persistent
  * jobs of the scheduler, alerting, and the nodes of a cluster.  Secrets are
  * stored only as hashes (argon2id for passwords, SHA-256 for random tokens). */
@@ -311,6 +368,7 @@ static const char schema_acme[] =
 
 static const struct migration migrations[] = {
 	{ 1, "initial schema", schema_1, NULL, NULL },
+	{ 2, "scan", schema_scan, NULL, NULL },
 	{ 3, "acme", schema_acme, NULL, NULL },
 	{ 4, "server", schema_server, NULL, NULL },
 };
