@@ -83,6 +83,17 @@ static const struct cli_command commands[] = {
 	  "migrate  apply pending schema migrations (also done on every start)\n"
 	  "status   backend, schema version and row counts\n"
 	  "verify   recompute the hash chain of the event log (exit 1 if altered)\n" },
+	{ "server", cmd_server, "run the management daemon (REST API, scheduler, metrics)",
+	  "usage: aclm server [--listen ADDR:PORT]\n"
+	  "\n"
+	  "Serves the REST API (/api/v1, described at /api/v1/openapi.json) and /metrics\n"
+	  "over HTTPS on server.listen (default 127.0.0.1:8443). On first start it\n"
+	  "creates the user 'admin' with $ACLM_ADMIN_PASSWORD or a random password it\n"
+	  "prints once. Without server.tls_cert/tls_key it uses a self-signed\n"
+	  "certificate of its own in server.tls_dir.\n"
+	  "\n"
+	  "Signals: SIGTERM/SIGINT finish requests in flight and exit; SIGHUP reloads\n"
+	  "the configuration. Under systemd (Type=notify) it reports readiness.\n" },
 	{ "user", cmd_user, "manage the people who log in to aclm server",
 	  "usage: aclm user add NAME [--role R] [--password-file FILE]\n"
 	  "       aclm user passwd NAME [--password-file FILE]\n"
