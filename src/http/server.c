@@ -65,6 +65,7 @@ static void do_handshake(struct conn *c);
 static void do_read(struct conn *c);
 static void do_write(struct conn *c);
 static void do_linger(struct conn *c);
+static void do_peek(struct conn *c);
 
 static const struct {
 	const char *name;
@@ -75,7 +76,7 @@ static const struct {
 	[CS_IDLE] = { "idle", EV_READ, do_read },
 	[CS_READ_HEAD] = { "read-head", EV_READ, do_read },
 	[CS_READ_BODY] = { "read-body", EV_READ, do_read },
-	[CS_HANDLER] = { "handler", 0, NULL },
+	[CS_HANDLER] = { "handler", 0, do_peek },
 	[CS_WRITE] = { "write", EV_WRITE, do_write },
 	[CS_LINGER] = { "linger", EV_READ, do_linger },
 };
@@ -397,6 +398,7 @@ static void handler_returned(struct conn *c, int r)
 
 	if (r == ACLM_HTTP_PENDING) {
 		res->pending = true;
+		watch(c, EV_READ);      /* to notice a peer that goes away: do_peek */
 		return;
 	}
 	if (r < 0) {
@@ -605,6 +607,23 @@ static void do_handshake(struct conn *c)
 	}
 	set_state(c, CS_READ_HEAD);
 	do_read(c);   /* the request often came with the handshake's last flight */
+}
+
+/* While a response is pending: a peer that closed or reset aborts it.  Bytes
+ * that arrive (a pipelined request) wait in the socket; we stop looking. */
+static void do_peek(struct conn *c)
+{
+	char b;
+	ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n > 0) {
+		watch(c, 0);
+		return;
+	}
+	aclm_debug("http: %s: peer gone while the response was pending", c->peer);
+	conn_close(c);
 }
 
 /* ---- writing and closing -------------------------------------------------- */
