@@ -147,6 +147,8 @@ void acme_webroot_remove(const char *webroot, const char *token);
 /* tls-alpn-01: a self-signed certificate for name carrying the
  * id-pe-acmeIdentifier extension (critical) with SHA-256(keyauth). */
 int acme_alpn_cert(const char *name, const char *keyauth, EVP_PKEY **key, void **x509);
+/* "4.3.2.1.in-addr.arpa" / nibbles ".ip6.arpa" for an IP literal. */
+int acme_reverse_name(const char *ip, char *out, size_t out_size);
 
 int acme_dns_hook(const char *script, const char *action, const char *fqdn, const char *value);
 

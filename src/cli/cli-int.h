@@ -67,6 +67,15 @@ int cmd_show(struct cli *cli, int argc, char **argv);
 int cmd_export(struct cli *cli, int argc, char **argv);
 int cmd_config(struct cli *cli, int argc, char **argv);
 int cmd_db(struct cli *cli, int argc, char **argv);
+int cmd_issue(struct cli *cli, int argc, char **argv);
+int cmd_renew(struct cli *cli, int argc, char **argv);
+int cmd_revoke(struct cli *cli, int argc, char **argv);
+int cmd_accounts(struct cli *cli, int argc, char **argv);
+/* cmd_issue.c: the KEK, the CAs of acme.cas and the store, for the ACME commands. */
+struct aclm_kek;
+struct aclm_acme_ca;
+int cli_acme_setup(struct cli *cli, struct aclm_kek *kek, struct aclm_acme_ca **cas,
+                   size_t *n_cas);
 int cmd_server(struct cli *cli, int argc, char **argv);
 int cmd_user(struct cli *cli, int argc, char **argv);
 int cmd_token(struct cli *cli, int argc, char **argv);

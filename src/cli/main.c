@@ -160,6 +160,50 @@ static const struct cli_command commands[] = {
 	  "  --all          resolved findings too\n"
 	  "  --scan ID      only findings raised or seen again by scan ID\n"
 	  "  --json         JSON array\n" },
+	{ "issue", cmd_issue, "obtain certificates from an ACME CA and keep them renewed",
+	  "usage: aclm issue [OPTIONS] NAME...\n"
+	  "\n"
+	  "Order a certificate for NAME... (DNS names, *.wildcards with dns-01, IP\n"
+	  "addresses) from the ACME CAs of acme.cas in aclm.yaml, in order (failover),\n"
+	  "store it with its encrypted key, and create a managed certificate that\n"
+	  "'aclm renew --all' keeps alive. An interrupted run resumes the same order.\n"
+	  "\n"
+	  "Options:\n"
+	  "  --key TYPE            ec256 (default), ec384, rsa2048, rsa3072, rsa4096, sm2\n"
+	  "  --dual K1,K2          two certificates (e.g. ec256,rsa2048), renewed as a pair\n"
+	  "  --ca NAME             use this CA (repeatable, in priority order); default: all\n"
+	  "  --challenge TYPE      http-01 (default), tls-alpn-01 or dns-01\n"
+	  "  --standalone ADDR     answer http-01 / tls-alpn-01 with aclm's own responder\n"
+	  "                        listening on ADDR:PORT\n"
+	  "  --webroot DIR         answer http-01 by writing DIR/.well-known/acme-challenge/\n"
+	  "  --dns-hook SCRIPT     answer dns-01 with 'SCRIPT add|remove FQDN VALUE'\n"
+	  "  --dns-wait DUR        wait DUR after adding TXT records (propagation)\n"
+	  "  --profile NAME        a certificate profile the CA advertises\n"
+	  "  --out DIR             also write DIR/NAME.crt (chain) and DIR/NAME.key (0600)\n"
+	  "  --reuse-key           keep the key of the current certificate on renewal\n"
+	  "  --json                print the result as JSON\n" },
+	{ "renew", cmd_renew, "renew managed certificates that are due",
+	  "usage: aclm renew [--force] [--dry-run] [--json] (--all | ID...)\n"
+	  "\n"
+	  "Renew the managed certificates that are due: when the CA suggests it (ARI,\n"
+	  "RFC 9773), else at 2/3 of the lifetime (1/2 for lifetimes up to 10 days),\n"
+	  "with jitter. A --dual pair renews together. Failed attempts back off.\n"
+	  "\n"
+	  "  --all       every managed certificate\n"
+	  "  --force     renew even when not due\n"
+	  "  --dry-run   only say which are due\n" },
+	{ "revoke", cmd_revoke, "revoke a certificate at its ACME CA",
+	  "usage: aclm revoke [--reason R] ID|FINGERPRINT\n"
+	  "\n"
+	  "R: unspecified (default), keyCompromise, affiliationChanged, superseded,\n"
+	  "cessationOfOperation, certificateHold, privilegeWithdrawn, or the code.\n"
+	  "Signed by the account that ordered it, else by the certificate's own key.\n" },
+	{ "accounts", cmd_accounts, "ACME accounts: list, show, deactivate, key rollover",
+	  "usage: aclm accounts [list] [--json]\n"
+	  "       aclm accounts show CA [--json]\n"
+	  "       aclm accounts orders\n"
+	  "       aclm accounts deactivate CA\n"
+	  "       aclm accounts rollover CA\n" },
 	{ "help", cmd_help, "show help for a command",
 	  "usage: aclm help [COMMAND]\n" },
 	{ "version", cmd_version, "print the version (and --features)",
