@@ -31,14 +31,16 @@ $(BUILD)/build.ninja:
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
-# Until `aclm server` exists the main job is: import the system trust store
-# into aclm.db and show what expires first.
+# The main job: the system trust store in the inventory (so there is
+# something to look at), then `aclm server` on the embedded SQLite database.
+# First start prints the admin password once ($ACLM_ADMIN_PASSWORD sets it).
 run: build
 	@echo "==> importing the system trust store (/etc/ssl/certs) into $(ACLM_DB)"
-	@$(BUILD)/src/cli/aclm --db $(ACLM_DB) import --exclude java /etc/ssl/certs
+	@$(BUILD)/src/cli/aclm --db $(ACLM_DB) -q import --exclude java /etc/ssl/certs
 	@echo "==> the certificates that expire first"
-	@$(BUILD)/src/cli/aclm --db $(ACLM_DB) list --limit 20
-	@echo "==> next: '$(BUILD)/src/cli/aclm help', 'aclm list --expiring 365d', 'aclm show ID'"
+	@$(BUILD)/src/cli/aclm --db $(ACLM_DB) list --limit 5
+	@echo "==> starting aclm server (forgot the admin password? $(BUILD)/src/cli/aclm user passwd admin)"
+	@exec $(BUILD)/src/cli/aclm --db $(ACLM_DB) server
 
 $(BUILD_ASAN)/build.ninja:
 	meson setup $(BUILD_ASAN) -Dsanitize=true -Db_lundef=false

@@ -408,11 +408,11 @@ static int users_add(struct server *s, struct aclm_http_req *req, struct aclm_ht
 	if (rc == ACLM_OK)
 		rc = aclm_store_user_add(s->store, who->actor, name, hash, r, &id);
 	free(hash);
+	if (rc == ACLM_OK)
+		rc = server_reply_json(res, 201, json_pack("{s:I,s:s,s:s}", "id", (json_int_t)id,
+		                                           "name", name, "role", aclm_role_name(r)));
 	json_decref(j);
-	if (rc != ACLM_OK)
-		return rc;
-	return server_reply_json(res, 201, json_pack("{s:I,s:s,s:s}", "id", (json_int_t)id, "name",
-	                                             name, "role", aclm_role_name(r)));
+	return rc;
 }
 
 static int users_del(struct server *s, struct aclm_http_req *req, struct aclm_http_res *res,
