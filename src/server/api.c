@@ -12,6 +12,7 @@
 #include "aclm/json.h"
 #include "aclm/str.h"
 #include "aclm/store_auth.h"
+#include "aclm/store_jobs.h"
 #include "aclm/store_json.h"
 #include "aclm/timeutil.h"
 #include "aclm/x509.h"
@@ -515,6 +516,42 @@ static int tokens_revoke(struct server *s, struct aclm_http_req *req, struct acl
 	return server_reply_json(res, 200, json_pack("{s:b}", "revoked", 1));
 }
 
+/* --- scheduler jobs -------------------------------------------------------- */
+
+static int append_job(void *ctx, const struct aclm_job *j)
+{
+	json_array_append_new(ctx, json_pack("{s:I,s:s,s:s,s:s,s:o,s:i,s:s?,s:o}", "id",
+	                                     (json_int_t)j->id, "kind", j->kind, "subject",
+	                                     j->subject, "state", j->state, "run_at",
+	                                     aclm_json_time(j->run_at), "attempts", j->attempts,
+	                                     "last_error", j->last_error[0] ? j->last_error : NULL,
+	                                     "updated_at", aclm_json_time(j->updated_at)));
+	return ACLM_OK;
+}
+
+static int jobs_list(struct server *s, struct aclm_http_req *req, struct aclm_http_res *res,
+                     const struct principal *who)
+{
+	const char *state = aclm_http_query_get(req, "state");
+	bool ok = true;
+	int64_t limit = query_int(req, res, "limit", 100, 1, MAX_LIMIT, &ok);
+	json_t *items;
+	int rc;
+
+	(void)who;
+	if (!ok)
+		return 400;
+	if (state != NULL && strcmp(state, "pending") != 0 && strcmp(state, "running") != 0 &&
+	    strcmp(state, "done") != 0 && strcmp(state, "failed") != 0)
+		return bad_request(res, "state: '%s' is not pending, running, done or failed", state);
+	items = json_array();
+	if ((rc = aclm_store_job_list(s->store, state, limit, append_job, items)) != ACLM_OK) {
+		json_decref(items);
+		return rc;
+	}
+	return server_reply_json(res, 200, json_pack("{s:o}", "items", items));
+}
+
 /* --- the API's description and health ------------------------------------ */
 
 static int openapi(struct server *s, struct aclm_http_req *req, struct aclm_http_res *res,
@@ -603,6 +640,8 @@ const struct api_route server_api_routes[] = {
 	  "the audit log, oldest first (since, after, limit)" },
 	{ "GET", "/api/v1/audit/verify", ACCESS_PERM, ACLM_PERM_READ_ALL, audit_verify,
 	  "recompute the audit log's hash chain" },
+	{ "GET", "/api/v1/jobs", ACCESS_PERM, ACLM_PERM_READ_ALL, jobs_list,
+	  "the scheduler's jobs, newest first (state, limit)" },
 	{ "GET", "/api/v1/users", ACCESS_PERM, ACLM_PERM_ADMIN, users_list, "users" },
 	{ "POST", "/api/v1/users", ACCESS_PERM, ACLM_PERM_ADMIN, users_add,
 	  "add a user {name, password, role}" },

@@ -114,6 +114,12 @@ extern const struct api_route server_metrics_routes[];
 extern const size_t server_n_metrics_routes;
 void server_observe(struct server *s, int status, double seconds);
 
+/* scheduler.c: worker threads with their own store connections; stop
+ * waits for jobs in progress. */
+struct scheduler;
+struct scheduler *server_scheduler_start(struct aclm_config *cfg, const char *db_url);
+void server_scheduler_stop(struct scheduler *sch);
+
 /* tls.c: the server's certificate and key (files given in the
  * configuration, else a self-signed P-256 pair kept in server.tls_dir,
  * renewed when it nears expiry). */

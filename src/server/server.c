@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <ev.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
@@ -174,6 +175,7 @@ int aclm_server_run(struct aclm_server_opts *o)
 	struct ev_loop *loop = ev_default_loop(0);
 	const char *url, *listen;
 	FILE *access_log = NULL;
+	struct scheduler *sch = NULL;
 	int port = 0, rc;
 
 	memset(&s, 0, sizeof(s));
@@ -234,8 +236,13 @@ int aclm_server_run(struct aclm_server_opts *o)
 	ev_signal_start(loop, &sg.intr);
 	ev_signal_start(loop, &sg.hup);
 	ev_timer_start(loop, &sg.housekeeping);
+	/* libcurl's global state before any worker thread uses it. */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	sch = server_scheduler_start(s.cfg, url);
 	notify("READY=1");
 	ev_run(loop, 0);
+	server_scheduler_stop(sch);
+	sch = NULL;
 	ev_signal_stop(loop, &sg.term);
 	ev_signal_stop(loop, &sg.intr);
 	ev_signal_stop(loop, &sg.hup);

@@ -166,5 +166,6 @@ int store_exec(struct aclm_store *st, const char *script, const char *what);
 /* Advisory lock keys (postgres); arbitrary constants, "aclm" + a number. */
 #define STORE_LOCK_MIGRATE "6372935010000001"
 #define STORE_LOCK_EVENTS  "6372935010000002"
+#define STORE_LOCK_SCHEDULER "6372935010000003"
 
 #endif

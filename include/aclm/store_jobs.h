@@ -1,0 +1,53 @@
+/* The scheduler's persistent jobs (migration 4, table jobs).
+ *
+ * A job is (kind, subject): at most one open (pending or running) job per
+ * pair.  A worker claims a due job by setting owner and a lease; a job
+ * whose lease ran out (its worker died) is due again, so nothing is lost
+ * across crashes and restarts.  On PostgreSQL several servers claim with
+ * FOR UPDATE SKIP LOCKED and never take the same job. */
+#ifndef ACLM_STORE_JOBS_H
+#define ACLM_STORE_JOBS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "aclm/store.h"
+
+struct aclm_job {
+	int64_t id;
+	char kind[32];
+	char subject[128];
+	char state[16];              /* pending, running, done, failed */
+	int64_t run_at;
+	int attempts;
+	char last_error[512];
+	int64_t updated_at;
+};
+
+/* Make sure an open job (kind, subject) exists that runs at run_at: create
+ * it, or move a pending one to run_at.  A running one is left alone. */
+int aclm_store_job_ensure(struct aclm_store *st, const char *kind, const char *subject,
+                          int64_t run_at);
+/* Take the most overdue job (pending with run_at <= now, or running with an
+ * expired lease) for owner until now + lease.  Returns 1 and fills *job,
+ * 0 when none is due. */
+int aclm_store_job_claim(struct aclm_store *st, const char *owner, int64_t now, int64_t lease,
+                         struct aclm_job *job);
+/* The worker's verdict.  ok: done.  Not ok and retry_at > 0: pending again
+ * at retry_at with the error kept.  Otherwise failed for good.  Only the
+ * owner may finish it (ACLM_ERR_NOTFOUND if the lease was lost). */
+int aclm_store_job_finish(struct aclm_store *st, int64_t id, const char *owner, bool ok,
+                          const char *error, int64_t retry_at);
+typedef int (*aclm_job_fn)(void *ctx, const struct aclm_job *job);
+/* Jobs, newest first; state NULL = all; limit 0 = all. */
+int aclm_store_job_list(struct aclm_store *st, const char *state, int64_t limit,
+                        aclm_job_fn fn, void *ctx);
+/* Finished jobs older than before are deleted (history kept bounded). */
+int aclm_store_job_prune(struct aclm_store *st, int64_t before);
+
+/* PostgreSQL: try to become the scheduling leader (a session advisory
+ * lock held until the connection closes).  SQLite: always true (one
+ * node). */
+int aclm_store_try_leader(struct aclm_store *st, bool *is_leader);
+
+#endif
