@@ -109,6 +109,12 @@ int server_reply_json(struct aclm_http_res *res, int status, json_t *body);
 int server_reply_error(struct aclm_http_res *res, int status, const char *error,
                        const char *detail);
 
+/* ui.c: the dashboard's files; overview.c: its first page's figures. */
+extern const struct api_route server_ui_routes[];
+extern const size_t server_n_ui_routes;
+extern const struct api_route server_overview_routes[];
+extern const size_t server_n_overview_routes;
+
 /* metrics.c */
 extern const struct api_route server_metrics_routes[];
 extern const size_t server_n_metrics_routes;
