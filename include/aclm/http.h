@@ -161,7 +161,9 @@ struct aclm_http_server_opts {
 	double handshake_timeout;
 	double shutdown_timeout;
 	/* Open connections, all listeners together; beyond it a new connection
-	 * gets "503" (best effort) and is closed at once.  0: 10000. */
+	 * gets "503" (best effort) and is closed at once.  0: 16384.  Each takes
+	 * a file descriptor: the daemon raises RLIMIT_NOFILE to match (an accept
+	 * that hits EMFILE pauses the listener for 100 ms). */
 	unsigned max_connections;
 	/* Requests on one connection before "Connection: close"; 0: unlimited. */
 	unsigned max_requests_per_connection;
@@ -178,7 +180,9 @@ struct aclm_http_server_opts {
 /* Defaults for every field (access_log_fd = -1). */
 void aclm_http_server_opts_init(struct aclm_http_server_opts *opts);
 
-/* A server on loop.  opts may be NULL (defaults); it is copied. */
+/* A server on loop.  opts may be NULL (defaults); it is copied.  If SIGPIPE
+ * still has its default action it is set to SIG_IGN (a peer that resets
+ * while OpenSSL writes would otherwise end the process). */
 int aclm_http_server_new(struct ev_loop *loop, const struct aclm_http_server_opts *opts,
                          struct aclm_http_server **out);
 
@@ -231,6 +235,8 @@ const char *aclm_http_req_method(const struct aclm_http_req *req);
  * Requests whose path has an encoded "/" (%2F), a "." or ".." segment, a
  * NUL, or a bad %-escape never reach a handler (400). */
 const char *aclm_http_req_path(const struct aclm_http_req *req);
+/* The request-target exactly as sent (path and query still encoded). */
+const char *aclm_http_req_target(const struct aclm_http_req *req);
 /* The raw query string after '?', "" when none. */
 const char *aclm_http_req_query(const struct aclm_http_req *req);
 /* The value of the first query parameter name ("+" and %-escapes decoded),

@@ -269,6 +269,11 @@ const char *aclm_http_req_path(const struct aclm_http_req *req)
 	return req->path;
 }
 
+const char *aclm_http_req_target(const struct aclm_http_req *req)
+{
+	return req->msg->target;
+}
+
 const char *aclm_http_req_query(const struct aclm_http_req *req)
 {
 	return req->query;

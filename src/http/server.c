@@ -93,7 +93,7 @@ void aclm_http_server_opts_init(struct aclm_http_server_opts *o)
 	o->write_timeout = 30;
 	o->handshake_timeout = 10;
 	o->shutdown_timeout = 30;
-	o->max_connections = 10000;
+	o->max_connections = 16384;
 	o->max_response_body = (size_t)64 << 20;
 	o->access_log = NULL;
 	o->access_log_fd = -1;
@@ -366,7 +366,7 @@ static void respond(struct conn *c)
 	struct aclm_http_req *req = c->req;
 	struct aclm_http_res *res = &req->res;
 	const struct aclm_http_msg *msg = req->msg;
-	int status = res->status;
+	int status = res->status >= 100 && res->status <= 999 ? res->status : 500;
 	bool no_body = status < 200 || status == 204 || status == 304;
 	bool close = c->close_after || !msg->keep_alive || res->close || srv->shutting_down ||
 	             (srv->o.max_requests_per_connection != 0 &&
@@ -668,10 +668,10 @@ static void write_done(struct conn *c)
 		           "-", c->log_status, c->log_body_bytes);
 	c->req = NULL;
 	aclm_http_req_free(req);
-	if (c->out.cap > 65536)
-		aclm_buf_free(&c->out);
-	else
-		aclm_buf_reset(&c->out);
+	/* An idle keep-alive connection keeps no buffers (thousands of them). */
+	aclm_buf_free(&c->out);
+	if (c->in.len == 0)
+		aclm_buf_free(&c->in);
 	c->out_off = 0;
 	c->continue_sent = false;
 	if (c->close_after) {
@@ -995,7 +995,7 @@ int aclm_http_server_new(struct ev_loop *loop, const struct aclm_http_server_opt
 	srv->o.handshake_timeout = or_default(opts->handshake_timeout, 10);
 	srv->o.shutdown_timeout = or_default(opts->shutdown_timeout, 30);
 	if (srv->o.max_connections == 0)
-		srv->o.max_connections = 10000;
+		srv->o.max_connections = 16384;
 	if (srv->o.max_response_body == 0)
 		srv->o.max_response_body = (size_t)64 << 20;
 	srv->timeout[CS_HANDSHAKE] = srv->o.handshake_timeout;
