@@ -717,6 +717,9 @@ static int create_order(struct run *r, const char *profile)
 		goto out;
 	r->o.key_spki = aclm_strdup(spki_hex);
 	rc = aclm_store_acme_order_add(r->st, &r->o, &r->o.id);
+	if (rc == ACLM_OK && getenv("ACLM_TEST_ACME_KILL_AT") != NULL &&
+	    strcmp(getenv("ACLM_TEST_ACME_KILL_AT"), "new") == 0)
+		raise(SIGKILL);  /* before newOrder: the key is stored, the CA knows nothing */
 out:
 	if (pkcs8 != NULL)
 		OPENSSL_clear_free(pkcs8, pkcs8_len);
@@ -737,8 +740,18 @@ static int run_ca(struct run *r, const struct aclm_acme_ca *ca, bool resume)
 	const char *profile = r->req->profile ? r->req->profile : ca->profile;
 	int rc, st;
 
-	if ((rc = acme_client_open(&c, ca)) != ACLM_OK)
+	if ((rc = acme_client_open(&c, ca)) != ACLM_OK) {
+		if (resume && r->req->n_cas > 1) {
+			/* unreachable: give the certificate to the next CA */
+			char saved[1024];
+			aclm_strlcpy(saved, aclm_errmsg(), sizeof(saved));
+			set_str(&r->o.error, saved);
+			set_str(&r->o.state, states[ST_FAILED].name);
+			aclm_store_acme_order_update(r->st, &r->o);
+			aclm_error(rc, "%s", saved);
+		}
 		return rc;
+	}
 	r->c = &c;
 	r->deadline = aclm_now() + (ca->timeout > 0 ? ca->timeout : 300);
 	if (profile != NULL && !resume) {
