@@ -47,6 +47,13 @@ enum aclm_acme_chall {
 const char *aclm_acme_chall_name(enum aclm_acme_chall c);
 int aclm_acme_chall_parse(const char *s, enum aclm_acme_chall *out);
 
+/* The standalone responder (http-01 or tls-alpn-01), shareable by
+ * several issues running at once in threads. */
+struct aclm_acme_responder;
+int aclm_acme_responder_start(const char *addr, enum aclm_acme_chall type,
+                              struct aclm_acme_responder **out);
+void aclm_acme_responder_stop(struct aclm_acme_responder *r);
+
 /* How challenges are answered. */
 struct aclm_acme_solver {
 	enum aclm_acme_chall type;
@@ -54,6 +61,8 @@ struct aclm_acme_solver {
 	const char *webroot;      /* http-01: document root */
 	const char *dns_hook;     /* dns-01: script called "add|remove FQDN VALUE" */
 	int64_t dns_wait;         /* dns-01: seconds to wait after add (propagation) */
+	struct aclm_acme_responder *responder;  /* shared standalone responder, or NULL:
+	                                           aclm_acme_issue starts its own */
 };
 
 /* One certificate to obtain. */
@@ -99,6 +108,9 @@ int aclm_acme_revoke(struct aclm_store *st, const struct aclm_kek *kek,
                      int64_t cert_id, int reason);
 
 /* Accounts: deactivate, or roll the account key over to a fresh one. */
+/* Find or create the account at this CA (before issuing from many threads). */
+int aclm_acme_account_ensure(struct aclm_store *st, const struct aclm_kek *kek,
+                             const struct aclm_acme_ca *ca);
 int aclm_acme_account_deactivate(struct aclm_store *st, const struct aclm_kek *kek,
                                  const struct aclm_acme_ca *ca);
 int aclm_acme_account_rollover(struct aclm_store *st, const struct aclm_kek *kek,

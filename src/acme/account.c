@@ -112,8 +112,23 @@ int acme_account_ensure(struct acme_client *c, struct aclm_store *st, const stru
 		int64_t id = 0;
 		char detail[ACME_MAX_URL + 128];
 
-		if ((rc = aclm_store_acme_account_add(st, &nr, &id)) != ACLM_OK)
+		if ((rc = aclm_store_acme_account_add(st, &nr, &id)) != ACLM_OK) {
+			/* another process stored its account first: use that one */
+			struct aclm_acme_account_row other;
+			char saved[512];
+			aclm_strlcpy(saved, aclm_errmsg(), sizeof(saved));
+			if (aclm_store_acme_account_get(st, c->ca->name, c->ca->directory, &other) != ACLM_OK) {
+				aclm_error(rc, "%s", saved);
+				goto out;
+			}
+			acme_key_free(&c->account);
+			rc = open_sealed(kek, other.key_spki, other.key_sealed, other.key_sealed_len,
+			                 &c->account);
+			if (rc == ACLM_OK)
+				aclm_strlcpy(c->kid, other.url, sizeof(c->kid));
+			aclm_acme_account_row_free(&other);
 			goto out;
+		}
 		snprintf(detail, sizeof(detail), "{\"ca\":\"%s\",\"account\":\"%s\"}", c->ca->name, c->kid);
 		aclm_store_append_event(st, "acme.account.created", c->ca->name, detail);
 	}
@@ -125,5 +140,18 @@ out:
 	free(payload);
 	json_decref(req);
 	acme_response_free(&r);
+	return rc;
+}
+
+int aclm_acme_account_ensure(struct aclm_store *st, const struct aclm_kek *kek,
+                             const struct aclm_acme_ca *ca)
+{
+	struct acme_client c;
+	int rc;
+
+	if ((rc = acme_client_open(&c, ca)) != ACLM_OK)
+		return rc;
+	rc = acme_account_ensure(&c, st, kek);
+	acme_client_close(&c);
 	return rc;
 }

@@ -18,7 +18,7 @@
 #define ACME_MAX_CERT       (1u << 20)  /* a PEM chain */
 #define ACME_MAX_NONCE      256
 #define ACME_MAX_URL        2048
-#define ACME_BADNONCE_TRIES 10
+#define ACME_BADNONCE_TRIES 20
 
 /* --- base64url and JWS (jws.c) ---------------------------------------- */
 
@@ -132,14 +132,10 @@ int acme_account_ensure(struct acme_client *c, struct aclm_store *st,
 
 /* --- challenge solvers ----------------------------------------------- */
 
-struct acme_responder;  /* standalone http-01 / tls-alpn-01 server thread */
-
-int acme_responder_start(const char *addr, enum aclm_acme_chall type,
-                         struct acme_responder **out);
-/* Publish a token (http-01: path token -> keyauth; tls-alpn-01: name ->
+/* The standalone responder (aclm_acme_responder_start in acme.h).
+ * Publish a token (http-01: path token -> keyauth; tls-alpn-01: name ->
  * keyauth, the responder builds the validation certificate). */
-int acme_responder_add(struct acme_responder *r, const char *key, const char *keyauth);
-void acme_responder_stop(struct acme_responder *r);
+int acme_responder_add(struct aclm_acme_responder *r, const char *key, const char *keyauth);
 
 int acme_webroot_add(const char *webroot, const char *token, const char *keyauth);
 void acme_webroot_remove(const char *webroot, const char *token);

@@ -18,7 +18,7 @@ struct responder_token {
 	X509 *x509;
 };
 
-struct acme_responder {
+struct aclm_acme_responder {
 	enum aclm_acme_chall type;
 	int fd;
 	struct ev_loop *loop;
@@ -34,9 +34,9 @@ struct acme_responder {
 };
 
 /* Caller holds r->mu. */
-const struct responder_token *responder_find(struct acme_responder *r, const char *key);
-int responder_tls_init(struct acme_responder *r);
+const struct responder_token *responder_find(struct aclm_acme_responder *r, const char *key);
+int responder_tls_init(struct aclm_acme_responder *r);
 /* Drive a handshake: 0 wants to read, 2 to write, 1 finished, -1 failed. */
-int responder_tls_step(struct acme_responder *r, SSL *ssl);
+int responder_tls_step(struct aclm_acme_responder *r, SSL *ssl);
 
 #endif

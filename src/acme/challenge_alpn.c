@@ -131,7 +131,7 @@ static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 
 static int on_sni(SSL *ssl, int *alert, void *arg)
 {
-	struct acme_responder *r = arg;
+	struct aclm_acme_responder *r = arg;
 	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
 	const struct responder_token *t;
 	int rc = SSL_TLSEXT_ERR_ALERT_FATAL;
@@ -148,7 +148,7 @@ static int on_sni(SSL *ssl, int *alert, void *arg)
 	return rc;
 }
 
-int responder_tls_init(struct acme_responder *r)
+int responder_tls_init(struct aclm_acme_responder *r)
 {
 	r->ssl_ctx = SSL_CTX_new(TLS_server_method());
 	if (r->ssl_ctx == NULL)
@@ -160,7 +160,7 @@ int responder_tls_init(struct acme_responder *r)
 	return ACLM_OK;
 }
 
-int responder_tls_step(struct acme_responder *r, SSL *ssl)
+int responder_tls_step(struct aclm_acme_responder *r, SSL *ssl)
 {
 	int rc = SSL_do_handshake(ssl);
 

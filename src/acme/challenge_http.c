@@ -34,7 +34,7 @@
 static const char PREFIX[] = "/.well-known/acme-challenge/";
 
 struct conn {
-	struct acme_responder *r;
+	struct aclm_acme_responder *r;
 	int fd;
 	ev_io io;
 	ev_timer timer;
@@ -56,7 +56,7 @@ static void conn_close(struct conn *c)
 	free(c);
 }
 
-const struct responder_token *responder_find(struct acme_responder *r, const char *key)
+const struct responder_token *responder_find(struct aclm_acme_responder *r, const char *key)
 {
 	for (size_t i = 0; i < r->n_tokens; i++)
 		if (strcmp(r->tokens[i].key, key) == 0)
@@ -133,7 +133,7 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct acme_responder *r = w->data;
+	struct aclm_acme_responder *r = w->data;
 	struct conn *c;
 	int fd = accept4(r->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
@@ -172,7 +172,7 @@ static void on_stop(struct ev_loop *loop, ev_async *w, int revents)
 
 static void *responder_main(void *arg)
 {
-	struct acme_responder *r = arg;
+	struct aclm_acme_responder *r = arg;
 	sigset_t set;
 
 	/* a peer that hangs up mid-handshake must not kill the process */
@@ -218,10 +218,10 @@ static int listen_on(const char *addr, int *out)
 	return ACLM_OK;
 }
 
-int acme_responder_start(const char *addr, enum aclm_acme_chall type,
-                         struct acme_responder **out)
+int aclm_acme_responder_start(const char *addr, enum aclm_acme_chall type,
+                         struct aclm_acme_responder **out)
 {
-	struct acme_responder *r = calloc(1, sizeof(*r));
+	struct aclm_acme_responder *r = calloc(1, sizeof(*r));
 	int rc;
 
 	if (r == NULL)
@@ -252,11 +252,11 @@ int acme_responder_start(const char *addr, enum aclm_acme_chall type,
 	*out = r;
 	return ACLM_OK;
 fail:
-	acme_responder_stop(r);
+	aclm_acme_responder_stop(r);
 	return rc;
 }
 
-int acme_responder_add(struct acme_responder *r, const char *key, const char *keyauth)
+int acme_responder_add(struct aclm_acme_responder *r, const char *key, const char *keyauth)
 {
 	struct responder_token *n, t;
 	int rc = ACLM_OK;
@@ -298,7 +298,7 @@ fail:
 	return rc;
 }
 
-void acme_responder_stop(struct acme_responder *r)
+void aclm_acme_responder_stop(struct aclm_acme_responder *r)
 {
 	if (r == NULL)
 		return;

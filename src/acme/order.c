@@ -35,7 +35,7 @@ struct run {
 	struct aclm_store *st;
 	const struct aclm_kek *kek;
 	const struct aclm_acme_request *req;
-	struct acme_responder *responder;
+	struct aclm_acme_responder *responder;
 	struct aclm_acme_order_row o;
 	struct aclm_acme_result *res;
 	int64_t deadline;
@@ -906,8 +906,11 @@ int aclm_acme_issue(struct aclm_store *st, const struct aclm_kek *kek,
 	else if (rc != ACLM_ERR_NOTFOUND)
 		return rc;
 
-	if (req->solver.type != ACLM_CHALL_DNS01 && req->solver.webroot == NULL &&
-	    (rc = acme_responder_start(req->solver.standalone, req->solver.type, &r.responder)) != ACLM_OK)
+	r.responder = req->solver.responder;
+	if (r.responder == NULL && req->solver.type != ACLM_CHALL_DNS01 &&
+	    req->solver.webroot == NULL &&
+	    (rc = aclm_acme_responder_start(req->solver.standalone, req->solver.type,
+	                                    &r.responder)) != ACLM_OK)
 		goto out;
 	r.st = st;
 	r.kek = kek;
@@ -970,7 +973,7 @@ out:
 		aclm_store_managed_set_failure(st, res->managed_id, NULL, saved, aclm_now() + 300);
 		aclm_error(rc, "%s", saved);
 	}
-	if (r.responder != NULL)
-		acme_responder_stop(r.responder);
+	if (r.responder != NULL && r.responder != req->solver.responder)
+		aclm_acme_responder_stop(r.responder);
 	return rc;
 }

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -123,10 +124,117 @@ out:
 	return rc;
 }
 
+/* --each: one certificate per name, --concurrency at a time, each worker
+ * with its own store connection, all sharing one challenge responder. */
+struct each {
+	struct cli *cli;
+	const struct aclm_kek *kek;
+	const struct aclm_acme_ca *cas;
+	size_t n_cas;
+	const struct aclm_acme_request *tmpl;
+	const enum aclm_keygen *keys;
+	size_t n_keys;
+	char **names;
+	size_t n_names;
+	const char *url;
+	struct aclm_store_opts opts;
+	pthread_mutex_t mu;
+	size_t next;
+	json_t *results;
+	int n_failed;
+};
+
+static void *each_worker(void *arg)
+{
+	struct each *e = arg;
+	struct aclm_store *st = NULL;
+
+	if (aclm_store_open(e->url, &e->opts, &st) != ACLM_OK) {
+		pthread_mutex_lock(&e->mu);
+		json_array_append_new(e->results, json_pack("{s:s}", "error", aclm_errmsg()));
+		e->n_failed++;
+		pthread_mutex_unlock(&e->mu);
+		return NULL;
+	}
+	for (;;) {
+		struct aclm_acme_request req = *e->tmpl;
+		size_t i;
+
+		pthread_mutex_lock(&e->mu);
+		i = e->next++;
+		pthread_mutex_unlock(&e->mu);
+		if (i >= e->n_names)
+			break;
+		req.names = (const char *const *)&e->names[i];
+		req.n_names = 1;
+		for (size_t k = 0; k < e->n_keys; k++) {
+			struct aclm_acme_result res;
+			json_t *o;
+			req.key = e->keys[k];
+			if (aclm_acme_issue(st, e->kek, e->cas, e->n_cas, &req, &res) != ACLM_OK) {
+				o = json_pack("{s:s, s:s, s:s}", "name", e->names[i], "key",
+				              aclm_keygen_name(e->keys[k]), "error", aclm_errmsg());
+			} else {
+				o = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:b}", "name", e->names[i],
+				              "cert_id", (json_int_t)res.cert_id,
+				              "managed_id", (json_int_t)res.managed_id, "ca", res.ca,
+				              "fingerprint", res.fingerprint, "key", aclm_keygen_name(e->keys[k]),
+				              "resumed", res.resumed);
+			}
+			pthread_mutex_lock(&e->mu);
+			if (json_object_get(o, "error") != NULL) {
+				e->n_failed++;
+				if (!e->cli->quiet)
+					fprintf(stderr, "aclm: error: %s\n",
+					        json_string_value(json_object_get(o, "error")));
+			}
+			json_array_append_new(e->results, o);
+			pthread_mutex_unlock(&e->mu);
+		}
+	}
+	aclm_store_close(st);
+	return NULL;
+}
+
+static int issue_each(struct each *e, int64_t concurrency, bool json)
+{
+	pthread_t th[64];
+	int64_t n_th = 0;
+
+	e->url = e->cli->db_url && *e->cli->db_url ? e->cli->db_url
+	                                            : aclm_config_str(e->cli->cfg, "store.url");
+	e->opts.busy_timeout_ms = (int)(aclm_config_duration(e->cli->cfg, "store.busy_timeout") * 1000);
+	if (e->opts.busy_timeout_ms < 30000)
+		e->opts.busy_timeout_ms = 30000;  /* many writers at once */
+	pthread_mutex_init(&e->mu, NULL);
+	e->results = json_array();
+	/* one account per CA, made before the workers race for it */
+	if (aclm_acme_account_ensure(e->cli->store, e->kek,
+	                             aclm_acme_ca_find(e->cas, e->n_cas, e->tmpl->cas[0])) != ACLM_OK)
+		fprintf(stderr, "aclm: warning: %s\n", aclm_errmsg());
+	for (; n_th < concurrency && n_th < (int64_t)e->n_names; n_th++)
+		if (pthread_create(&th[n_th], NULL, each_worker, e) != 0)
+			break;
+	if (n_th == 0)
+		each_worker(e);
+	for (int64_t i = 0; i < n_th; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&e->mu);
+	if (json) {
+		cli_json_print(e->results);
+	} else {
+		if (!e->cli->quiet)
+			printf("%zu issued, %d failed\n", json_array_size(e->results) - (size_t)e->n_failed,
+			       e->n_failed);
+		json_decref(e->results);
+	}
+	return e->n_failed > 0 ? EXIT_FAILED : EXIT_OK;
+}
+
 int cmd_issue(struct cli *cli, int argc, char **argv)
 {
 	enum { O_KEY = 256, O_DUAL, O_CA, O_CHALLENGE, O_WEBROOT, O_STANDALONE, O_DNS_HOOK,
-	       O_DNS_WAIT, O_PROFILE, O_OUT, O_REUSE, O_JSON };
+	       O_DNS_WAIT, O_PROFILE, O_OUT, O_REUSE, O_JSON, O_EACH, O_CONCURRENCY };
 	static const struct option opts[] = {
 		{ "key", required_argument, NULL, O_KEY },
 		{ "dual", required_argument, NULL, O_DUAL },
@@ -141,6 +249,8 @@ int cmd_issue(struct cli *cli, int argc, char **argv)
 		{ "out", required_argument, NULL, O_OUT },
 		{ "reuse-key", no_argument, NULL, O_REUSE },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "each", no_argument, NULL, O_EACH },
+		{ "concurrency", required_argument, NULL, O_CONCURRENCY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -151,7 +261,9 @@ int cmd_issue(struct cli *cli, int argc, char **argv)
 	const char *ca_names[MAX_CAS];
 	enum aclm_keygen keys[2] = { ACLM_KEYGEN_EC256, ACLM_KEYGEN_EC256 };
 	const char *out_dir = NULL;
-	bool json = false, have_challenge = false;
+	bool json = false, have_challenge = false, each = false;
+	int64_t concurrency = 1;
+	struct aclm_acme_responder *responder = NULL;
 	char **names = NULL;
 	struct aclm_kek kek;
 	json_t *jout = NULL;
@@ -201,6 +313,12 @@ int cmd_issue(struct cli *cli, int argc, char **argv)
 		case O_OUT: out_dir = optarg; break;
 		case O_REUSE: req.reuse_key = true; break;
 		case O_JSON: json = true; break;
+		case O_EACH: each = true; break;
+		case O_CONCURRENCY:
+			if (aclm_parse_int64(optarg, &concurrency) != ACLM_OK || concurrency < 1 ||
+			    concurrency > 64)
+				return cli_usage_error("issue", "--concurrency: 1 to 64");
+			break;
 		default:
 			if ((r = cli_getopt_default(self, opt, argv)) >= 0)
 				return r;
@@ -238,6 +356,34 @@ int cmd_issue(struct cli *cli, int argc, char **argv)
 	req.n_names = n_names;
 	req.cas = ca_names;
 	req.n_cas = n_ca_names;
+	if (each) {
+		struct each e;
+		memset(&e, 0, sizeof(e));
+		if (out_dir != NULL) {
+			rc = cli_usage_error("issue", "--out cannot be used with --each");
+			goto out;
+		}
+		if (req.solver.type != ACLM_CHALL_DNS01 && req.solver.webroot == NULL &&
+		    req.solver.standalone != NULL) {
+			if (aclm_acme_responder_start(req.solver.standalone, req.solver.type,
+			                              &responder) != ACLM_OK) {
+				rc = cli_fail("%s", aclm_errmsg());
+				goto out;
+			}
+			req.solver.responder = responder;
+		}
+		e.cli = cli;
+		e.kek = &kek;
+		e.cas = cas;
+		e.n_cas = n_cas;
+		e.tmpl = &req;
+		e.keys = keys;
+		e.n_keys = n_keys;
+		e.names = names;
+		e.n_names = n_names;
+		rc = issue_each(&e, concurrency, json);
+		goto out;
+	}
 	jout = json_array();
 	rc = EXIT_OK;
 	for (size_t k = 0; k < n_keys; k++) {
@@ -289,6 +435,7 @@ int cmd_issue(struct cli *cli, int argc, char **argv)
 	else
 		json_decref(jout);
 out:
+	aclm_acme_responder_stop(responder);
 	aclm_kek_wipe(&kek);
 	aclm_acme_cas_free(cas, n_cas);
 	aclm_acme_names_free(names, n_names);

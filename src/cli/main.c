@@ -181,6 +181,8 @@ static const struct cli_command commands[] = {
 	  "  --profile NAME        a certificate profile the CA advertises\n"
 	  "  --out DIR             also write DIR/NAME.crt (chain) and DIR/NAME.key (0600)\n"
 	  "  --reuse-key           keep the key of the current certificate on renewal\n"
+	  "  --each                one certificate per NAME instead of one for all\n"
+	  "  --concurrency N       with --each: N orders at once (default 1, at most 64)\n"
 	  "  --json                print the result as JSON\n" },
 	{ "renew", cmd_renew, "renew managed certificates that are due",
 	  "usage: aclm renew [--force] [--dry-run] [--json] (--all | ID...)\n"
