@@ -206,6 +206,28 @@ static const struct cli_command commands[] = {
 	  "       aclm accounts orders\n"
 	  "       aclm accounts deactivate CA\n"
 	  "       aclm accounts rollover CA\n" },
+	{ "policy", cmd_policy, "policies and the compliance check of the inventory",
+	  "usage: aclm policy check [--policy NAME] [--all] [--json]\n"
+	  "       aclm policy list [--json]\n"
+	  "       aclm policy show NAME\n"
+	  "       aclm policy add FILE [--replace] [--default]\n"
+	  "       aclm policy del NAME\n"
+	  "       aclm policy default NAME\n"
+	  "\n"
+	  "check    evaluate every certificate, endpoint and named site against the policy\n"
+	  "         (default: the one set with 'default', else the built-in cabf-baseline);\n"
+	  "         print the violations (--all: the compliant too); exit 1 if there are any\n"
+	  "add      store a policy from a YAML or JSON file (docs/internals/policy.md)\n"
+	  "default  the policy of check, reports and the API (cabf-baseline: the built-in)\n" },
+	{ "report", cmd_report, "inventory, expiry, compliance, algorithm and PQ reports",
+	  "usage: aclm report KIND [--format csv|json|html] [--out FILE] [--policy NAME]\n"
+	  "\n"
+	  "KIND: inventory, expiry (expired, within 7/30/90 days, later), compliance,\n"
+	  "algorithms (RSA by size, ECDSA by curve, Ed25519, SM2), pq-readiness (endpoints\n"
+	  "accepting X25519MLKEM768 / curveSM2MLKEM768 / none).\n"
+	  "  --format F    csv (RFC 4180, default), json, or html (self-contained, prints)\n"
+	  "  --out FILE    write there instead of standard output\n"
+	  "  --policy NAME the policy of the compliance report\n" },
 	{ "help", cmd_help, "show help for a command",
 	  "usage: aclm help [COMMAND]\n" },
 	{ "version", cmd_version, "print the version (and --features)",

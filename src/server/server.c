@@ -202,6 +202,7 @@ int aclm_server_run(struct aclm_server_opts *o)
 		goto out;
 	if ((rc = server_add_routes(&s, server_auth_routes, server_n_auth_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_api_routes, server_n_api_routes)) != ACLM_OK ||
+	    (rc = server_add_routes(&s, server_policy_routes, server_n_policy_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_metrics_routes, server_n_metrics_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_ui_routes, server_n_ui_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_overview_routes, server_n_overview_routes)) != ACLM_OK)

@@ -366,11 +366,25 @@ static const char schema_acme[] =
 	"ALTER TABLE managed_certificates ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE managed_certificates ADD COLUMN last_error TEXT;";
 
+/* Policy and compliance (src/policy, docs/internals/policy.md): named
+ * rule sets as normalised JSON; at most one is the default. */
+static const char schema_policy[] =
+	"CREATE TABLE policies ("
+	" id @ID@,"
+	" name TEXT NOT NULL UNIQUE,"
+	" body TEXT NOT NULL,"                  /* JSON, checked by policy.c before it is stored */
+	" is_default INTEGER NOT NULL DEFAULT 0 CHECK (is_default IN (0, 1)),"
+	" created_at BIGINT NOT NULL,"
+	" updated_at BIGINT NOT NULL"
+	");"
+	"CREATE UNIQUE INDEX policies_one_default ON policies (is_default) WHERE is_default = 1;";
+
 static const struct migration migrations[] = {
 	{ 1, "initial schema", schema_1, NULL, NULL },
 	{ 2, "scan", schema_scan, NULL, NULL },
 	{ 3, "acme", schema_acme, NULL, NULL },
 	{ 4, "server", schema_server, NULL, NULL },
+	{ 5, "policy", schema_policy, NULL, NULL },
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
