@@ -67,6 +67,12 @@ static void do_write(struct conn *c);
 static void do_linger(struct conn *c);
 static void do_peek(struct conn *c);
 
+/* KEEP: entering the state leaves the watcher as it is.  A response is
+ * written at once and the watcher switched to EV_WRITE only if the socket is
+ * full; so a keep-alive request costs no epoll_ctl.  A spurious event in
+ * such a state is harmless: its handler copes with "nothing to do". */
+#define KEEP (-1)
+
 static const struct {
 	const char *name;
 	int events;
@@ -76,8 +82,8 @@ static const struct {
 	[CS_IDLE] = { "idle", EV_READ, do_read },
 	[CS_READ_HEAD] = { "read-head", EV_READ, do_read },
 	[CS_READ_BODY] = { "read-body", EV_READ, do_read },
-	[CS_HANDLER] = { "handler", 0, do_peek },
-	[CS_WRITE] = { "write", EV_WRITE, do_write },
+	[CS_HANDLER] = { "handler", KEEP, do_peek },
+	[CS_WRITE] = { "write", KEEP, do_write },
 	[CS_LINGER] = { "linger", EV_READ, do_linger },
 };
 
@@ -116,8 +122,10 @@ static void watch(struct conn *c, int events)
 	}
 	if (ev_is_active(&c->io) && (c->io.events & (EV_READ | EV_WRITE)) == events)
 		return;
+	/* ev_io_modify keeps the fd registered: libev then calls epoll_ctl only
+	 * if the interest set at the end of the loop iteration differs. */
 	ev_io_stop(loop, &c->io);
-	ev_io_set(&c->io, c->fd, events);
+	ev_io_modify(&c->io, events);
 	ev_io_start(loop, &c->io);
 }
 
@@ -132,7 +140,8 @@ static void set_state(struct conn *c, enum conn_state st)
 		ev_timer_set(&c->timer, t, 0.);
 		ev_timer_start(loop, &c->timer);
 	}
-	watch(c, states[st].events);
+	if (states[st].events != KEEP)
+		watch(c, states[st].events);
 }
 
 static void maybe_shutdown_done(struct aclm_http_server *srv)

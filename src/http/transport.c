@@ -23,6 +23,8 @@ int aclm_http_tls_new(struct conn *c, SSL_CTX *ctx)
 		return aclm_error_openssl(ACLM_ERR_CRYPTO, "TLS connection from %s", c->peer);
 	}
 	SSL_set_accept_state(c->ssl);
+	/* Read whole records in one recv instead of header, then body. */
+	SSL_set_read_ahead(c->ssl, 1);
 	/* Buffers of idle connections are released (thousands of keep-alives);
 	 * the output buffer may move between retries of a write. */
 	SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
