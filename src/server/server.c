@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -153,6 +154,21 @@ static void on_housekeeping(struct ev_loop *loop, ev_timer *w, int revents)
 		aclm_warn("server: purge sessions: %s", aclm_errmsg());
 }
 
+/* Each connection is a descriptor: allow max_connections plus room for the
+ * store, the scheduler and logs, as far as the hard limit goes. */
+static void raise_fd_limit(unsigned max_connections)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)max_connections + 256;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+		aclm_warn("server: only %llu file descriptors allowed (server.max_connections is %u)",
+		          (unsigned long long)rl.rlim_cur, max_connections);
+}
+
 static FILE *open_access_log(const char *path)
 {
 	FILE *f;
@@ -196,6 +212,10 @@ int aclm_server_run(struct aclm_server_opts *o)
 	if ((rc = server_tls_ctx(&s, &s.ssl_ctx)) != ACLM_OK)
 		goto out;
 	aclm_http_server_opts_init(&hopts);
+	hopts.max_connections = (unsigned)aclm_config_int(s.cfg, "server.max_connections");
+	hopts.header_timeout = (double)aclm_config_duration(s.cfg, "server.header_timeout");
+	hopts.idle_timeout = (double)aclm_config_duration(s.cfg, "server.idle_timeout");
+	raise_fd_limit(hopts.max_connections);
 	access_log = open_access_log(aclm_config_str(s.cfg, "server.access_log"));
 	hopts.access_log = access_log;
 	if ((rc = aclm_http_server_new(loop, &hopts, &s.http)) != ACLM_OK)
