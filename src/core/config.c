@@ -74,6 +74,13 @@ static const struct key_def key_defs[] = {
 	  "how long a keep-alive connection may wait for its next request" },
 	{ "server.access_log", T_STRING, "", NULL,
 	  "JSON-lines access log: a file, '-' for stderr, empty for none" },
+	{ "alerts.interval", T_DURATION, "60s", NULL,
+	  "how often aclm server evaluates alert rules and delivers due alerts (0: never)" },
+	{ "alerts.max_attempts", T_INT, "8", NULL,
+	  "delivery attempts of one alert before it is marked failed (1-20)" },
+	{ "alerts.retry_base", T_DURATION, "1m", NULL,
+	  "wait before the first retry of a failed delivery; doubles each time, at most 1d" },
+	{ "alerts.timeout", T_DURATION, "30s", NULL, "time limit of one delivery (SMTP or HTTP)" },
 	{ "scan.exclude", T_LIST, "", NULL,
 	  "targets never scanned (addresses, CIDR ranges, a.b.c.d-e ranges, names)" },
 	{ "acme.cas", T_TABLE, "", "name|directory|trust|contact|eab_kid|eab_hmac|preferred_chain|"

@@ -119,6 +119,10 @@ extern const size_t server_n_overview_routes;
 extern const struct api_route server_policy_routes[];
 extern const size_t server_n_policy_routes;
 
+/* alerts_api.c */
+extern const struct api_route server_alert_routes[];
+extern const size_t server_n_alert_routes;
+
 /* metrics.c */
 extern const struct api_route server_metrics_routes[];
 extern const size_t server_n_metrics_routes;

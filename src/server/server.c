@@ -17,6 +17,7 @@
 #include "aclm/auth.h"
 #include "aclm/err.h"
 #include "aclm/log.h"
+#include "aclm/notify.h"
 #include "aclm/server.h"
 #include "aclm/store_auth.h"
 #include "aclm/timeutil.h"
@@ -98,6 +99,8 @@ struct signals {
 	struct server *s;
 	ev_signal term, intr, hup;
 	ev_timer housekeeping;
+	ev_timer alerts;                        /* alerts.interval: kicks the alert worker */
+	struct aclm_notify_worker *alerts_worker;
 	bool stopping;
 };
 
@@ -169,6 +172,15 @@ static void raise_fd_limit(unsigned max_connections)
 		          (unsigned long long)rl.rlim_cur, max_connections);
 }
 
+static void on_alerts(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct signals *sg = w->data;
+
+	(void)loop;
+	(void)revents;
+	aclm_notify_worker_kick(sg->alerts_worker);
+}
+
 static FILE *open_access_log(const char *path)
 {
 	FILE *f;
@@ -222,6 +234,7 @@ int aclm_server_run(struct aclm_server_opts *o)
 		goto out;
 	if ((rc = server_add_routes(&s, server_auth_routes, server_n_auth_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_api_routes, server_n_api_routes)) != ACLM_OK ||
+	    (rc = server_add_routes(&s, server_alert_routes, server_n_alert_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_policy_routes, server_n_policy_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_metrics_routes, server_n_metrics_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_ui_routes, server_n_ui_routes)) != ACLM_OK ||
@@ -262,10 +275,28 @@ int aclm_server_run(struct aclm_server_opts *o)
 	/* libcurl's global state before any worker thread uses it. */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	sch = server_scheduler_start(s.cfg, url);
+	{
+		/* Alerts run on their own thread and store connection. */
+		int64_t every = aclm_config_duration(s.cfg, "alerts.interval");
+		struct aclm_notify_opts nopts;
+		aclm_notify_opts_from_config(s.cfg, &nopts);
+		if (every > 0 && aclm_notify_worker_start(url, &nopts, &sg.alerts_worker) == ACLM_OK) {
+			ev_timer_init(&sg.alerts, on_alerts, (double)every, (double)every);
+			sg.alerts.data = &sg;
+			ev_timer_start(loop, &sg.alerts);
+		} else if (every > 0) {
+			aclm_warn("server: alerts are off: %s", aclm_errmsg());
+		}
+	}
 	notify("READY=1");
 	ev_run(loop, 0);
 	server_scheduler_stop(sch);
 	sch = NULL;
+	if (sg.alerts_worker != NULL) {
+		ev_timer_stop(loop, &sg.alerts);
+		aclm_notify_worker_stop(sg.alerts_worker);
+		sg.alerts_worker = NULL;
+	}
 	ev_signal_stop(loop, &sg.term);
 	ev_signal_stop(loop, &sg.intr);
 	ev_signal_stop(loop, &sg.hup);

@@ -270,16 +270,21 @@ static const char schema_server[] =
 	" enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),"
 	" created_at BIGINT NOT NULL"
 	");"
+	/* One row per notification; its delivery is retried in place.  The
+	 * channel is fixed when the alert is raised (a rule may change). */
 	"CREATE TABLE alerts ("
 	" id @ID@,"
 	" rule_id BIGINT REFERENCES alert_rules (id) ON DELETE SET NULL,"
+	" channel_id BIGINT REFERENCES alert_channels (id) ON DELETE SET NULL,"
 	" dedup_key TEXT NOT NULL,"             /* rule + target + threshold */
+	" target TEXT NOT NULL DEFAULT '',"     /* what it is about, for people */
 	" subject TEXT NOT NULL,"
 	" message TEXT NOT NULL,"
 	" state TEXT NOT NULL DEFAULT 'pending' "
 	"  CHECK (state IN ('pending', 'sent', 'failed')),"
 	" attempts INTEGER NOT NULL DEFAULT 0,"
 	" last_error TEXT,"
+	" attempt_log TEXT NOT NULL DEFAULT '[]',"  /* JSON: [{at, error}] per failed attempt */
 	" next_attempt_at BIGINT NOT NULL DEFAULT 0,"
 	" created_at BIGINT NOT NULL,"
 	" sent_at BIGINT NOT NULL DEFAULT 0"
