@@ -693,6 +693,43 @@ static int names_json(const struct aclm_acme_request *req, char **out)
 	return *out ? ACLM_OK : aclm_error(ACLM_ERR_NOMEM, "out of memory");
 }
 
+struct spki_row {
+	char spki[65];
+};
+
+static int spki_fn(void *ctx, const struct aclm_cert_row *row)
+{
+	aclm_strlcpy(((struct spki_row *)ctx)->spki, row->spki, 65);
+	return 0;
+}
+
+/* --reuse-key: the sealed key of the current certificate, as stored (its
+ * AAD is its SPKI, so the blob moves to the order unchanged). */
+static int reuse_current_key(struct run *r)
+{
+	struct aclm_managed_row m;
+	struct spki_row sr = { "" };
+	int rc;
+
+	if ((rc = aclm_store_managed_get(r->st, r->res->managed_id, &m)) != ACLM_OK)
+		return rc;
+	if (m.current_cert_id == 0) {
+		aclm_managed_row_free(&m);
+		return ACLM_ERR_NOTFOUND;  /* first issue: a fresh key */
+	}
+	rc = aclm_store_get_cert(r->st, m.current_cert_id, spki_fn, &sr);
+	aclm_managed_row_free(&m);
+	if (rc != ACLM_OK || sr.spki[0] == '\0')
+		return ACLM_ERR_NOTFOUND;
+	if ((rc = aclm_store_get_private_key(r->st, sr.spki, &r->o.key_sealed,
+	                                     &r->o.key_sealed_len)) != ACLM_OK) {
+		aclm_warn("--reuse-key: the current key is not stored; using a fresh one");
+		return rc;
+	}
+	r->o.key_spki = aclm_strdup(sr.spki);
+	return ACLM_OK;
+}
+
 /* A new order row: the key is generated and sealed first. */
 static int create_order(struct run *r, const char *profile)
 {
@@ -710,6 +747,10 @@ static int create_order(struct run *r, const char *profile)
 	r->o.profile = profile ? aclm_strdup(profile) : NULL;
 	if ((rc = names_json(r->req, &r->o.identifiers)) != ACLM_OK)
 		return rc;
+	if (r->req->reuse_key && reuse_current_key(r) == ACLM_OK) {
+		rc = aclm_store_acme_order_add(r->st, &r->o, &r->o.id);
+		goto out;
+	}
 	if ((rc = aclm_key_generate(r->req->key, &pkcs8, &pkcs8_len)) != ACLM_OK ||
 	    (rc = aclm_key_spki_sha256(pkcs8, pkcs8_len, spki, spki_hex)) != ACLM_OK ||
 	    (rc = aclm_keywrap_seal(r->kek, spki, sizeof(spki), pkcs8, pkcs8_len, &r->o.key_sealed,

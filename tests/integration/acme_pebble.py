@@ -129,8 +129,8 @@ class Pebble:
         return json.loads(self._mgmt(self.mgmt_port, "/cert-status-by-serial/%s" % serial_hex.lower(),
                                      tls=True))
 
-    def root_pem(self):
-        return self._mgmt(self.mgmt_port, "/roots/0", tls=True).decode()
+    def root_pem(self, n=0):
+        return self._mgmt(self.mgmt_port, "/roots/%d" % n, tls=True).decode()
 
     def hook_script(self, path):
         """A dns-01 hook for `aclm issue --dns-hook`: add/remove TXT records

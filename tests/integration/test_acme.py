@@ -17,9 +17,18 @@ from acme_pebble import Pebble, free_port, pebble_ca, wait_port, write_config
 
 @pytest.fixture(scope="module")
 def peb(tmp_path_factory):
-    p = Pebble(tmp_path_factory.mktemp("pebble")).start()
+    p = Pebble(tmp_path_factory.mktemp("pebble"), env={"PEBBLE_ALTERNATE_ROOTS": "1"}).start()
     yield p
     p.stop()
+
+
+@pytest.fixture
+def aclm_sqlite_other(tmp_path):
+    """A second, independent inventory (its own database and KEK)."""
+    from conftest import Aclm
+    d = tmp_path / "other"
+    d.mkdir()
+    return Aclm(d, "sqlite:%s" % (d / "aclm.db"), "sqlite")
 
 
 @pytest.fixture
@@ -247,3 +256,41 @@ def test_bad_input(acme, peb, tmp_path):
     assert "needs a name and a directory" in err and "aclm.yaml:3" in err
     # nothing stored before is lost
     assert len(acme.list()) >= 2
+
+
+def subject_cn(pem):
+    out = subprocess.run(["openssl", "x509", "-noout", "-subject", "-nameopt", "multiline"],
+                         input=pem.encode(), capture_output=True, check=True).stdout.decode()
+    return [l.split("=", 1)[1].strip() for l in out.splitlines() if "commonName" in l][0]
+
+
+def test_preferred_chain_from_alternates(acme, peb, aclm_sqlite_other):
+    default_root = subject_cn(peb.root_pem(0))
+    alt_root = subject_cn(peb.root_pem(1))
+    assert default_root != alt_root
+    for inv, want in ((acme, alt_root), (aclm_sqlite_other, default_root)):
+        write_config(inv, [pebble_ca(peb, preferred_chain=want)])
+        issue(inv, "chain.example.test", "--standalone", "127.0.0.1:%d" % peb.http_port)
+        # only the chosen chain is stored: its intermediate is issued by that root
+        cas = inv.list("--ca")
+        assert [c["issuer_cn"] for c in cas] == [want]
+
+
+def test_revoke_by_certificate_key(acme, peb, tmp_path, aclm_sqlite_other):
+    """A certificate aclm did not order (imported with its key) is revoked
+    with a JWS signed by the certificate's own key."""
+    outdir = tmp_path / "o"
+    outdir.mkdir()
+    out = issue(acme, "ck.example.test", "--standalone", "127.0.0.1:%d" % peb.http_port,
+                "--out", str(outdir))
+    serial = acme.json("show", "--json", out[0]["cert_id"])["serial"]
+    other = aclm_sqlite_other
+    write_config(other, [pebble_ca(peb)])
+    other.json("import", "--json", str(outdir), check_rc=0)
+    rows = other.list("--name", "ck.example.test")
+    assert len(rows) == 1 and rows[0]["has_private_key"]
+    other.run("revoke", rows[0]["id"], check_rc=0)
+    assert peb.cert_status(serial)["Status"] == "Revoked"
+    ev = other.sql("SELECT detail FROM events WHERE type = 'acme.revoked'")
+    assert json.loads(ev[0][0])["by"] == "certificate key"
+    assert other.sql("SELECT COUNT(*) FROM acme_accounts") == [["0"]]

@@ -160,3 +160,21 @@ def test_renew_bad_ids(acme, peb):
     assert "no managed certificate 999" in err
     rc, out, err = acme.run("renew", "x1", check_rc=2)
     assert "'x1'" in err
+
+
+def test_dual_pair_renews_together_and_reuse_key(acme, peb):
+    out = acme.json("issue", "--json", "pair.example.test", "--dual", "ec256,rsa2048",
+                    "--reuse-key", *sa(peb))
+    a, b = out
+    spki = {r["id"]: r["spki_sha256"] for r in acme.list("--leaf")}
+    # one of the pair is renewed: the other comes along
+    res = acme.json("renew", str(a["managed_id"]), "--force", "--json")
+    assert {r["managed_id"] for r in res if r["result"] == "renewed"} == \
+        {a["managed_id"], b["managed_id"]}
+    cur = dict(acme.sql("SELECT id, current_cert_id FROM managed_certificates"))
+    assert cur[str(a["managed_id"])] != str(a["cert_id"])
+    assert cur[str(b["managed_id"])] != str(b["cert_id"])
+    # --reuse-key: the renewed certificates keep their keys
+    now = {r["id"]: r["spki_sha256"] for r in acme.list("--leaf")}
+    assert now[int(cur[str(a["managed_id"])])] == spki[a["cert_id"]]
+    assert now[int(cur[str(b["managed_id"])])] == spki[b["cert_id"]]
