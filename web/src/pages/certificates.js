@@ -53,7 +53,7 @@ export async function certificatesPage(ctx) {
   const statusSel = h('select', { id: 'f-status', onchange: (e) => {
     const v = e.target.value;
     setParams({ expired: v === 'expired' ? '' : null, valid: v === 'valid' ? '' : null,
-                expiring: v.startsWith('exp') ? v.slice(3) + 'd' : v === 'custom' ? p.expiring : null });
+                expiring: /^exp\d+$/.test(v) ? v.slice(3) + 'd' : v === 'custom' ? p.expiring : null });
   } },
   h('option', { value: '' }, t('certs.any')),
   h('option', { value: 'valid', selected: status === 'valid' }, t('certs.valid')),
