@@ -229,7 +229,8 @@ struct expiry {
 static int on_expiring(void *ctx, const struct aclm_cert_row *r)
 {
 	struct expiry *x = ctx;
-	int64_t left = r->not_after - x->e->now, days_left = aclm_days_left(r->not_after, x->e->now);
+	int64_t left = r->not_after - x->e->now;
+	int64_t days_left = (left + 86399) / 86400;   /* 4 days and 23 hours: "in 5 days" */
 	const char *name = r->subject_cn != NULL ? r->subject_cn : r->subject;
 	char key[128], subject[400], when[32];
 	struct aclm_buf text;
@@ -244,12 +245,12 @@ static int on_expiring(void *ctx, const struct aclm_cert_row *r)
 		return ACLM_OK;
 	aclm_time_iso(r->not_after, when, sizeof(when));
 	snprintf(key, sizeof(key), "cert:%s|%dd", r->fingerprint, threshold);
-	if (days_left >= 1)
-		snprintf(subject, sizeof(subject), "[aclm] certificate %.200s expires in %lld day%s (%.10s)",
-		         name, (long long)days_left, days_left == 1 ? "" : "s", when);
+	if (days_left > 1)
+		snprintf(subject, sizeof(subject), "[aclm] certificate %.200s expires in %lld days (%.10s)",
+		         name, (long long)days_left, when);
 	else
-		snprintf(subject, sizeof(subject), "[aclm] certificate %.200s expires today (%s)", name,
-		         when);
+		snprintf(subject, sizeof(subject), "[aclm] certificate %.200s expires within a day (%s)",
+		         name, when);
 	aclm_buf_init(&text, NOTIFY_MAX_TEXT * 2);
 	aclm_buf_printf(&text, "The certificate %s expires on %s, in %lld day%s (rule '%s', "
 	                "threshold %d day%s).\n\n", name, when, (long long)days_left,
