@@ -165,4 +165,10 @@ int aclm_report_render(struct aclm_store *st, enum aclm_report_kind kind,
                        enum aclm_report_format fmt, const struct aclm_policy *policy,
                        int64_t now, struct aclm_buf *out);
 
+/* The report as plain text for a message (alert channels): title, the
+ * summary, and the first max_rows rows as "column=value" lines. */
+int aclm_report_text(struct aclm_store *st, enum aclm_report_kind kind,
+                     const struct aclm_policy *policy, int64_t now, size_t max_rows,
+                     struct aclm_buf *out);
+
 #endif

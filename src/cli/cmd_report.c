@@ -9,7 +9,10 @@
 
 #include "aclm/buf.h"
 #include "aclm/err.h"
+#include "aclm/notify.h"
 #include "aclm/policy.h"
+#include "aclm/store_notify.h"
+#include "aclm/str.h"
 #include "aclm/timeutil.h"
 #include "cli-int.h"
 
@@ -31,13 +34,78 @@ static int write_all(int fd, const unsigned char *p, size_t n, const char *what)
 	return ACLM_OK;
 }
 
+/* Queue the report as an alert on a channel (src/notify) and deliver it
+ * now; with every > 0 at most once per period of that length (run it daily
+ * from cron or a timer with --every 7d for a weekly report). */
+static int send_report(struct cli *cli, enum aclm_report_kind kind,
+                       const struct aclm_policy *pol, const char *channel, int64_t every)
+{
+	struct aclm_alert_channel ch;
+	struct aclm_notify_opts o;
+	struct aclm_notify_stats stats = { 0 };
+	struct aclm_alert_new a = { 0 };
+	struct aclm_buf text;
+	char key[256], subject[160], date[16], state[16];
+	int64_t now = aclm_now(), created = 0, id = 0;
+	bool found = false;
+	int rc;
+
+	memset(&ch, 0, sizeof(ch));
+	if ((rc = aclm_store_alert_channel_get(cli->store, channel, &ch)) != ACLM_OK)
+		return cli_fail("%s", aclm_errmsg());
+	snprintf(key, sizeof(key), "report:%s:%s:%lld", aclm_report_kind_name(kind), ch.name,
+	         (long long)(every > 0 ? now / every : now));
+	if (every > 0 &&
+	    (rc = aclm_store_alert_latest(cli->store, key, &found, &created, state)) != ACLM_OK) {
+		aclm_alert_channel_clear(&ch);
+		return cli_fail("%s", aclm_errmsg());
+	}
+	if (found) {
+		if (!cli->quiet)
+			fprintf(stderr, "the %s report went to '%s' already in this period\n",
+			        aclm_report_kind_name(kind), ch.name);
+		aclm_alert_channel_clear(&ch);
+		return EXIT_OK;
+	}
+	aclm_time_date(now, date, sizeof(date));
+	snprintf(subject, sizeof(subject), "aclm %s report %s", aclm_report_kind_name(kind), date);
+	aclm_buf_init(&text, 1u << 20);
+	rc = aclm_report_text(cli->store, kind, pol, now, 200, &text);
+	if (rc == ACLM_OK) {
+		a.channel_id = ch.id;
+		a.dedup_key = key;
+		a.target = aclm_report_kind_name(kind);
+		a.subject = subject;
+		a.message = aclm_buf_cstr(&text);
+		a.now = now;
+		rc = aclm_store_alert_add(cli->store, &a, &id);
+	}
+	aclm_buf_free(&text);
+	aclm_alert_channel_clear(&ch);
+	if (rc != ACLM_OK)
+		return cli_fail("%s", aclm_errmsg());
+	aclm_notify_opts_from_config(cli->cfg, &o);
+	rc = aclm_notify_deliver_due(cli->store, &o, now, &stats);
+	if (rc != ACLM_OK)
+		return cli_fail("%s", aclm_errmsg());
+	if (stats.sent == 0)
+		return cli_fail("the %s report (alert %lld) was not delivered yet: see aclm alert list",
+		                aclm_report_kind_name(kind), (long long)id);
+	if (!cli->quiet)
+		fprintf(stderr, "the %s report was sent (alert %lld)\n", aclm_report_kind_name(kind),
+		        (long long)id);
+	return EXIT_OK;
+}
+
 int cmd_report(struct cli *cli, int argc, char **argv)
 {
-	enum { O_FORMAT = 256, O_OUT, O_POLICY };
+	enum { O_FORMAT = 256, O_OUT, O_POLICY, O_SEND, O_EVERY };
 	static const struct option opts[] = {
 		{ "format", required_argument, NULL, O_FORMAT },
 		{ "out", required_argument, NULL, O_OUT },
 		{ "policy", required_argument, NULL, O_POLICY },
+		{ "send", required_argument, NULL, O_SEND },
+		{ "every", required_argument, NULL, O_EVERY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -45,7 +113,8 @@ int cmd_report(struct cli *cli, int argc, char **argv)
 	enum aclm_report_format fmt = ACLM_REPORT_CSV;
 	enum aclm_report_kind kind;
 	struct aclm_policy *pol = NULL;
-	const char *out_path = NULL, *policy = NULL;
+	const char *out_path = NULL, *policy = NULL, *channel = NULL;
+	int64_t every = 0;
 	struct aclm_buf b;
 	int opt, rc, fd = -1;
 
@@ -58,6 +127,12 @@ int cmd_report(struct cli *cli, int argc, char **argv)
 			break;
 		case O_OUT: out_path = optarg; break;
 		case O_POLICY: policy = optarg; break;
+		case O_SEND: channel = optarg; break;
+		case O_EVERY:
+			if (aclm_parse_duration(optarg, &every) != ACLM_OK || every < 3600)
+				return cli_usage_error("report", "--every: '%s' is not a duration of an "
+				                       "hour or more (7d)", optarg);
+			break;
 		default: return cli_getopt_default(self, opt, argv);
 		}
 	}
@@ -68,10 +143,19 @@ int cmd_report(struct cli *cli, int argc, char **argv)
 		return cli_usage_error("report", "%s", aclm_errmsg());
 	if (policy != NULL && kind != ACLM_REPORT_COMPLIANCE)
 		return cli_usage_error("report", "--policy applies to the compliance report only");
+	if (every > 0 && channel == NULL)
+		return cli_usage_error("report", "--every goes with --send CHANNEL");
+	if (channel != NULL && out_path != NULL)
+		return cli_usage_error("report", "--send and --out exclude each other");
 	if (cli_open_store(cli) != ACLM_OK)
 		return EXIT_FAILED;
 	if (kind == ACLM_REPORT_COMPLIANCE && aclm_policy_load(cli->store, policy, &pol) != ACLM_OK)
 		return cli_fail("%s", aclm_errmsg());
+	if (channel != NULL) {
+		rc = send_report(cli, kind, pol, channel, every);
+		aclm_policy_free(pol);
+		return rc;
+	}
 	aclm_buf_init(&b, REPORT_MAX);
 	rc = aclm_report_render(cli->store, kind, fmt, pol, aclm_now(), &b);
 	aclm_policy_free(pol);

@@ -746,3 +746,65 @@ int aclm_report_render(struct aclm_store *st, enum aclm_report_kind kind,
 	aclm_policy_free(own);
 	return rc;
 }
+
+/* --- plain text (e-mail and chat channels) ---------------------------------------- */
+
+int aclm_report_text(struct aclm_store *st, enum aclm_report_kind kind,
+                     const struct aclm_policy *policy, int64_t now, size_t max_rows,
+                     struct aclm_buf *out)
+{
+	struct aclm_buf j;
+	json_t *doc, *v, *row;
+	json_error_t e;
+	const char *k;
+	size_t i;
+	int rc;
+
+	aclm_buf_init(&j, out->max);
+	if ((rc = aclm_report_render(st, kind, ACLM_REPORT_JSON, policy, now, &j)) != ACLM_OK) {
+		aclm_buf_free(&j);
+		return rc;
+	}
+	doc = json_loadb((const char *)j.data, j.len, 0, &e);
+	aclm_buf_free(&j);
+	if (doc == NULL)
+		return aclm_error(ACLM_ERR_PARSE, "report text: %s", e.text);
+	rc = aclm_buf_printf(out, "%s\nGenerated %s%s%s\n\nSummary\n",
+	                     json_string_value(json_object_get(doc, "title")),
+	                     json_string_value(json_object_get(doc, "generated_at")),
+	                     json_object_get(doc, "policy") ? ", policy " : "",
+	                     json_object_get(doc, "policy")
+	                     ? json_string_value(json_object_get(doc, "policy")) : "");
+	json_object_foreach(json_object_get(doc, "summary"), k, v)
+		if (rc == ACLM_OK)
+			rc = aclm_buf_printf(out, "  %-28s %lld\n", k, (long long)json_integer_value(v));
+	if (rc == ACLM_OK && max_rows > 0 && json_array_size(json_object_get(doc, "rows")) > 0)
+		rc = aclm_buf_printf(out, "\nRows (%zu of %zu)\n",
+		                     json_array_size(json_object_get(doc, "rows")) < max_rows
+		                     ? json_array_size(json_object_get(doc, "rows")) : max_rows,
+		                     json_array_size(json_object_get(doc, "rows")));
+	json_array_foreach(json_object_get(doc, "rows"), i, row) {
+		size_t c;
+		json_t *col;
+		if (i >= max_rows || rc != ACLM_OK)
+			break;
+		rc = aclm_buf_puts(out, " ");
+		json_array_foreach(json_object_get(doc, "columns"), c, col) {
+			json_t *cell = json_object_get(row, json_string_value(col));
+			char *s;
+			if (rc != ACLM_OK || cell == NULL || json_is_null(cell))
+				continue;
+			s = json_is_string(cell) ? NULL : json_dumps(cell, JSON_ENCODE_ANY);
+			rc = aclm_buf_printf(out, " %s=%s", json_string_value(col),
+			                     s != NULL ? s : json_string_value(cell));
+			free(s);
+		}
+		if (rc == ACLM_OK)
+			rc = aclm_buf_putc(out, '\n');
+	}
+	json_decref(doc);
+	if (rc == ACLM_ERR_TOOBIG)
+		return aclm_error(rc, "the %s report text is larger than %zu bytes", kind_names[kind],
+		                  out->max);
+	return rc;
+}

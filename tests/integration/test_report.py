@@ -294,3 +294,61 @@ def test_api_reports_and_roles(aclm, mini_pki):
     finally:
         rc, out, err = srv.stop()
         assert "runtime error" not in err and "AddressSanitizer" not in err, err
+
+
+class Receiver:
+    """A webhook endpoint on loopback that keeps what it is sent."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        got = self.got = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+        self.port = self.srv.server_address[1]
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_report_sent_through_alert_channel(aclm, expiry_pki):
+    aclm.import_json(os.path.join(expiry_pki.d, "out"))
+    rx = Receiver()
+    try:
+        aclm("alert", "channel", "add", "ops", "--kind", "webhook",
+             "--url", "http://127.0.0.1:%d/hook" % rx.port, check_rc=0)
+        rc, out, err = aclm("report", "expiry", "--send", "ops", "--every", "7d")
+        assert rc == 0, err
+        assert len(rx.got) == 1
+        msg = rx.got[0]
+        assert msg["subject"].startswith("aclm expiry report ")
+        text = msg["text"]
+        assert "Certificate expiry" in text
+        for line in ["expired                      1", "7d                           1",
+                     "later                        3"]:
+            assert line in text, text
+        assert "subject_cn=gone.example" in text and "bucket=expired" in text
+        # a weekly schedule run daily: the second run this week sends nothing
+        rc, out, err = aclm("report", "expiry", "--send", "ops", "--every", "7d")
+        assert rc == 0 and "already" in err
+        assert len(rx.got) == 1
+        # without --every it goes again; an unknown channel is named
+        aclm("report", "algorithms", "--send", "ops", check_rc=0)
+        assert len(rx.got) == 2 and "Key algorithms" in rx.got[1]["text"]
+        rc, out, err = aclm("report", "expiry", "--send", "nope")
+        assert rc == 1 and "nope" in err
+        assert aclm("report", "expiry", "--every", "7d")[0] == 2
+    finally:
+        rx.stop()

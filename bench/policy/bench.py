@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""Policy evaluation and reports at scale: N certificates (default 100,000)
+and N/10 endpoints with scan results, written straight into a SQLite
+inventory, then timed:
+
+    aclm list --json          (the peer: one plain pass over the same rows)
+    aclm policy check --json  (cabf-baseline, every rule)
+    aclm report compliance / expiry / inventory --format csv
+
+    bench/policy/bench.py [--bin build-x/src/cli/aclm] [-n 100000]
+
+Prints seconds and the ratio to the listing."""
+
+import argparse
+import hashlib
+import os
+import random
+import sqlite3
+import subprocess
+import tempfile
+import time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "..", "build",
+                                              "src", "cli", "aclm"))
+ap.add_argument("-n", type=int, default=100000)
+args = ap.parse_args()
+
+tmp = tempfile.mkdtemp(prefix="aclm-bench-policy-")
+db = os.path.join(tmp, "aclm.db")
+env = dict(os.environ, ACLM_SECURITY_KEK_FILE=os.path.join(tmp, "kek"))
+
+
+def aclm(*a):
+    t = time.perf_counter()
+    p = subprocess.run([args.bin, "--db", "sqlite:" + db, *a], capture_output=True, env=env)
+    if p.returncode not in (0, 1):
+        raise SystemExit(p.stderr.decode())
+    return time.perf_counter() - t, len(p.stdout)
+
+
+aclm("db", "migrate")
+con = sqlite3.connect(db)
+rnd = random.Random(1)
+now = int(time.time())
+kinds = [("ec", 256, "P-256", "ecdsa-with-SHA256")] * 6 + [("rsa", 2048, None,
+         "sha256WithRSAEncryption")] * 3 + [("rsa", 1024, None, "sha1WithRSAEncryption"),
+        ("sm2", 256, "SM2", "SM2-with-SM3"), ("ed25519", 256, None, "ED25519")]
+keys, certs = [], []
+for i in range(1, args.n + 1):
+    kt, bits, curve, sig = rnd.choice(kinds)
+    key_id = i if i % 50 else i - 1          # every 50th reuses its neighbour's key
+    if key_id == i:
+        keys.append((i, hashlib.sha256(b"k%d" % i).hexdigest(), kt, bits, curve))
+    nb = now - rnd.randrange(0, 400) * 86400
+    na = nb + rnd.choice([90, 200, 398, 825]) * 86400 - 1
+    name = "h%d.example.com" % i
+    certs.append((i, hashlib.sha256(b"c%d" % i).hexdigest(), key_id, "CN=" + name,
+                  "CN=Bench CA", name, "Bench CA", "s", "i", "%x" % i, nb, na, kt, bits, curve,
+                  sig, "DNS:%s,DNS:www.%s" % (name, name), now))
+con.executemany("INSERT INTO keys (id, spki_sha256, key_type, key_bits, curve) "
+                "VALUES (?, ?, ?, ?, ?)", keys)
+con.executemany("INSERT INTO certificates (id, fingerprint, key_id, subject, issuer, subject_cn, "
+                "issuer_cn, subject_hash, issuer_hash, serial, not_before, not_after, key_type, "
+                "key_bits, curve, sig_alg, sans, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", certs)
+con.execute("INSERT INTO scans (id, started_at) VALUES (1, ?)", (now,))
+eps = []
+res = []
+for e in range(1, args.n // 10 + 1):
+    eps.append((e, "h%d.example.com" % e, "10.%d.%d.%d" % (e >> 16 & 255, e >> 8 & 255, e & 255),
+                443, now, now))
+    res.append((1, e, now, 1, rnd.choice(["X25519MLKEM768", "none", "curveSM2MLKEM768", ""]), e))
+con.executemany("INSERT INTO endpoints (id, host, ip, port, first_seen, last_seen) "
+                "VALUES (?, ?, ?, ?, ?, ?)", eps)
+con.executemany("INSERT INTO scan_results (scan_id, endpoint_id, scanned_at, reachable, "
+                "pq_groups, leaf_cert_id) VALUES (?, ?, ?, ?, ?, ?)", res)
+con.commit()
+con.close()
+
+base, _ = aclm("list", "--json", "--limit", "0")
+print("%d certificates, %d endpoints (SQLite)" % (args.n, args.n // 10))
+print("%-34s %7.2f s" % ("aclm list --json (peer)", base))
+for label, cmd in [("aclm policy check --json", ["policy", "check", "--json"]),
+                   ("aclm report compliance --format csv", ["report", "compliance"]),
+                   ("aclm report expiry --format csv", ["report", "expiry"]),
+                   ("aclm report inventory --format html", ["report", "inventory", "--format",
+                                                           "html"])]:
+    t, size = aclm(*cmd)
+    print("%-34s %7.2f s  %5.2fx the listing  (%d bytes)" % (label, t, t / base, size))
