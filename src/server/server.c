@@ -22,6 +22,7 @@
 #include "aclm/store_auth.h"
 #include "aclm/timeutil.h"
 #include "server-int.h"
+#include "ui-assets.h"
 
 /* systemd's readiness protocol (sd_notify) without libsystemd: one
  * datagram to $NOTIFY_SOCKET. */
@@ -259,6 +260,8 @@ int aclm_server_run(struct aclm_server_opts *o)
 	}
 	printf("aclm server %s: listening on %s (store %s)\n", ACLM_VERSION, s.url,
 	       aclm_store_backend(s.store));
+	printf("dashboard: %s%s\n", s.url, ui_assets_built ? "" : " (not built into this binary: "
+	       "run scripts/install-deps, then rebuild)");
 	printf("API: %sapi/v1/ (OpenAPI: %sapi/v1/openapi.json); stop with Ctrl-C\n", s.url, s.url);
 	fflush(stdout);
 
