@@ -37,6 +37,13 @@ int aclm_store_policy_list(struct aclm_store *st, aclm_policy_rec_fn fn, void *c
 /* Event "policy.deleted"; ACLM_ERR_NOTFOUND when there is none. */
 int aclm_store_policy_delete(struct aclm_store *st, const char *actor, const char *name);
 
+/* A short text that changes whenever the inputs of an evaluation may have
+ * changed (certificates, endpoints or scan results added or removed): for
+ * caching results together with the policy's own text.  Certificate and
+ * scan result rows are immutable once stored, so counts and highest ids are
+ * enough. */
+int aclm_store_policy_generation(struct aclm_store *st, char *out, size_t n);
+
 /* Every endpoint with its latest scan result (if any) and the leaf served
  * then; strings are "" rather than NULL and valid during the call. */
 struct aclm_policy_endpoint_row {

@@ -165,6 +165,56 @@ static int policy_default(struct server *s, struct aclm_http_req *req, struct ac
 	return server_reply_json(res, 200, json_pack("{s:s}", "default", name));
 }
 
+/* The last evaluation, reused while the inventory's generation
+ * (aclm_store_policy_generation), the policy's text and the minute stay
+ * the same: an evaluation of 100,000 certificates takes about a second and
+ * the dashboard asks for it on every overview.  Handlers run on the
+ * server's one loop thread; nothing else touches this. */
+static struct {
+	bool valid;
+	char key[256];
+	char *policy_text;
+	struct aclm_policy_result res;
+} cache;
+
+static int evaluate_cached(struct server *s, const struct aclm_policy *p,
+                           const struct aclm_policy_result **out)
+{
+	char gen[200], key[256];
+	json_t *doc = aclm_policy_json(p);
+	char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	int64_t now = aclm_now();
+	int rc;
+
+	json_decref(doc);
+	if (text == NULL)
+		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
+	if ((rc = aclm_store_policy_generation(s->store, gen, sizeof(gen))) != ACLM_OK) {
+		free(text);
+		return rc;
+	}
+	snprintf(key, sizeof(key), "%s/%lld", gen, (long long)(now / 60));
+	if (cache.valid && strcmp(cache.key, key) == 0 && strcmp(cache.policy_text, text) == 0) {
+		free(text);
+		*out = &cache.res;
+		return ACLM_OK;
+	}
+	if (cache.valid) {
+		aclm_policy_result_free(&cache.res);
+		free(cache.policy_text);
+		cache.valid = false;
+	}
+	if ((rc = aclm_policy_evaluate(s->store, p, now, &cache.res)) != ACLM_OK) {
+		free(text);
+		return rc;
+	}
+	snprintf(cache.key, sizeof(cache.key), "%s", key);
+	cache.policy_text = text;
+	cache.valid = true;
+	*out = &cache.res;
+	return ACLM_OK;
+}
+
 /* ?policy=NAME (default: the default policy), ?violating=1 (only subjects
  * with violations), ?limit (default 100, at most 1000), ?offset. */
 static int compliance(struct server *s, struct aclm_http_req *req, struct aclm_http_res *res,
@@ -173,7 +223,7 @@ static int compliance(struct server *s, struct aclm_http_req *req, struct aclm_h
 	const char *lv = aclm_http_query_get(req, "limit"), *ov = aclm_http_query_get(req, "offset");
 	int64_t limit = 100, offset = 0;
 	struct aclm_policy *p = NULL;
-	struct aclm_policy_result r;
+	const struct aclm_policy_result *r = NULL;
 	json_t *out;
 	int rc;
 
@@ -183,14 +233,13 @@ static int compliance(struct server *s, struct aclm_http_req *req, struct aclm_h
 		return server_reply_error(res, 400, "bad_request", "limit: 1..1000, offset: >= 0");
 	if ((rc = aclm_policy_load(s->store, aclm_http_query_get(req, "policy"), &p)) != ACLM_OK)
 		return rc;
-	rc = aclm_policy_evaluate(s->store, p, aclm_now(), &r);
+	rc = evaluate_cached(s, p, &r);
 	aclm_policy_free(p);
 	if (rc != ACLM_OK)
 		return rc;
-	out = aclm_policy_result_json(&r, query_flag(req, "violating"), (size_t)offset,
+	out = aclm_policy_result_json(r, query_flag(req, "violating"), (size_t)offset,
 	                              (size_t)limit);
 	json_object_set_new(out, "limit", json_integer(limit));
-	aclm_policy_result_free(&r);
 	return server_reply_json(res, 200, out);
 }
 

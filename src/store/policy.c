@@ -38,6 +38,12 @@ static const char SQL_POLICY_ENDPOINTS[] =
 	"LEFT JOIN keys k ON k.id = c.key_id "
 	"ORDER BY e.id";
 
+static const char SQL_POLICY_GENERATION[] =
+	"SELECT (SELECT COUNT(*) FROM certificates), (SELECT COALESCE(MAX(id), 0) FROM certificates), "
+	"(SELECT COUNT(*) FROM endpoints), (SELECT COALESCE(MAX(id), 0) FROM endpoints), "
+	"(SELECT COUNT(*) FROM scan_results), (SELECT COALESCE(MAX(id), 0) FROM scan_results), "
+	"(SELECT COUNT(*) FROM policies)";
+
 static int audit(struct aclm_store *st, const char *type, const char *subject,
                  const char *actor)
 {
@@ -241,6 +247,30 @@ int aclm_store_policy_endpoints(struct aclm_store *st, aclm_policy_endpoint_fn f
 		};
 		if ((rc = fn(ctx, &row)) != 0)
 			break;
+	}
+	store_query_close(st, &q);
+	return rc;
+}
+
+int aclm_store_policy_generation(struct aclm_store *st, char *out, size_t n)
+{
+	struct store_query q;
+	int rc;
+
+	if ((rc = store_query_open(st, &q, SQL_POLICY_GENERATION, "read the inventory generation",
+	                           0, NULL, 0)) != ACLM_OK)
+		return rc;
+	rc = store_query_step(st, &q);
+	if (rc == 1) {
+		const struct store_driver *d = st->drv;
+		snprintf(out, n, "%lld.%lld.%lld.%lld.%lld.%lld.%lld",
+		         (long long)d->column_int64(q.stmt, 0), (long long)d->column_int64(q.stmt, 1),
+		         (long long)d->column_int64(q.stmt, 2), (long long)d->column_int64(q.stmt, 3),
+		         (long long)d->column_int64(q.stmt, 4), (long long)d->column_int64(q.stmt, 5),
+		         (long long)d->column_int64(q.stmt, 6));
+		rc = ACLM_OK;
+	} else if (rc == 0) {
+		rc = aclm_error(ACLM_ERR_DB, "read the inventory generation: no row");
 	}
 	store_query_close(st, &q);
 	return rc;

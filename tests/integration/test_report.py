@@ -215,7 +215,10 @@ ROLES = ["viewer", "auditor", "operator", "admin"]
 
 
 def test_api_reports_and_roles(aclm, mini_pki):
-    aclm.import_json(os.path.join(mini_pki.d, "out"))
+    late = mini_pki.certs["old.example.com"][0]
+    out = os.path.join(mini_pki.d, "out")
+    aclm.import_json(*[os.path.join(out, f) for f in sorted(os.listdir(out))
+                       if os.path.join(out, f) != late])
     srv = Server(aclm)
     try:
         who = make_users(srv)
@@ -248,6 +251,12 @@ def test_api_reports_and_roles(aclm, mini_pki):
             assert "attachment" in r.getheader("Content-Disposition")
             rows = list(csv.reader(io.StringIO(data.decode(), newline="")))
             assert rows[0] == doc["columns"] and len(rows) - 1 == len(doc["rows"])
+        # compliance is cached, but a new certificate shows at once
+        st, doc, _ = srv.request("GET", "/api/v1/compliance", token=tok["auditor"])
+        assert doc["summary"]["certificates"] == {"total": 11, "compliant": 5, "violating": 6}
+        st, doc, _ = srv.request("POST", "/api/v1/certificates", open(late, "rb").read(),
+                                 token=tok["operator"])
+        assert st == 201, doc
         # compliance: the summary of `aclm policy check`, paged items
         check = aclm.json("policy", "check", "--json", "--all", check_rc=1)
         st, doc, _ = srv.request("GET", "/api/v1/compliance?violating=1&limit=2",
