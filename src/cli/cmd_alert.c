@@ -248,8 +248,8 @@ static int print_alert(void *ctx, const struct aclm_alert_row *a)
 	else if (strcmp(a->state, "pending") == 0 && a->next_attempt_at > 0)
 		aclm_time_iso(a->next_attempt_at, when, sizeof(when));
 	printf("%-5lld %-20s %-7s %-8d %-20s %-20s %-14s %s\n", (long long)a->id, created, a->state,
-	       a->attempts, when, a->rule ? a->rule : "(deleted)",
-	       a->channel ? a->channel : "(deleted)", a->subject);
+	       a->attempts, when, a->rule ? a->rule : "-",
+	       a->channel ? a->channel : "-", a->subject);
 	if (a->last_error != NULL && strcmp(a->state, "sent") != 0)
 		printf("      last error: %s\n", a->last_error);
 	return ACLM_OK;

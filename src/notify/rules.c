@@ -445,11 +445,24 @@ static int eval_rule(struct aclm_store *st, const struct aclm_alert_rule *r, int
 		aclm_error_wrap(rc, "rule '%s'", r->name);
 		goto out;
 	}
+	/* One transaction per rule: the dedup look-up and the insert are one
+	 * step for a concurrent `aclm alert run` (SQLite takes the write lock
+	 * at BEGIN), and many alerts cost one commit. */
+	if (json_array_size(e.candidates) == 0)
+		goto out;
+	if ((rc = aclm_store_begin(st)) != ACLM_OK)
+		goto out;
 	json_array_foreach(e.candidates, i, c) {
-		if ((rc = raise_one(&e, c)) != ACLM_OK) {
-			aclm_error_wrap(rc, "rule '%s'", r->name);
-			goto out;
-		}
+		if ((rc = raise_one(&e, c)) != ACLM_OK)
+			break;
+	}
+	if (rc == ACLM_OK) {
+		rc = aclm_store_commit(st);
+	} else {
+		char saved[512];
+		aclm_strlcpy(saved, aclm_errmsg(), sizeof(saved));
+		aclm_store_rollback(st);
+		aclm_error(rc, "rule '%s': %s", r->name, saved);
 	}
 out:
 	json_decref(e.params);

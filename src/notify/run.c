@@ -93,7 +93,7 @@ static int send_email(const char *channel, json_t *cfg, const struct aclm_notify
 	}
 	aclm_hex_encode(rnd, sizeof(rnd), rnd_hex);
 	snprintf(msgid, sizeof(msgid), "aclm-alert-%lld-%s@%s", (long long)m->alert_id, rnd_hex, host);
-	aclm_buf_init(&msg, 64 * 1024);
+	aclm_buf_init(&msg, 4u << 20);   /* reports (aclm report --send) are long */
 	rc = aclm_notify_build_email(smtp.from, to, smtp.n_to, m->subject, m->text, now, msgid, &msg);
 	if (rc == ACLM_OK)
 		rc = notify_deliver_email(&smtp, aclm_buf_cstr(&msg), msg.len, o->timeout, o->stop);
