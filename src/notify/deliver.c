@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 
 #include "aclm/err.h"
 #include "aclm/str.h"
@@ -69,8 +70,40 @@ static void excerpt(const char *in, size_t len, char *out, size_t n)
 	out[o] = '\0';
 }
 
-int notify_deliver_post(const struct aclm_notify_post *p, const char *ca_file, int64_t timeout,
-                        const volatile int *stop)
+/* Chat robots answer HTTP 200 also when they refuse a message (bad
+ * signature, keyword filter, rate limit) and say so in the body:
+ * DingTalk/WeCom {"errcode": n, "errmsg"}, Feishu {"code": n, "msg"}. */
+static int robot_refused(const char *kind, const struct sink *resp, const char *peer)
+{
+	const char *code_key = NULL, *msg_key = NULL;
+	json_t *j, *code;
+	int rc = ACLM_OK;
+
+	if (strcmp(kind, "dingtalk") == 0 || strcmp(kind, "wecom") == 0) {
+		code_key = "errcode";
+		msg_key = "errmsg";
+	} else if (strcmp(kind, "feishu") == 0) {
+		code_key = "code";
+		msg_key = "msg";
+	} else {
+		return ACLM_OK;
+	}
+	j = json_loadb(resp->data, resp->len, 0, NULL);
+	code = json_object_get(j, code_key);
+	if (json_is_integer(code) && json_integer_value(code) != 0) {
+		char text[200];
+		const char *m = json_string_value(json_object_get(j, msg_key));
+		excerpt(m != NULL ? m : "", m != NULL ? strlen(m) : 0, text, sizeof(text));
+		rc = aclm_error(ACLM_ERR_IO, "POST %s: the %s robot refused the message: %s %lld%s%s",
+		                peer, kind, code_key, (long long)json_integer_value(code),
+		                text[0] ? ": " : "", text);
+	}
+	json_decref(j);
+	return rc;
+}
+
+int notify_deliver_post(const char *kind, const struct aclm_notify_post *p, const char *ca_file,
+                        int64_t timeout, const volatile int *stop)
 {
 	char errbuf[CURL_ERROR_SIZE] = "", peer[300];
 	struct curl_slist *headers = NULL;
@@ -117,6 +150,8 @@ int notify_deliver_post(const struct aclm_notify_post *p, const char *ca_file, i
 		excerpt(resp->data, resp->len, text, sizeof(text));
 		rc = aclm_error(ACLM_ERR_IO, "POST %s: HTTP %ld%s%s", peer, status,
 		                text[0] != '\0' ? ": " : "", text);
+	} else {
+		rc = robot_refused(kind, resp, peer);
 	}
 out:
 	curl_slist_free_all(headers);

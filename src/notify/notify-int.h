@@ -36,9 +36,10 @@ int notify_channel_secret(const char *channel, json_t *config, const char *field
 void notify_redact_url(const char *url, char *out, size_t n);
 
 /* deliver.c: one transfer with libcurl.  0 or ACLM_ERR_IO with
- * a message naming the peer (redacted URL) and what failed. */
-int notify_deliver_post(const struct aclm_notify_post *p, const char *ca_file, int64_t timeout,
-                        const volatile int *stop);
+ * a message naming the peer (redacted URL) and what failed; a robot's
+ * refusal inside a 200 answer is a failure too. */
+int notify_deliver_post(const char *kind, const struct aclm_notify_post *p, const char *ca_file,
+                        int64_t timeout, const volatile int *stop);
 struct notify_smtp {
 	const char *url;
 	const char *from;

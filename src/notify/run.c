@@ -124,7 +124,7 @@ int notify_send(const char *channel_name, const char *kind, const char *config_t
 			rc = aclm_notify_build_post(kind, json_string_value(json_object_get(cfg, "url")),
 			                            secret, m, now, &post);
 		if (rc == ACLM_OK) {
-			rc = notify_deliver_post(&post, json_string_value(json_object_get(cfg, "ca_file")),
+			rc = notify_deliver_post(kind, &post, json_string_value(json_object_get(cfg, "ca_file")),
 			                         o->timeout, o->stop);
 			aclm_notify_post_clear(&post);
 		}

@@ -64,9 +64,10 @@ class Receiver:
     """An HTTP server on a loopback port that records every POST and answers
     with the next status of `statuses` (then 200)."""
 
-    def __init__(self, statuses=None):
+    def __init__(self, statuses=None, replies=None):
         self.requests = []
         self.statuses = list(statuses or [])
+        self.replies = dict(replies or {})     # path -> body of a 2xx answer
         self.cond = threading.Condition()
         outer = self
 
@@ -82,7 +83,8 @@ class Receiver:
                         "headers": {k.lower(): v for k, v in self.headers.items()},
                         "body": body, "status": status, "at": time.time()})
                     outer.cond.notify_all()
-                reply = b'{"ok":true}' if status < 400 else b'{"error":"receiver says no"}'
+                reply = outer.replies.get(u.path, b'{"ok":true}') if status < 400 \
+                    else b'{"error":"receiver says no"}'
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
@@ -361,6 +363,30 @@ def test_robot_formats(aclm, tmp_path, receiver):
     key = ("%s\nfeishu-secret" % f["timestamp"]).encode()
     assert f["sign"] == base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode()
     assert abs(int(f["timestamp"]) - time.time()) < 300
+
+
+def test_robot_refusal_in_a_200_answer(aclm, tmp_path):
+    """DingTalk, WeCom and Feishu say 'no' with HTTP 200 and an error code."""
+    receiver = Receiver(replies={
+        "/ding": b'{"errcode":310000,"errmsg":"sign not match"}',
+        "/wecom": b'{"errcode":0,"errmsg":"ok"}',
+        "/feishu": b'{"code":19021,"msg":"sign match fail or timestamp is not within one hour"}'})
+    try:
+        expiring(aclm, tmp_path)
+        for kind, path in (("dingtalk", "/ding"), ("wecom", "/wecom"), ("feishu", "/feishu")):
+            aclm.run("alert", "channel", "add", kind, "--kind", kind, "--url",
+                     receiver.url(path), check_rc=0)
+            aclm.run("alert", "rule", "add", "r-" + kind, "--kind", "expiry", "--channel", kind,
+                     check_rc=0)
+        aclm.run("alert", "run", check_rc=0)
+        by_rule = {a["rule"]: a for a in alerts(aclm)}
+        assert by_rule["r-wecom"]["state"] == "sent"
+        d = by_rule["r-dingtalk"]
+        assert d["state"] == "pending" and "errcode 310000: sign not match" in d["last_error"]
+        f = by_rule["r-feishu"]
+        assert f["state"] == "pending" and "code 19021: sign match fail" in f["last_error"]
+    finally:
+        receiver.close()
 
 
 # ----------------------------------------------------- dedup, renotify, retry
