@@ -257,7 +257,9 @@ static const struct cli_command commands[] = {
 	  "accepting X25519MLKEM768 / curveSM2MLKEM768 / none).\n"
 	  "  --format F    csv (RFC 4180, default), json, or html (self-contained, prints)\n"
 	  "  --out FILE    write there instead of standard output\n"
-	  "  --policy NAME the policy of the compliance report\n" },
+	  "  --policy NAME the policy of the compliance report\n"
+	  "  --send CHANNEL send it as text through an alert channel (aclm alert) now\n"
+	  "  --every DUR   with --send: at most once per DUR (daily cron + --every 7d: weekly)\n" },
 	{ "help", cmd_help, "show help for a command",
 	  "usage: aclm help [COMMAND]\n" },
 	{ "version", cmd_version, "print the version (and --features)",
