@@ -128,6 +128,8 @@ try {
         'the expiring-in-30-days list does not have the figure\'s count');
   await go(page, '#/');
   await page.waitForSelector('.overview[data-charts-ready="1"]');
+  await page.waitForSelector('[data-figure="violations"]');   // compliance comes after the rest
+  await settle(page);
   await shot(page, 'overview');
   // a key link of the algorithm distribution filters the list
   const keyLink = page.locator('[data-key]').first();

@@ -105,8 +105,7 @@ async function render() {
   // about (and no 401 in the console).
   if (!state.me && localStorage.getItem('aclm.csrf')) {
     try {
-      state.me = await get('/api/v1/me', { noRedirect: true });
-      state.routes = await apiRoutes();
+      [state.me, state.routes] = await Promise.all([get('/api/v1/me', { noRedirect: true }), apiRoutes()]);
     } catch (e) {
       state.me = null;
     }

@@ -45,20 +45,15 @@ export async function overviewPage(ctx) {
     figure('leaf', t('ov.leaf'), o.leaf, listLink({ leaf: true })));
 
   // Figures whose data other modules provide: shown when the API has them.
+  // Compliance evaluates the policy over the whole inventory: it is fetched
+  // beside the rest and filled in when it comes, so it never delays the page.
   const extra = [];
-  let compliance = null;
-  if (ctx.can('GET', '/api/v1/compliance')) {
-    try {
-      compliance = await get('/api/v1/compliance?violating=1&limit=1');
-      const sm = compliance.summary;
-      extra.push(figure('violations', t('ov.violations'),
-        sm.certificates.violating + sm.endpoints.violating + sm.sites.violating, '#/policies'));
-    } catch (e) {
-      extra.push(unavailable('violations', t('ov.violations'), e.message));
-    }
-  } else {
-    extra.push(unavailable('violations', t('ov.violations'), 'GET /api/v1/compliance'));
-  }
+  const violationsSlot = h('div', { class: 'slot' });
+  const complianceSlot = h('div', { class: 'slot' });
+  extra.push(violationsSlot);
+  const compliance = ctx.can('GET', '/api/v1/compliance')
+    ? get('/api/v1/compliance?violating=1&limit=1').catch((e) => ({ error: e }))
+    : Promise.resolve(null);
   extra.push(unavailable('failing', t('ov.failing'), 'managed certificates API'));
   extra.push(unavailable('ghost', t('ov.ghost'), 'endpoints API'));
   extra.push(unavailable('pq', t('ov.pq'), 'endpoints API'));
@@ -95,26 +90,10 @@ export async function overviewPage(ctx) {
       ' ', h('span', { class: 'muted' }, fmtNum(i.count))))),
     o.other_issuers > 0 ? h('p', { class: 'muted' }, t('ov.others'), ': ', fmtNum(o.other_issuers)) : null);
 
-  let ruleEl = null;
-  let compliancePanel = null;
-  if (compliance) {
-    ruleEl = h('div', { class: 'chart', id: 'chart-rules', role: 'img', 'aria-label': t('ov.compliance') });
-    const sm = compliance.summary;
-    compliancePanel = h('section', { class: 'panel', id: 'compliance' },
-      h('h2', null, t('ov.compliance'), ' ', h('span', { class: 'muted' }, compliance.policy)),
-      h('table', { class: 'grid' }, h('thead', null, h('tr', null, h('th', null, ''),
-        ['total', 'compliant', 'violating'].map((k) => h('th', { scope: 'col' }, t('ov.c.' + k))))),
-        h('tbody', null, ['certificates', 'endpoints', 'sites'].map((k) => h('tr', null,
-          h('th', { scope: 'row' }, t('ov.c.' + k)), h('td', { class: 'num' }, fmtNum(sm[k].total)),
-          h('td', { class: 'num ok' }, fmtNum(sm[k].compliant)),
-          h('td', { class: 'num bad' }, h('a', { href: '#/policies' }, fmtNum(sm[k].violating))))))),
-      h('h3', null, t('ov.c.byrule')),
-      Object.values(sm.by_rule).some((n) => n > 0) ? ruleEl : h('p', { class: 'muted' }, t('none')));
-  }
   const page = h('div', { class: 'overview', dataset: { title: t('nav.overview') } },
     h('div', { class: 'page-head' }, h('h1', null, t('nav.overview')),
       h('span', { class: 'muted', id: 'asof' }, t('ov.asof', { t: fmtTime(o.now) }))),
-    figs, figs2, heatPanel, h('div', { class: 'two' }, keysPanel, issuersPanel), compliancePanel);
+    figs, figs2, heatPanel, h('div', { class: 'two' }, keysPanel, issuersPanel), complianceSlot);
 
   // Charts need their boxes in the document to measure them.
   requestAnimationFrame(() => {
@@ -148,17 +127,43 @@ export async function overviewPage(ctx) {
       series: [{ type: 'bar', colorBy: 'data',
                  data: o.issuers.map((i) => ({ value: i.count, dn: i.issuer })) }],
     }, (p) => { if (p.data && p.data.dn) location.hash = listLink({ issuer: p.data.dn }); });
-    if (ruleEl && Object.values(compliance.summary.by_rule).some((n) => n > 0)) {
-      const rules = Object.entries(compliance.summary.by_rule).sort((x, y) => y[1] - x[1]);
-      chart(ruleEl, {
-        color: pal.series,
-        grid: { left: 150, right: 20, top: 10, bottom: 30 },
-        xAxis: { type: 'value', minInterval: 1, axisLabel: axis, splitLine: { lineStyle: { color: pal.border } } },
-        yAxis: { type: 'category', inverse: true, data: rules.map((r) => r[0]), axisLabel: axis },
-        series: [{ type: 'bar', data: rules.map((r) => r[1]), colorBy: 'data' }],
-      }, () => { location.hash = '#/policies'; });
-    }
     page.dataset.chartsReady = '1';
   });
+  compliance.then((c) => fillCompliance(c, violationsSlot, complianceSlot, pal));
   return page;
+}
+
+function fillCompliance(c, figSlot, panelSlot, pal) {
+  if (!figSlot.isConnected) return;
+  if (c === null || c.error) {
+    figSlot.replaceWith(unavailable('violations', t('ov.violations'),
+      c === null ? 'GET /api/v1/compliance' : c.error.message));
+    panelSlot.remove();
+    return;
+  }
+  const sm = c.summary;
+  figSlot.replaceWith(figure('violations', t('ov.violations'),
+    sm.certificates.violating + sm.endpoints.violating + sm.sites.violating, '#/policies'));
+  const rules = Object.entries(sm.by_rule).filter(([, n]) => n > 0).sort((x, y) => y[1] - x[1]);
+  const ruleEl = h('div', { class: 'chart', id: 'chart-rules', role: 'img', 'aria-label': t('ov.c.byrule') });
+  panelSlot.replaceWith(h('section', { class: 'panel', id: 'compliance' },
+    h('h2', null, t('ov.compliance'), ' ', h('span', { class: 'muted' }, c.policy)),
+    h('table', { class: 'grid' }, h('thead', null, h('tr', null, h('th', null, ''),
+      ['total', 'compliant', 'violating'].map((k) => h('th', { scope: 'col' }, t('ov.c.' + k))))),
+      h('tbody', null, ['certificates', 'endpoints', 'sites'].map((k) => h('tr', null,
+        h('th', { scope: 'row' }, t('ov.c.' + k)), h('td', { class: 'num' }, fmtNum(sm[k].total)),
+        h('td', { class: 'num ok' }, fmtNum(sm[k].compliant)),
+        h('td', { class: 'num bad' }, h('a', { href: '#/policies' }, fmtNum(sm[k].violating))))))),
+    h('h3', null, t('ov.c.byrule')), rules.length ? ruleEl : h('p', { class: 'muted' }, t('none'))));
+  if (!rules.length) return;
+  const axis = { color: pal.muted };
+  chart(ruleEl, {
+    color: pal.series,
+    grid: { left: 150, right: 20, top: 10, bottom: 30 },
+    xAxis: { type: 'value', minInterval: 1, axisLabel: axis, splitLine: { lineStyle: { color: pal.border } } },
+    yAxis: { type: 'category', inverse: true, data: rules.map((r) => r[0]), axisLabel: axis },
+    series: [{ type: 'bar', data: rules.map((r) => r[1]), colorBy: 'data' }],
+  }, () => { location.hash = '#/policies'; });
+  const page = document.querySelector('.overview');
+  if (page) page.dataset.complianceReady = '1';
 }
