@@ -61,6 +61,10 @@ struct aclm_acme_solver {
 	const char *webroot;      /* http-01: document root */
 	const char *dns_hook;     /* dns-01: script called "add|remove FQDN VALUE" */
 	int64_t dns_wait;         /* dns-01: seconds to wait after add (propagation) */
+	const char *dns_server;   /* dns-01 by RFC 2136: the zone's primary "ADDR:PORT" */
+	const char *dns_zone;     /*   the zone to update */
+	const char *tsig_key;     /*   BIND-style TSIG key file (hmac-sha256) */
+	int64_t dns_timeout;      /*   how long to wait for every NS to answer (0: 120 s) */
 	struct aclm_acme_responder *responder;  /* shared standalone responder, or NULL:
 	                                           aclm_acme_issue starts its own */
 };

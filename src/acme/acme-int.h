@@ -148,4 +148,21 @@ int acme_reverse_name(const char *ip, char *out, size_t out_size);
 
 int acme_dns_hook(const char *script, const char *action, const char *fqdn, const char *value);
 
+/* RFC 2136 + TSIG (dns_update.c). */
+struct acme_rfc2136 {
+	char server[140];        /* primary "ADDR:PORT" */
+	char zone[256];
+	char key_name[256];
+	unsigned char secret[128];
+	size_t secret_len;
+};
+/* tsig_file: BIND key syntax, key "NAME" { algorithm hmac-sha256; secret "B64"; }; */
+int acme_rfc2136_load(const char *server, const char *zone, const char *tsig_file,
+                      struct acme_rfc2136 *out);
+int acme_rfc2136_update(const struct acme_rfc2136 *d, bool add, const char *fqdn,
+                        const char *value);
+/* Wait until the primary and every NS of the zone answer fqdn TXT value. */
+int acme_dns_wait_txt(const struct acme_rfc2136 *d, const char *fqdn, const char *value,
+                      int64_t timeout);
+
 #endif

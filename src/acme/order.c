@@ -257,7 +257,16 @@ static int publish(struct run *r, const char *ident, bool wildcard, const char *
 		(void)wildcard;
 		if ((rc = acme_dns01_value(keyauth, value)) != ACLM_OK)
 			break;
-		if ((rc = acme_dns_hook(s->dns_hook, "add", fqdn, value)) == ACLM_OK) {
+		if (s->dns_server != NULL) {
+			struct acme_rfc2136 d;
+			if ((rc = acme_rfc2136_load(s->dns_server, s->dns_zone, s->tsig_key, &d)) == ACLM_OK &&
+			    (rc = acme_rfc2136_update(&d, true, fqdn, value)) == ACLM_OK)
+				rc = acme_dns_wait_txt(&d, fqdn, value, s->dns_timeout);
+			OPENSSL_cleanse(&d, sizeof(d));
+		} else {
+			rc = acme_dns_hook(s->dns_hook, "add", fqdn, value);
+		}
+		if (rc == ACLM_OK) {
 			char **n = realloc(r->dns_cleanup, (r->n_dns_cleanup + 2) * sizeof(*n));
 			if (n != NULL) {
 				r->dns_cleanup = n;
@@ -324,8 +333,10 @@ static int answer_authz(struct run *r, const char *url, bool *is_valid)
 		goto out;
 	}
 	if ((rc = publish(r, ident, json_is_true(json_object_get(a, "wildcard")), token,
-	                  keyauth)) != ACLM_OK)
+	                  keyauth)) != ACLM_OK) {
+		aclm_error_wrap(rc, "CA %s: order %s", r->c->ca->name, r->o.url);
 		goto out;
+	}
 	aclm_store_acme_authz_put(r->st, r->o.id, url, ident, status, want, curl, token);
 	{
 		const char *cs = json_string_value(json_object_get(chall, "status"));
@@ -669,8 +680,19 @@ static int do_download(struct run *r)
 
 static void cleanup_solvers(struct run *r)
 {
-	for (size_t i = 0; i + 1 < r->n_dns_cleanup; i += 2)
-		acme_dns_hook(r->req->solver.dns_hook, "remove", r->dns_cleanup[i], r->dns_cleanup[i + 1]);
+	for (size_t i = 0; i + 1 < r->n_dns_cleanup; i += 2) {
+		const struct aclm_acme_solver *s = &r->req->solver;
+		if (s->dns_server != NULL) {
+			struct acme_rfc2136 d;
+			if (acme_rfc2136_load(s->dns_server, s->dns_zone, s->tsig_key, &d) != ACLM_OK ||
+			    acme_rfc2136_update(&d, false, r->dns_cleanup[i], r->dns_cleanup[i + 1]) != ACLM_OK)
+				aclm_warn("%s", aclm_errmsg());
+			OPENSSL_cleanse(&d, sizeof(d));
+		} else if (acme_dns_hook(s->dns_hook, "remove", r->dns_cleanup[i],
+		                         r->dns_cleanup[i + 1]) != ACLM_OK) {
+			aclm_warn("%s", aclm_errmsg());
+		}
+	}
 	for (size_t i = 0; i < r->n_dns_cleanup; i++)
 		free(r->dns_cleanup[i]);
 	free(r->dns_cleanup);
@@ -884,6 +906,14 @@ static int ensure_managed(struct aclm_store *st, const struct aclm_acme_request 
 		json_object_set_new(solver, "dns_hook", json_string(req->solver.dns_hook));
 	if (req->solver.dns_wait)
 		json_object_set_new(solver, "dns_wait", json_integer(req->solver.dns_wait));
+	if (req->solver.dns_server)
+		json_object_set_new(solver, "dns_server", json_string(req->solver.dns_server));
+	if (req->solver.dns_zone)
+		json_object_set_new(solver, "dns_zone", json_string(req->solver.dns_zone));
+	if (req->solver.tsig_key)
+		json_object_set_new(solver, "tsig_key", json_string(req->solver.tsig_key));
+	if (req->solver.dns_timeout)
+		json_object_set_new(solver, "dns_timeout", json_integer(req->solver.dns_timeout));
 	snprintf(name, sizeof(name), "%s/%s", req->names[0], aclm_keygen_name(req->key));
 	m.name = name;
 	m.key_type = (char *)aclm_keygen_name(req->key);
@@ -928,8 +958,18 @@ int aclm_acme_issue(struct aclm_store *st, const struct aclm_kek *kek,
 	for (size_t i = 0; i < req->n_cas; i++)
 		if (aclm_acme_ca_find(cas, n_cas, req->cas[i]) == NULL)
 			return aclm_error(ACLM_ERR_CONFIG, "CA '%s' is not declared in acme.cas", req->cas[i]);
-	if (req->solver.type == ACLM_CHALL_DNS01 && req->solver.dns_hook == NULL)
-		return aclm_error(ACLM_ERR_USAGE, "dns-01 needs a DNS provider (--dns-hook SCRIPT)");
+	if (req->solver.type == ACLM_CHALL_DNS01 && req->solver.dns_hook == NULL &&
+	    req->solver.dns_server == NULL)
+		return aclm_error(ACLM_ERR_USAGE, "dns-01 needs a DNS provider (--dns-hook SCRIPT, or "
+		                  "--dns-server with --dns-zone and --tsig-key)");
+	if (req->solver.dns_server != NULL) {
+		struct acme_rfc2136 d;
+		int lrc = acme_rfc2136_load(req->solver.dns_server, req->solver.dns_zone,
+		                            req->solver.tsig_key, &d);
+		OPENSSL_cleanse(&d, sizeof(d));
+		if (lrc != ACLM_OK)
+			return lrc;
+	}
 	if (req->solver.type != ACLM_CHALL_DNS01 && req->solver.webroot == NULL &&
 	    req->solver.standalone == NULL)
 		return aclm_error(ACLM_ERR_USAGE, "%s needs --standalone ADDR:PORT%s",

@@ -257,6 +257,10 @@ static int renew_one(struct aclm_store *st, const struct aclm_kek *kek,
 	req.solver.webroot = json_string_value(json_object_get(solver, "webroot"));
 	req.solver.dns_hook = json_string_value(json_object_get(solver, "dns_hook"));
 	req.solver.dns_wait = json_integer_value(json_object_get(solver, "dns_wait"));
+	req.solver.dns_server = json_string_value(json_object_get(solver, "dns_server"));
+	req.solver.dns_zone = json_string_value(json_object_get(solver, "dns_zone"));
+	req.solver.tsig_key = json_string_value(json_object_get(solver, "tsig_key"));
+	req.solver.dns_timeout = json_integer_value(json_object_get(solver, "dns_timeout"));
 	if ((rc = aclm_keygen_parse(m->key_type ? m->key_type : "ec256", &req.key)) != ACLM_OK)
 		goto out;
 	req.names = (const char *const *)names;

@@ -234,7 +234,8 @@ static int issue_each(struct each *e, int64_t concurrency, bool json)
 int cmd_issue(struct cli *cli, int argc, char **argv)
 {
 	enum { O_KEY = 256, O_DUAL, O_CA, O_CHALLENGE, O_WEBROOT, O_STANDALONE, O_DNS_HOOK,
-	       O_DNS_WAIT, O_PROFILE, O_OUT, O_REUSE, O_JSON, O_EACH, O_CONCURRENCY };
+	       O_DNS_WAIT, O_PROFILE, O_OUT, O_REUSE, O_JSON, O_EACH, O_CONCURRENCY,
+	       O_DNS_SERVER, O_DNS_ZONE, O_TSIG, O_DNS_TIMEOUT };
 	static const struct option opts[] = {
 		{ "key", required_argument, NULL, O_KEY },
 		{ "dual", required_argument, NULL, O_DUAL },
@@ -245,6 +246,10 @@ int cmd_issue(struct cli *cli, int argc, char **argv)
 		{ "dns-hook", required_argument, NULL, O_DNS_HOOK },
 		{ "dns", required_argument, NULL, O_DNS_HOOK },
 		{ "dns-wait", required_argument, NULL, O_DNS_WAIT },
+		{ "dns-server", required_argument, NULL, O_DNS_SERVER },
+		{ "dns-zone", required_argument, NULL, O_DNS_ZONE },
+		{ "tsig-key", required_argument, NULL, O_TSIG },
+		{ "dns-timeout", required_argument, NULL, O_DNS_TIMEOUT },
 		{ "profile", required_argument, NULL, O_PROFILE },
 		{ "out", required_argument, NULL, O_OUT },
 		{ "reuse-key", no_argument, NULL, O_REUSE },
@@ -309,6 +314,13 @@ int cmd_issue(struct cli *cli, int argc, char **argv)
 			if (aclm_parse_duration(optarg, &req.solver.dns_wait) != ACLM_OK)
 				return cli_usage_error("issue", "--dns-wait: '%s' is not a duration", optarg);
 			break;
+		case O_DNS_SERVER: req.solver.dns_server = optarg; break;
+		case O_DNS_ZONE: req.solver.dns_zone = optarg; break;
+		case O_TSIG: req.solver.tsig_key = optarg; break;
+		case O_DNS_TIMEOUT:
+			if (aclm_parse_duration(optarg, &req.solver.dns_timeout) != ACLM_OK)
+				return cli_usage_error("issue", "--dns-timeout: '%s' is not a duration", optarg);
+			break;
 		case O_PROFILE: req.profile = optarg; break;
 		case O_OUT: out_dir = optarg; break;
 		case O_REUSE: req.reuse_key = true; break;
@@ -327,7 +339,8 @@ int cmd_issue(struct cli *cli, int argc, char **argv)
 	if (optind >= argc)
 		return cli_usage_error("issue", "no names given");
 	if (!have_challenge)
-		req.solver.type = req.solver.dns_hook ? ACLM_CHALL_DNS01 : ACLM_CHALL_HTTP01;
+		req.solver.type = req.solver.dns_hook || req.solver.dns_server ? ACLM_CHALL_DNS01
+		                                                                : ACLM_CHALL_HTTP01;
 	if (req.solver.webroot != NULL && req.solver.standalone != NULL)
 		return cli_usage_error("issue", "--webroot and --standalone exclude each other");
 	if (req.solver.webroot != NULL && req.solver.type != ACLM_CHALL_HTTP01)

@@ -59,8 +59,9 @@ def wait_port(port, proc, what, timeout=20):
 
 
 class Pebble:
-    def __init__(self, workdir, env=None, config=None):
+    def __init__(self, workdir, env=None, config=None, dnsserver=None):
         self.dir = str(workdir)
+        self.dnsserver = dnsserver  # default: challtestsrv
         self.env = dict(FAST_ENV)
         self.env.update(env or {})
         self.config = config or {}
@@ -95,7 +96,7 @@ class Pebble:
         env = dict(os.environ)
         env.update(self.env)
         peb = subprocess.Popen(["pebble", "-config", path, "-strict",
-                                "-dnsserver", "127.0.0.1:%d" % self.dns_port],
+                                "-dnsserver", self.dnsserver or "127.0.0.1:%d" % self.dns_port],
                                stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.procs.append(peb)
         self.pebble = peb
