@@ -56,6 +56,10 @@ int aclm_store_alert_rule_delete(struct aclm_store *st, const char *actor, const
 
 /* --- alerts ---------------------------------------------------------- */
 
+/* Inside a transaction: serialise "look up the newest alert, then insert"
+ * across processes (PostgreSQL advisory lock; SQLite's write lock). */
+int aclm_store_alert_lock(struct aclm_store *st);
+
 /* The newest alert with this key: *found, its creation time and state. */
 int aclm_store_alert_latest(struct aclm_store *st, const char *dedup_key, bool *found,
                             int64_t *created_at, char state[16]);

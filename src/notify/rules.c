@@ -445,14 +445,17 @@ static int eval_rule(struct aclm_store *st, const struct aclm_alert_rule *r, int
 		aclm_error_wrap(rc, "rule '%s'", r->name);
 		goto out;
 	}
-	/* One transaction per rule: the dedup look-up and the insert are one
-	 * step for a concurrent `aclm alert run` (SQLite takes the write lock
-	 * at BEGIN), and many alerts cost one commit. */
+	/* One transaction per rule under the alert lock: the dedup look-up
+	 * and the insert are one step for a concurrent `aclm alert run` or
+	 * another server, and many alerts cost one commit. */
 	if (json_array_size(e.candidates) == 0)
 		goto out;
 	if ((rc = aclm_store_begin(st)) != ACLM_OK)
 		goto out;
+	rc = aclm_store_alert_lock(st);
 	json_array_foreach(e.candidates, i, c) {
+		if (rc != ACLM_OK)
+			break;
 		if ((rc = raise_one(&e, c)) != ACLM_OK)
 			break;
 	}

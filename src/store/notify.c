@@ -35,6 +35,10 @@ static const char SQL_RULE_LIST[] =
 	"LEFT JOIN alert_channels c ON c.id = r.channel_id ORDER BY r.name";
 static const char SQL_RULE_DEL[] = "DELETE FROM alert_rules WHERE id = ?";
 
+/* Advisory lock key of alert raising (postgres); "aclm" + a number, like
+ * the keys of store-int.h. */
+#define STORE_LOCK_ALERTS "6372935010000071"
+static const char SQL_ALERT_LOCK[] = "SELECT pg_advisory_xact_lock(" STORE_LOCK_ALERTS ")";
 static const char SQL_ALERT_LATEST[] =
 	"SELECT created_at, state FROM alerts WHERE dedup_key = ? "
 	"ORDER BY created_at DESC, id DESC LIMIT 1";
@@ -368,6 +372,13 @@ int aclm_store_alert_rule_delete(struct aclm_store *st, const char *actor, const
 }
 
 /* --- alerts -------------------------------------------------------------- */
+
+int aclm_store_alert_lock(struct aclm_store *st)
+{
+	if (st->drv->dialect != STORE_POSTGRES)
+		return ACLM_OK;   /* SQLite: BEGIN IMMEDIATE holds the write lock already */
+	return store_run(st, SQL_ALERT_LOCK, "lock alert raising", NULL, 0);
+}
 
 int aclm_store_alert_latest(struct aclm_store *st, const char *dedup_key, bool *found,
                             int64_t *created_at, char state[16])

@@ -420,6 +420,28 @@ def test_dedup_threshold_and_renotify(aclm, tmp_path, receiver):
     assert keys[0].endswith("|7d") and keys[2].endswith("|14d")
 
 
+def test_concurrent_runs_send_once(aclm, tmp_path, receiver):
+    """cron and the server (or two servers) at the same moment: each alert is
+    raised once and delivered once."""
+    for i in range(3):
+        expiring(aclm, tmp_path, "c%d.example" % i)
+    aclm.run("alert", "channel", "add", "hook", "--kind", "webhook", "--url", receiver.url(),
+             check_rc=0)
+    aclm.run("alert", "rule", "add", "exp", "--kind", "expiry", "--channel", "hook",
+             check_rc=0)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(aclm.run("alert", "run")))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r[0] for r in results] == [0, 0, 0, 0], [r[2] for r in results]
+    assert len(alerts(aclm)) == 3
+    subjects = sorted(json.loads(r["body"])["subject"][:30] for r in receiver.requests)
+    assert len(subjects) == 3 and len(set(subjects)) == 3, subjects
+
+
 def test_retry_with_backoff_then_success(aclm, tmp_path):
     receiver = Receiver(statuses=[500])
     try:
