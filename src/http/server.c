@@ -204,6 +204,13 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	aclm_debug("http: %s: %s timeout, closing", c->peer, states[c->st].name);
+	if (c->st != CS_IDLE) {
+		/* A stalled peer gets a reset: what the kernel still holds for it
+		 * (up to megabytes of an unread response) is dropped at once. */
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
 	conn_close(c);
 }
 

@@ -52,6 +52,7 @@ struct tsrv {
 	void *arg;
 	bool fn_done;
 	int port;
+	int port6;
 	int tls_port;
 	SSL_CTX *ssl_ctx;
 	char log_path[64];
@@ -171,6 +172,24 @@ static int h_crash(struct aclm_http_req *req, struct aclm_http_res *res, void *a
 	(void)req;
 	(void)res;
 	return aclm_error(ACLM_ERR_DB, "database says: secret internals");
+}
+
+/* ?kb= kibibytes of a pattern the client checks (default 2048). */
+static int h_big(struct aclm_http_req *req, struct aclm_http_res *res, void *arg)
+{
+	const char *kb = aclm_http_query_get(req, "kb");
+	size_t n = (kb != NULL ? strtoul(kb, NULL, 10) : 2048) * 1024;
+	unsigned char *b = malloc(n);
+	int rc;
+
+	(void)arg;
+	if (b == NULL)
+		return ACLM_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++)
+		b[i] = (unsigned char)(i % 251);
+	rc = aclm_http_reply(res, 200, "application/octet-stream", b, n);
+	free(b);
+	return rc;
 }
 
 struct deferred {
@@ -303,6 +322,8 @@ static struct tsrv *tsrv_start(const struct aclm_http_server_opts *opts_in, bool
 	assert_int_equal(aclm_http_server_new(t->loop, &opts, &t->srv), ACLM_OK);
 	assert_int_equal(aclm_http_listen(t->srv, "127.0.0.1:0", NULL, &t->port), ACLM_OK);
 	assert_true(t->port > 0);
+	if (aclm_http_listen(t->srv, "[::1]:0", NULL, &t->port6) != ACLM_OK)
+		t->port6 = -1;     /* no IPv6 loopback here */
 	if (with_tls) {
 		t->ssl_ctx = make_server_ctx(&g_cert);
 		assert_int_equal(aclm_http_listen(t->srv, "127.0.0.1:0", t->ssl_ctx, &t->tls_port),
@@ -320,6 +341,7 @@ static struct tsrv *tsrv_start(const struct aclm_http_server_opts *opts_in, bool
 	assert_int_equal(aclm_http_route(t->srv, "GET", "/crash", h_crash, NULL), ACLM_OK);
 	assert_int_equal(aclm_http_route(t->srv, "GET", "/defer", h_defer, t), ACLM_OK);
 	assert_int_equal(aclm_http_route(t->srv, "GET", "/defer-now", h_defer_now, NULL), ACLM_OK);
+	assert_int_equal(aclm_http_route(t->srv, "GET", "/big", h_big, NULL), ACLM_OK);
 	assert_int_equal(aclm_http_route(t->srv, "GET", "/bad:pattern/*/x", h_hello, NULL),
 	                 ACLM_ERR_USAGE);
 	aclm_http_server_set_before(t->srv, before, NULL);
@@ -994,7 +1016,111 @@ static void test_access_log(void **state)
 	assert_null(strstr(buf, "tok-XYZ"));
 }
 
+/* Read a whole response of /big and check every byte. */
+static void read_big(struct client *c, size_t total)
+{
+	size_t got = 0;
+	struct resp r;
+	char *end;
+	size_t hlen;
+
+	while ((end = memmem(c->buf, c->len, "\r\n\r\n", 4)) == NULL)
+		assert_true(cl_fill(c) > 0);
+	hlen = (size_t)(end - c->buf) + 4;
+	memcpy(r.head, c->buf, hlen);
+	r.head[hlen] = '\0';
+	assert_int_equal(strtoul(resp_header(&r, "Content-Length"), NULL, 10), total);
+	memmove(c->buf, c->buf + hlen, c->len - hlen);
+	c->len -= hlen;
+	for (;;) {
+		for (size_t i = 0; i < c->len && got < total; i++, got++)
+			if ((unsigned char)c->buf[i] != (unsigned char)(got % 251))
+				fail_msg("byte %zu of the body is wrong", got);
+		c->len = 0;
+		if (got == total)
+			break;
+		assert_true(cl_fill(c) > 0);
+	}
+}
+
+static void test_big_response(void **state)
+{
+	struct client *c = cl_open(g->port);
+	struct resp r;
+
+	(void)state;
+	/* 16 MiB is more than loopback socket buffers hold: the server meets a
+	 * full socket and resumes on EV_WRITE. */
+	cl_sends(c, "GET /big?kb=16384 HTTP/1.1\r\nHost: t\r\n\r\n");
+	usleep(100000);
+	read_big(c, 16384 * 1024);
+	assert_int_equal(request(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+	cl_close(c);
+	c = cl_open_tls(g->tls_port);
+	cl_sends(c, "GET /big?kb=8192 HTTP/1.1\r\nHost: t\r\n\r\n");
+	usleep(100000);
+	read_big(c, 8192 * 1024);
+	assert_int_equal(request(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+	cl_close(c);
+}
+
+static void test_ipv6(void **state)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
+	struct client c = { .fd = -1 };
+	struct resp r;
+
+	(void)state;
+	if (g->port6 < 0)
+		skip();
+	sa.sin6_port = htons((uint16_t)g->port6);
+	sa.sin6_addr = in6addr_loopback;
+	c.fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(c.fd >= 0);
+	assert_int_equal(connect(c.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(request(&c, "GET /items/6 HTTP/1.1\r\nHost: [::1]\r\n\r\n", &r), 200);
+	close(c.fd);
+}
+
 /* ---- servers of their own -------------------------------------------------- */
+
+/* A client that does not read its response is dropped after the write
+ * timeout (0.5 s without progress); the server goes on serving. */
+static void test_write_timeout(void **state)
+{
+	struct aclm_http_server_opts o;
+	struct tsrv *t;
+	struct client *c, *d;
+	struct resp r;
+	size_t got = 0;
+	int small = 4096;
+	char buf[65536];
+
+	(void)state;
+	aclm_http_server_opts_init(&o);
+	o.write_timeout = 0.5;
+	t = tsrv_start(&o, false);
+	c = cl_open(t->port);
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	cl_sends(c, "GET /big?kb=16384 HTTP/1.1\r\nHost: t\r\n\r\n");
+	d = cl_open(t->port);
+	assert_int_equal(request(d, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+	usleep(1500000);
+	assert_int_equal(request(d, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+	for (;;) {
+		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got >= (size_t)16384 * 1024)
+		fail_msg("the stalled client got the whole response (%zu bytes)", got);
+	cl_close(c);
+	cl_close(d);
+	tsrv_stop(t);
+}
+
 
 static void limit_test(void **state)
 {
@@ -1111,16 +1237,22 @@ int main(void)
 		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_deferred_abort),
 		cmocka_unit_test(test_access_log),
+		cmocka_unit_test(test_big_response),
+		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_many_idle),
 		cmocka_unit_test(test_slowloris),
 	};
 	const struct CMUnitTest own[] = {
 		cmocka_unit_test(limit_test),
 		cmocka_unit_test(test_shutdown),
+		cmocka_unit_test(test_write_timeout),
 		cmocka_unit_test(test_listen_errors),
 	};
 	int rc;
 
+	/* HTTP_TEST_FILTER=test_tls runs one test (cmocka's wildcard syntax). */
+	if (getenv("HTTP_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("HTTP_TEST_FILTER"));
 	rc = cmocka_run_group_tests_name("http server (shared)", shared, setup, teardown);
 	rc |= cmocka_run_group_tests_name("http server (own servers)", own, NULL, NULL);
 	return rc;
