@@ -619,22 +619,29 @@ def test_renewal_failed_and_filters(aclm, tmp_path, receiver):
              "--name", "*.internal.example", check_rc=0)
     expiring(aclm, tmp_path, "soon.example")
     expiring(aclm, tmp_path, "db.internal.example")
-    now = int(time.time())
-    # What the ACME client records after a failed renewal (store_acme.h).
-    for name, failures, err in (("shop-web", 2, "urn:ietf:params:acme:error:dns: NXDOMAIN"),
-                                ("blog", 1, "timeout"), ("shop-ok", 0, None)):
-        aclm.sql("INSERT INTO managed_certificates (name, identifiers, status, created_at, "
-                 "updated_at, failures, last_error) VALUES ('%s', '[\"%s.example\"]', 'valid', "
-                 "%d, %d, %d, %s)" % (name, name, now, now, failures,
-                                      "'%s'" % err if err else "NULL"))
+    # Real failures of the ACME client: a CA that is not there.
+    dead = free_port()
+    cfg = os.path.join(str(tmp_path), "acme.yaml")
+    with open(cfg, "w") as f:
+        f.write("acme:\n  cas:\n    - name: dead\n      directory: https://127.0.0.1:%d/dir\n"
+                % dead)
+    for name in ("shop-web.example", "blog.example"):
+        rc, out, err = aclm.run("--config", cfg, "issue", "--webroot", str(tmp_path), name,
+                                check_rc=1)
+        assert "127.0.0.1:%d" % dead in err, err
     aclm.run("alert", "run", check_rc=0)
     subjects = sorted(json.loads(r["body"])["subject"] for r in receiver.requests)
     assert len(subjects) == 2, subjects
     assert subjects[0].startswith("[aclm] certificate db.internal.example expires in 5 days")
-    assert subjects[1] == "[aclm] renewal of shop-web failed"
+    assert subjects[1] == "[aclm] renewal of shop-web.example/ec256 failed"
     text = [json.loads(r["body"])["text"] for r in receiver.requests
             if "renewal" in json.loads(r["body"])["subject"]][0]
-    assert "NXDOMAIN" in text and "2 times" in text
+    assert "CA dead" in text and "127.0.0.1:%d" % dead in text and "failed 1 time " in text
+    # the next failure of the same certificate is no news within a day
+    aclm.run("--config", cfg, "issue", "--webroot", str(tmp_path), "shop-web.example",
+             check_rc=1)
+    aclm.run("alert", "run", check_rc=0)
+    assert len(receiver.requests) == 2
 
 
 def test_cli_refusals(aclm, tmp_path):
