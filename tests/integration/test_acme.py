@@ -254,6 +254,16 @@ def test_bad_input(acme, peb, tmp_path):
     write_config(acme, [{"name": "nodir"}])
     rc, out, err = acme.run("issue", "t.example.test", *sa, check_rc=1)
     assert "needs a name and a directory" in err and "aclm.yaml:3" in err
+    # Pebble 2.4 advertises no profiles: --profile is refused before any order
+    write_config(acme, [pebble_ca(peb)])
+    n_orders = acme.sql("SELECT COUNT(*) FROM acme_orders")
+    rc, out, err = acme.run("issue", "p.example.test", "--profile", "shortlived", *sa, check_rc=1)
+    assert "advertises no profiles" in err and "shortlived" in err
+    assert acme.sql("SELECT COUNT(*) FROM acme_orders") == n_orders
+    # unknown fields of acme.cas are reported with file:line by config check
+    write_config(acme, [dict(pebble_ca(peb), diretcory="x")])
+    rc, out, err = acme.run("config", "check", check_rc=1)
+    assert "aclm.yaml:6:" in out + err and "diretcory" in out + err
     # nothing stored before is lost
     assert len(acme.list()) >= 2
 
