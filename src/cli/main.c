@@ -240,7 +240,7 @@ static const struct cli_command commands[] = {
 	  "       aclm accounts deactivate CA\n"
 	  "       aclm accounts rollover CA\n" },
 	{ "policy", cmd_policy, "policies and the compliance check of the inventory",
-	  "usage: aclm policy check [--policy NAME] [--all] [--json]\n"
+	  "usage: aclm policy check [--policy NAME] [--all] [--json] [--alert CHANNEL [--every D]]\n"
 	  "       aclm policy list [--json]\n"
 	  "       aclm policy show NAME\n"
 	  "       aclm policy add FILE [--replace] [--default]\n"
@@ -250,6 +250,8 @@ static const struct cli_command commands[] = {
 	  "check    evaluate every certificate, endpoint and named site against the policy\n"
 	  "         (default: the one set with 'default', else the built-in cabf-baseline);\n"
 	  "         print the violations (--all: the compliant too); exit 1 if there are any\n"
+	  "         --alert: one alert through an alert channel when the set of violations\n"
+	  "         changed (or once per --every D while it stays)\n"
 	  "add      store a policy from a YAML or JSON file (docs/internals/policy.md)\n"
 	  "default  the policy of check, reports and the API (cabf-baseline: the built-in)\n" },
 	{ "report", cmd_report, "inventory, expiry, compliance, algorithm and PQ reports",

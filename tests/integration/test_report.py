@@ -361,3 +361,35 @@ def test_report_sent_through_alert_channel(aclm, expiry_pki):
         assert aclm("report", "expiry", "--every", "7d")[0] == 2
     finally:
         rx.stop()
+
+
+def test_policy_violations_alerted(aclm, mini_pki):
+    """aclm policy check --alert: one digest when the set of violations
+    changes, none while it stays the same."""
+    out = os.path.join(mini_pki.d, "out")
+    late = mini_pki.certs["old.example.com"][0]
+    aclm.import_json(*[os.path.join(out, f) for f in sorted(os.listdir(out))
+                       if os.path.join(out, f) != late])
+    rx = Receiver()
+    try:
+        aclm("alert", "channel", "add", "sec", "--kind", "webhook",
+             "--url", "http://127.0.0.1:%d/hook" % rx.port, check_rc=0)
+        rc, _, err = aclm("policy", "check", "--alert", "sec")
+        assert rc == 1, err                        # violations: still exit 1
+        assert len(rx.got) == 1
+        msg = rx.got[0]
+        assert msg["subject"] == "aclm: 6 subjects violate policy cabf-baseline"
+        assert "late.example.com\n  max-validity: valid for 398 days" in msg["text"]
+        assert "old.example.com" not in msg["text"]
+        # the same set again: nothing new
+        rc, _, err = aclm("policy", "check", "--alert", "sec")
+        assert rc == 1 and "alerted already" in err and len(rx.got) == 1
+        # a new violation changes the set: a new alert
+        aclm.import_json(late)
+        aclm("policy", "check", "--alert", "sec", check_rc=1)
+        assert len(rx.got) == 2
+        assert rx.got[1]["subject"] == "aclm: 7 subjects violate policy cabf-baseline"
+        assert "old.example.com\n  key-size: RSA key of 1024 bits" in rx.got[1]["text"]
+        assert aclm("policy", "check", "--every", "1d")[0] == 2
+    finally:
+        rx.stop()
