@@ -393,3 +393,24 @@ def test_policy_violations_alerted(aclm, mini_pki):
         assert aclm("policy", "check", "--every", "1d")[0] == 2
     finally:
         rx.stop()
+
+
+def test_hostile_names_stay_text(aclm, tmp_path):
+    """Names come from strangers (scanned certificates): markup stays text in
+    HTML, formulas are defused in CSV, quotes and commas survive."""
+    now = int(time.time())
+    p = MiniPKI(tmp_path / "pki")
+    names = {"img": "<img src=x onerror=alert(1)>", "formula": "=SUM(1)", "quote": 'a,"b" c'}
+    for key, cn in names.items():
+        p.key(key, "p256")
+        p.leaf(cn, key, [key + ".example.com"], now - DAY, now + 30 * DAY)
+    aclm.import_json(os.path.join(p.d, "out"))
+    page = report(aclm, "inventory", "html")
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    parse_html(page)                               # no script, src or href anywhere
+    rows = {r["subject_cn"]: r for r in
+            csv.DictReader(io.StringIO(report(aclm, "inventory", "csv"), newline=""))}
+    assert "'=SUM(1)" in rows and "=SUM(1)" not in rows
+    assert 'a,"b" c' in rows and names["img"] in rows
+    doc = json.loads(report(aclm, "inventory", "json"))
+    assert {r["subject_cn"] for r in doc["rows"]} >= set(names.values())
