@@ -77,7 +77,7 @@ struct val {
 #define VB(x) ((struct val){ .t = V_BOOL, .i = (x) })
 #define VT(x) ((struct val){ .t = V_TIME, .i = (x) })
 
-#define MAX_SUMMARY 48
+#define MAX_SUMMARY 96  /* more than the five reports ever need: 6 + 64 algorithms */
 
 struct sum_item {
 	char key[48];
