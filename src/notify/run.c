@@ -20,6 +20,7 @@
 #include "notify-int.h"
 
 #define DUE_BATCH 100
+#define MAX_BATCHES 100
 #define MAX_BACKOFF 86400
 
 void aclm_notify_opts_init(struct aclm_notify_opts *o)
@@ -259,20 +260,32 @@ int aclm_notify_deliver_due(struct aclm_store *st, const struct aclm_notify_opts
 	struct aclm_alert_filter f = { .due_only = true, .due_at = now, .limit = DUE_BATCH };
 	struct aclm_kek kek;
 	bool have_kek = false;
-	json_t *due = json_array(), *a;
-	size_t i;
-	int rc;
+	size_t n_batch = DUE_BATCH;
+	int rc = ACLM_OK;
 
 	memset(&kek, 0, sizeof(kek));
-	if (due == NULL)
-		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
-	rc = aclm_store_alert_list(st, &f, collect_due, due);
-	json_array_foreach(due, i, a) {
-		if (rc != ACLM_OK || (o->stop != NULL && *o->stop))
+	/* Batches until none is full.  Every alert of a batch leaves the due
+	 * set (sent, failed, retried later, or claimed by someone else: its
+	 * next_attempt_at moves to the future), so this ends; a bound on the
+	 * batches keeps one run from going on for ever. */
+	for (int batch = 0; rc == ACLM_OK && n_batch == DUE_BATCH && batch < MAX_BATCHES; batch++) {
+		json_t *due = json_array(), *a;
+		size_t i;
+		if (due == NULL) {
+			rc = aclm_error(ACLM_ERR_NOMEM, "out of memory");
 			break;
-		rc = deliver_one(st, a, o, &kek, &have_kek, stats);
+		}
+		rc = aclm_store_alert_list(st, &f, collect_due, due);
+		n_batch = json_array_size(due);
+		json_array_foreach(due, i, a) {
+			if (rc != ACLM_OK || (o->stop != NULL && *o->stop))
+				break;
+			rc = deliver_one(st, a, o, &kek, &have_kek, stats);
+		}
+		json_decref(due);
+		if (o->stop != NULL && *o->stop)
+			break;
 	}
-	json_decref(due);
 	if (have_kek)
 		aclm_kek_wipe(&kek);
 	return rc;

@@ -5,6 +5,7 @@ re-notify, retries with backoff, errors in `aclm alert list`, the server's
 timer, and the REST API; on SQLite and PostgreSQL."""
 
 import base64
+import concurrent.futures
 import email
 import email.policy
 import hashlib
@@ -440,6 +441,22 @@ def test_concurrent_runs_send_once(aclm, tmp_path, receiver):
     assert len(alerts(aclm)) == 3
     subjects = sorted(json.loads(r["body"])["subject"][:30] for r in receiver.requests)
     assert len(subjects) == 3 and len(set(subjects)) == 3, subjects
+
+
+def test_more_alerts_than_one_batch(aclm, tmp_path, receiver):
+    d = tmp_path / "many"
+    d.mkdir()
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        list(ex.map(lambda i: make_cert(d, "m%03d.example" % i, 3), range(105)))
+    aclm.run("import", str(d), check_rc=0)
+    aclm.run("alert", "channel", "add", "hook", "--kind", "webhook", "--url", receiver.url(),
+             check_rc=0)
+    aclm.run("alert", "rule", "add", "exp", "--kind", "expiry", "--channel", "hook",
+             check_rc=0)
+    rc, out, err = aclm.run("alert", "run", "--json", check_rc=0)
+    assert json.loads(out)["sent"] == 105, out
+    assert len(receiver.requests) == 105
+    assert len(alerts(aclm, "--state", "sent")) == 105
 
 
 def test_retry_with_backoff_then_success(aclm, tmp_path):
