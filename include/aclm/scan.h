@@ -46,6 +46,8 @@ int aclm_scan_targets_set_ports(struct aclm_scan_targets *t, const char *list);
 /* Addresses the targets cover (names count once per name), before excludes. */
 uint64_t aclm_scan_targets_n_addresses(const struct aclm_scan_targets *t);
 uint64_t aclm_scan_targets_n_endpoints(const struct aclm_scan_targets *t);
+/* Host names among the targets (each is resolved when the cursor reaches it). */
+size_t aclm_scan_targets_n_names(const struct aclm_scan_targets *t);
 void aclm_scan_targets_free(struct aclm_scan_targets *t);
 
 /* One endpoint to probe. */

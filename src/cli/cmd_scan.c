@@ -595,9 +595,10 @@ static int global_finding(struct scan_cli *sc, const char *type, const char *sev
 	return ACLM_OK;
 }
 
-/* One site, one key: an SPKI whose certificates carry different names, or
- * that is served for different sites.  A wildcard certificate on more than
- * wildcard_max endpoints. */
+/* One site, one key: the same SPKI in certificates for different names
+ * (different SAN sets; the same certificate on several ports or addresses
+ * is one site).  A wildcard certificate on more than wildcard_max
+ * endpoints. */
 static int inventory_findings(struct scan_cli *sc)
 {
 	struct leaves l = { 0 };
@@ -611,23 +612,19 @@ static int inventory_findings(struct scan_cli *sc)
 		bool differ = false;
 		char detail[320];
 		while (j < l.n && strcmp(l.v[j].spki, l.v[i].spki) == 0) {
-			if (strcmp(l.v[j].sans, l.v[i].sans) != 0 || strcmp(l.v[j].site, l.v[i].site) != 0)
+			if (strcmp(l.v[j].sans, l.v[i].sans) != 0)
 				differ = true;
 			j++;
 		}
 		if (differ) {
-			size_t n_sites = 0;
-			detail[0] = '\0';
-			snprintf(detail, sizeof(detail), "the same key is served for:");
+			snprintf(detail, sizeof(detail), "one key in certificates for different names:");
 			for (size_t k = i; k < j; k++) {
 				bool seen = false;
 				for (size_t m = i; m < k; m++)
-					seen = seen || strcmp(l.v[m].site, l.v[k].site) == 0;
-				if (seen)
-					continue;
-				n_sites++;
-				snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail), " %s",
-				         l.v[k].site);
+					seen = seen || strcmp(l.v[m].fp, l.v[k].fp) == 0;
+				if (!seen)
+					snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail), " [%s]",
+					         l.v[k].sans[0] ? l.v[k].sans : l.v[k].site);
 			}
 			rc = global_finding(sc, ACLM_FIND_KEY_REUSE, "medium", l.v[i].spki, 0, NULL,
 			                    l.v[i].spki, detail);

@@ -510,6 +510,15 @@ uint64_t aclm_scan_targets_n_endpoints(const struct aclm_scan_targets *t)
 	return n;
 }
 
+size_t aclm_scan_targets_n_names(const struct aclm_scan_targets *t)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->n; i++)
+		n += t->items[i].kind == T_NAME;
+	return n;
+}
+
 void aclm_scan_targets_free(struct aclm_scan_targets *t)
 {
 	if (t == NULL)
@@ -646,6 +655,50 @@ static void address_at(const struct target *t, uint64_t off, char *out, size_t n
 	}
 }
 
+/* The address at offset c->ai - 1 (ports done or not) is excluded: jump
+ * past the whole excluded block, so excluding a /8 from a /0 costs one
+ * step, not 16 million. */
+static void skip_excluded(const struct aclm_scan_targets *t, const struct target *x,
+                          struct aclm_scan_cursor *c)
+{
+	uint64_t off = c->pi == 0 ? c->ai - 1 : c->ai, next = off + 1;
+
+	for (size_t i = 0; i < t->n_excl; i++) {
+		const struct target *e = &t->excl[i];
+		if (x->kind == T_V4 && e->kind == T_V4) {
+			uint32_t a = x->v4_first + (uint32_t)off;
+			if (a >= e->v4_first && a <= e->v4_last) {
+				uint64_t end = (uint64_t)e->v4_last - x->v4_first + 1;
+				if (end > next)
+					next = end;
+			}
+		} else if (x->kind == T_V6 && e->kind == T_V6) {
+			/* 128-bit arithmetic: base + off, the end of e's block. */
+			unsigned __int128 base = 0, a, mask, end;
+			for (int k = 0; k < 16; k++)
+				base = base << 8 | x->v6_base[k];
+			a = base + off;
+			mask = e->v6_prefix == 0 ? ~(unsigned __int128)0
+			                         : ((unsigned __int128)1 << (128 - e->v6_prefix)) - 1;
+			{
+				unsigned char b[16];
+				unsigned __int128 v = a;
+				for (int k = 15; k >= 0; k--, v >>= 8)
+					b[k] = (unsigned char)v;
+				if (!v6_in(e, b))
+					continue;
+			}
+			end = (a | mask) - base;   /* last excluded offset */
+			if (end >= UINT64_MAX || e->v6_prefix <= x->v6_prefix)
+				next = UINT64_MAX;
+			else if ((uint64_t)end + 1 > next)
+				next = (uint64_t)end + 1;
+		}
+	}
+	c->ai = next;
+	c->pi = 0;
+}
+
 int aclm_scan_cursor_next(struct aclm_scan_cursor *c, struct aclm_scan_endpoint *ep)
 {
 	struct aclm_scan_targets *t = c->t;
@@ -685,8 +738,11 @@ int aclm_scan_cursor_next(struct aclm_scan_cursor *c, struct aclm_scan_endpoint 
 			c->pi = 0;
 			c->ai++;
 		}
-		if (aclm_scan_targets_is_excluded(t, ep->ip, ep->host))
+		if (aclm_scan_targets_is_excluded(t, ep->ip, ep->host)) {
+			if (x->kind != T_NAME)
+				skip_excluded(t, x, c);
 			continue;
+		}
 		return 1;
 	}
 	return 0;
