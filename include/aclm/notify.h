@@ -135,6 +135,7 @@ struct aclm_notify_stats {
 	int64_t sent;
 	int64_t failed;             /* attempts that failed (retried or given up) */
 	int64_t given_up;
+	int64_t deferred;           /* not tried: their channel failed earlier in the run */
 };
 
 /* Evaluate every enabled rule at time now; raise alerts. */

@@ -293,14 +293,18 @@ static int alert_run(struct cli *cli, const struct alert_args *a)
 	aclm_notify_opts_from_config(cli->cfg, &o);
 	rc = aclm_notify_run(cli->store, &o, &stats);
 	if (a->json) {
-		cli_json_print(json_pack("{s:I,s:I,s:I,s:I,s:I}", "raised", (json_int_t)stats.raised,
+		cli_json_print(json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "raised", (json_int_t)stats.raised,
 		                         "suppressed", (json_int_t)stats.suppressed, "sent",
 		                         (json_int_t)stats.sent, "failed", (json_int_t)stats.failed,
-		                         "given_up", (json_int_t)stats.given_up));
+		                         "given_up", (json_int_t)stats.given_up, "deferred",
+		                         (json_int_t)stats.deferred));
 	} else if (!cli->quiet) {
 		printf("alerts: %lld raised (%lld already notified), %lld sent, %lld delivery attempts "
 		       "failed (%lld given up)\n", (long long)stats.raised, (long long)stats.suppressed,
 		       (long long)stats.sent, (long long)stats.failed, (long long)stats.given_up);
+		if (stats.deferred > 0)
+			printf("%lld more wait for the next run (their channel failed in this one)\n",
+			       (long long)stats.deferred);
 		if (stats.failed > 0)
 			printf("see 'aclm alert list' for the errors\n");
 	}

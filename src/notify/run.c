@@ -163,8 +163,11 @@ static int64_t backoff(const struct aclm_notify_opts *o, int attempts)
 	return wait < MAX_BACKOFF ? wait : MAX_BACKOFF;
 }
 
+/* *send_failed: this attempt was made and failed (the channel is then
+ * left alone for the rest of the run). */
 static int deliver_one(struct aclm_store *st, json_t *a, const struct aclm_notify_opts *o,
-                       struct aclm_kek *kek, bool *have_kek, struct aclm_notify_stats *stats)
+                       struct aclm_kek *kek, bool *have_kek, struct aclm_notify_stats *stats,
+                       bool *send_failed)
 {
 	int64_t id = json_integer_value(json_object_get(a, "id"));
 	int64_t channel_id = json_integer_value(json_object_get(a, "channel_id"));
@@ -202,6 +205,7 @@ static int deliver_one(struct aclm_store *st, json_t *a, const struct aclm_notif
 	}
 	if (sent_rc != ACLM_OK)
 		aclm_strlcpy(error, aclm_errmsg(), sizeof(error));
+	*send_failed = sent_rc != ACLM_OK;
 	now = aclm_now();
 	log = json_loads(json_string_value(json_object_get(a, "attempt_log")), 0, NULL);
 	if (!json_is_array(log)) {
@@ -261,13 +265,18 @@ int aclm_notify_deliver_due(struct aclm_store *st, const struct aclm_notify_opts
 	struct aclm_kek kek;
 	bool have_kek = false;
 	size_t n_batch = DUE_BATCH;
+	json_t *failed_channels = json_object();
 	int rc = ACLM_OK;
 
 	memset(&kek, 0, sizeof(kek));
+	if (failed_channels == NULL)
+		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
 	/* Batches until none is full.  Every alert of a batch leaves the due
 	 * set (sent, failed, retried later, or claimed by someone else: its
-	 * next_attempt_at moves to the future), so this ends; a bound on the
-	 * batches keeps one run from going on for ever. */
+	 * next_attempt_at moves to the future) except those of a channel that
+	 * failed earlier in this run: they wait for the next run (a dead SMTP
+	 * server costs one timeout per run, not one per alert) and are skipped
+	 * by the offset.  A bound on the batches keeps one run finite. */
 	for (int batch = 0; rc == ACLM_OK && n_batch == DUE_BATCH && batch < MAX_BATCHES; batch++) {
 		json_t *due = json_array(), *a;
 		size_t i;
@@ -278,9 +287,20 @@ int aclm_notify_deliver_due(struct aclm_store *st, const struct aclm_notify_opts
 		rc = aclm_store_alert_list(st, &f, collect_due, due);
 		n_batch = json_array_size(due);
 		json_array_foreach(due, i, a) {
+			char ch_key[32];
+			bool send_failed = false;
 			if (rc != ACLM_OK || (o->stop != NULL && *o->stop))
 				break;
-			rc = deliver_one(st, a, o, &kek, &have_kek, stats);
+			snprintf(ch_key, sizeof(ch_key), "%lld",
+			         (long long)json_integer_value(json_object_get(a, "channel_id")));
+			if (json_object_get(failed_channels, ch_key) != NULL) {
+				f.offset++;
+				stats->deferred++;
+				continue;
+			}
+			rc = deliver_one(st, a, o, &kek, &have_kek, stats, &send_failed);
+			if (send_failed)
+				json_object_set_new(failed_channels, ch_key, json_true());
 		}
 		json_decref(due);
 		if (o->stop != NULL && *o->stop)
@@ -288,6 +308,7 @@ int aclm_notify_deliver_due(struct aclm_store *st, const struct aclm_notify_opts
 	}
 	if (have_kek)
 		aclm_kek_wipe(&kek);
+	json_decref(failed_channels);
 	return rc;
 }
 

@@ -459,6 +459,24 @@ def test_more_alerts_than_one_batch(aclm, tmp_path, receiver):
     assert len(alerts(aclm, "--state", "sent")) == 105
 
 
+def test_failed_channel_is_left_alone_for_the_run(aclm, tmp_path):
+    for i in range(3):
+        expiring(aclm, tmp_path, "d%d.example" % i)
+    dead = free_port()
+    aclm.run("alert", "channel", "add", "dead", "--kind", "webhook", "--url",
+             "http://127.0.0.1:%d/" % dead, check_rc=0)
+    aclm.run("alert", "rule", "add", "exp", "--kind", "expiry", "--channel", "dead",
+             check_rc=0)
+    r = json.loads(aclm.run("alert", "run", "--json", check_rc=0)[1])
+    assert (r["raised"], r["failed"], r["deferred"], r["sent"]) == (3, 1, 2, 0), r
+    a = sorted(alerts(aclm), key=lambda x: x["id"])
+    assert [x["attempts"] for x in a] == [1, 0, 0]
+    assert "127.0.0.1:%d" % dead in a[0]["last_error"]
+    # the next run tries the others (the first waits for its backoff)
+    r = json.loads(aclm.run("alert", "run", "--json", check_rc=0)[1])
+    assert (r["failed"], r["deferred"]) == (1, 1), r
+
+
 def test_retry_with_backoff_then_success(aclm, tmp_path):
     receiver = Receiver(statuses=[500])
     try:
