@@ -1,9 +1,11 @@
 /* Channels: their stored configuration (secrets sealed under the KEK) and
  * the payload each kind of receiver expects. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -303,6 +305,9 @@ int aclm_notify_channel_config(const struct aclm_notify_channel_input *in,
 		                  in->name);
 	if (in->ca_file != NULL && (*in->ca_file == '\0' || strlen(in->ca_file) > 1024))
 		return aclm_error(ACLM_ERR_USAGE, "channel '%s': bad CA file name", in->name);
+	if (in->ca_file != NULL && access(in->ca_file, R_OK) != 0)
+		return aclm_error(ACLM_ERR_USAGE, "channel '%s': CA file %s: %s", in->name, in->ca_file,
+		                  strerror(errno));
 
 	c = json_object();
 	if (c == NULL)

@@ -691,6 +691,9 @@ def test_cli_refusals(aclm, tmp_path):
                             "smtp://a.example:25", "--from", "a@b.example", "--to",
                             "c@d.example>, <e@f", check_rc=2)
     assert "is not an address" in err
+    rc, out, err = aclm.run("alert", "channel", "add", "x", "--kind", "webhook", "--url",
+                            "https://a.example/", "--ca-file", "/nonexistent/ca.pem", check_rc=2)
+    assert "CA file /nonexistent/ca.pem: No such file or directory" in err
     rc, out, err = aclm.run("alert", "rule", "add", "r", "--kind", "expiry", "--channel", "none",
                             check_rc=1)
     assert "no alert channel 'none'" in err
