@@ -21,6 +21,10 @@ struct aclm_job {
 	int64_t run_at;
 	int attempts;
 	char last_error[512];
+	char params[2048];           /* JSON */
+	char progress[512];          /* JSON */
+	char result[512];            /* JSON */
+	int64_t created_at;
 	int64_t updated_at;
 };
 
@@ -28,6 +32,16 @@ struct aclm_job {
  * it, or move a pending one to run_at.  A running one is left alone. */
 int aclm_store_job_ensure(struct aclm_store *st, const char *kind, const char *subject,
                           int64_t run_at);
+/* A new job (not unique by subject: a scan asked for by a user) with its
+ * parameters; *id gets its id. */
+int aclm_store_job_add(struct aclm_store *st, const char *kind, const char *subject,
+                       int64_t run_at, const char *params_json, int64_t *id);
+/* One job by id; ACLM_ERR_NOTFOUND. */
+int aclm_store_job_get(struct aclm_store *st, int64_t id, struct aclm_job *job);
+/* A running job reports how far it got (only its owner) and extends its
+ * lease: a long job stays its worker's while the worker lives. */
+int aclm_store_job_progress(struct aclm_store *st, int64_t id, const char *owner,
+                            const char *progress_json, int64_t lease_until);
 /* Take the most overdue job (pending with run_at <= now, or running with an
  * expired lease) for owner until now + lease.  Returns 1 and fills *job,
  * 0 when none is due. */
@@ -37,7 +51,7 @@ int aclm_store_job_claim(struct aclm_store *st, const char *owner, int64_t now, 
  * at retry_at with the error kept.  Otherwise failed for good.  Only the
  * owner may finish it (ACLM_ERR_NOTFOUND if the lease was lost). */
 int aclm_store_job_finish(struct aclm_store *st, int64_t id, const char *owner, bool ok,
-                          const char *error, int64_t retry_at);
+                          const char *error, int64_t retry_at, const char *result_json);
 typedef int (*aclm_job_fn)(void *ctx, const struct aclm_job *job);
 /* Jobs, newest first; state NULL = all; limit 0 = all. */
 int aclm_store_job_list(struct aclm_store *st, const char *state, int64_t limit,

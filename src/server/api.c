@@ -566,8 +566,14 @@ static int openapi(struct server *s, struct aclm_http_req *req, struct aclm_http
 	for (size_t i = 0; i < n; i++) {
 		const struct api_route *r = routes[i];
 		char path[256], method[16];
-		json_t *item, *op, *params = json_array();
+		json_t *item, *op, *params;
 		size_t o = 0;
+
+		/* The API, not the dashboard's files. */
+		if (strncmp(r->pattern, "/api/", 5) != 0 && strcmp(r->pattern, "/metrics") != 0 &&
+		    strcmp(r->pattern, "/healthz") != 0)
+			continue;
+		params = json_array();
 
 		/* "/x/:id" -> "/x/{id}" */
 		for (const char *p = r->pattern; *p != '\0' && o + 3 < sizeof(path); p++) {

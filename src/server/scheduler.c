@@ -34,6 +34,7 @@
 struct scheduler {
 	struct aclm_config *cfg;
 	const char *db_url;
+	const char *config_path;
 	int n_workers;
 	double interval;
 	pthread_t threads[MAX_WORKERS];
@@ -63,6 +64,7 @@ struct outcome {
 	bool ok;
 	char error[512];
 	int64_t retry_at;
+	char result[512];            /* JSON, or "" */
 };
 
 static void job_renew(struct worker *w, const struct aclm_job *job, struct outcome *out)
@@ -88,6 +90,9 @@ static void job_renew(struct worker *w, const struct aclm_job *job, struct outco
 	memset(&o, 0, sizeof(o));
 	o.ids = &id;
 	o.n_ids = 1;
+	/* "renew-now" (asked for through the API) renews whatever the
+	 * certificate's time; "renew" only when the ACME client says it is due. */
+	o.force = strcmp(job->kind, "renew-now") == 0;
 	if (aclm_acme_renew(w->store, &w->kek, w->cas, w->n_cas, &o, &n_renewed, &n_failed) !=
 	    ACLM_OK || n_failed > 0) {
 		snprintf(out->error, sizeof(out->error), "%s", aclm_errmsg()[0] ? aclm_errmsg()
@@ -104,11 +109,28 @@ static void job_renew(struct worker *w, const struct aclm_job *job, struct outco
 	out->ok = true;
 }
 
+static void job_child(struct worker *w, const struct aclm_job *job, struct outcome *out)
+{
+	struct scheduler_job_ctx ctx = {
+		.store = w->store, .db_url = w->sch->db_url, .config_path = w->sch->config_path,
+		.owner = w->owner, .lease_seconds = LEASE_SECONDS,
+	};
+
+	(strcmp(job->kind, "scan") == 0 ? server_job_scan : server_job_issue)(
+		&ctx, job, out->error, sizeof(out->error), out->result, sizeof(out->result), &out->ok);
+}
+
+/* The kinds of job.  retry: a failure is tried again with backoff (a
+ * renewal); a scan someone asked for is not repeated behind their back. */
 static const struct {
 	const char *kind;
 	void (*run)(struct worker *w, const struct aclm_job *job, struct outcome *out);
+	bool retry;
 } kinds[] = {
-	{ "renew", job_renew },
+	{ "renew", job_renew, true },
+	{ "renew-now", job_renew, true },
+	{ "scan", job_child, false },
+	{ "issue", job_child, false },
 };
 
 /* --- planning (leader only) ----------------------------------------------- */
@@ -206,7 +228,8 @@ static void run_one(struct worker *w, const struct aclm_job *job)
 		snprintf(o.error, sizeof(o.error), "unknown job kind '%s'", job->kind);
 	else
 		kinds[i].run(w, job, &o);
-	if (!o.ok && job->attempts + 1 < MAX_ATTEMPTS) {
+	if (!o.ok && i < sizeof(kinds) / sizeof(kinds[0]) && kinds[i].retry &&
+	    job->attempts + 1 < MAX_ATTEMPTS) {
 		/* 1, 2, 4 ... minutes, at most 6 hours; later if the job asks. */
 		int64_t backoff = (int64_t)60 << (job->attempts < 9 ? job->attempts : 9);
 		int64_t at = aclm_now() + (backoff < 6 * 3600 ? backoff : 6 * 3600);
@@ -220,7 +243,8 @@ static void run_one(struct worker *w, const struct aclm_job *job)
 		aclm_warn("scheduler: %s %s: %s (%s)", job->kind, job->subject, o.error, state);
 	else
 		aclm_info("scheduler: %s %s done", job->kind, job->subject);
-	if (aclm_store_job_finish(w->store, job->id, w->owner, o.ok, o.error, o.retry_at) != ACLM_OK)
+	if (aclm_store_job_finish(w->store, job->id, w->owner, o.ok, o.error, o.retry_at,
+	                          o.result[0] ? o.result : NULL) != ACLM_OK)
 		aclm_warn("scheduler: %s", aclm_errmsg());
 	record(w, job, &o, state);
 }
@@ -281,7 +305,8 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-struct scheduler *server_scheduler_start(struct aclm_config *cfg, const char *db_url)
+struct scheduler *server_scheduler_start(struct aclm_config *cfg, const char *db_url,
+                                         const char *config_path)
 {
 	struct scheduler *sch = calloc(1, sizeof(*sch));
 	char host[48] = "node";
@@ -290,6 +315,7 @@ struct scheduler *server_scheduler_start(struct aclm_config *cfg, const char *db
 		return NULL;
 	sch->cfg = cfg;
 	sch->db_url = db_url;
+	sch->config_path = config_path;
 	sch->n_workers = (int)aclm_config_int(cfg, "scheduler.workers");
 	sch->interval = (double)aclm_config_duration(cfg, "scheduler.interval");
 	if (sch->n_workers < 1)
@@ -324,6 +350,15 @@ struct scheduler *server_scheduler_start(struct aclm_config *cfg, const char *db
 	aclm_info("scheduler: %d worker%s, every %gs", sch->n_threads, sch->n_threads == 1 ? "" : "s",
 	          sch->interval);
 	return sch;
+}
+
+void server_scheduler_wake(struct scheduler *sch)
+{
+	if (sch == NULL)
+		return;
+	pthread_mutex_lock(&sch->lock);
+	pthread_cond_broadcast(&sch->wake);
+	pthread_mutex_unlock(&sch->lock);
 }
 
 /* Let running jobs finish (an ACME order is never cut in the middle), then

@@ -57,6 +57,8 @@ struct server {
 	double duration_sum;
 	uint64_t login_failures;
 
+	struct scheduler *sch;           /* set once the loop runs */
+
 	const struct api_route **routes;
 	size_t n_routes;
 	struct route_binding **bindings;  /* one per route: what the engine's arg points to */
@@ -123,6 +125,10 @@ extern const size_t server_n_policy_routes;
 extern const struct api_route server_alert_routes[];
 extern const size_t server_n_alert_routes;
 
+/* ops_api.c: endpoints, findings, scans, jobs, managed certificates, ACME. */
+extern const struct api_route server_ops_routes[];
+extern const size_t server_n_ops_routes;
+
 /* metrics.c */
 extern const struct api_route server_metrics_routes[];
 extern const size_t server_n_metrics_routes;
@@ -131,8 +137,29 @@ void server_observe(struct server *s, int status, double seconds);
 /* scheduler.c: worker threads with their own store connections; stop
  * waits for jobs in progress. */
 struct scheduler;
-struct scheduler *server_scheduler_start(struct aclm_config *cfg, const char *db_url);
+struct scheduler *server_scheduler_start(struct aclm_config *cfg, const char *db_url,
+                                         const char *config_path);
 void server_scheduler_stop(struct scheduler *sch);
+
+/* What a job kind gets from its worker. */
+struct scheduler_job_ctx {
+	struct aclm_store *store;    /* the worker's own connection */
+	const char *db_url;
+	const char *config_path;     /* NULL: the default search */
+	const char *owner;
+	int64_t lease_seconds;
+};
+struct aclm_job;
+/* childjob.c: network work as a child aclm process: a scan (`aclm scan
+ * --ndjson`), a first issuance (`aclm issue --json`). */
+void server_job_scan(struct scheduler_job_ctx *ctx, const struct aclm_job *job,
+                     char *error, size_t error_size, char *result, size_t result_size,
+                     bool *ok);
+void server_job_issue(struct scheduler_job_ctx *ctx, const struct aclm_job *job,
+                      char *error, size_t error_size, char *result, size_t result_size,
+                      bool *ok);
+/* Wake the scheduler now (a job was queued through the API). */
+void server_scheduler_wake(struct scheduler *sch);
 
 /* tls.c: the server's certificate and key (files given in the
  * configuration, else a self-signed P-256 pair kept in server.tls_dir,

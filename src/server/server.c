@@ -235,6 +235,7 @@ int aclm_server_run(struct aclm_server_opts *o)
 		goto out;
 	if ((rc = server_add_routes(&s, server_auth_routes, server_n_auth_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_api_routes, server_n_api_routes)) != ACLM_OK ||
+	    (rc = server_add_routes(&s, server_ops_routes, server_n_ops_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_alert_routes, server_n_alert_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_policy_routes, server_n_policy_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_metrics_routes, server_n_metrics_routes)) != ACLM_OK ||
@@ -277,7 +278,8 @@ int aclm_server_run(struct aclm_server_opts *o)
 	ev_timer_start(loop, &sg.housekeeping);
 	/* libcurl's global state before any worker thread uses it. */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	sch = server_scheduler_start(s.cfg, url);
+	sch = server_scheduler_start(s.cfg, url, s.config_path);
+	s.sch = sch;
 	{
 		/* Alerts run on their own thread and store connection. */
 		int64_t every = aclm_config_duration(s.cfg, "alerts.interval");
@@ -294,7 +296,7 @@ int aclm_server_run(struct aclm_server_opts *o)
 	notify("READY=1");
 	ev_run(loop, 0);
 	server_scheduler_stop(sch);
-	sch = NULL;
+	s.sch = sch = NULL;
 	if (sg.alerts_worker != NULL) {
 		ev_timer_stop(loop, &sg.alerts);
 		aclm_notify_worker_stop(sg.alerts_worker);

@@ -28,13 +28,19 @@ static const char SQL_DUE_POSTGRES[] =
 static const char SQL_TAKE[] =
 	"UPDATE jobs SET state = 'running', owner = ?, lease_until = ?, updated_at = ? "
 	"WHERE id = ?";
-#define JOB_COLS "SELECT id, kind, subject, state, run_at, attempts, last_error, updated_at " \
-	"FROM jobs"
+#define JOB_COLS "SELECT id, kind, subject, state, run_at, attempts, last_error, updated_at, " \
+	"params, progress, result, created_at FROM jobs"
 static const char SQL_JOB_GET[] = JOB_COLS " WHERE id = ?";
 static const char SQL_FINISH[] =
 	"UPDATE jobs SET state = ?, run_at = ?, attempts = attempts + 1, last_error = ?, "
-	"owner = NULL, lease_until = 0, updated_at = ? "
+	"result = COALESCE(?, result), owner = NULL, lease_until = 0, updated_at = ? "
 	"WHERE id = ? AND owner = ? AND state = 'running' RETURNING id";
+static const char SQL_ADD_JOB[] =
+	"INSERT INTO jobs (kind, subject, state, run_at, params, created_at, updated_at) "
+	"VALUES (?, ?, 'pending', ?, ?, ?, ?) RETURNING id";
+static const char SQL_PROGRESS[] =
+	"UPDATE jobs SET progress = ?, updated_at = ?, lease_until = ? "
+	"WHERE id = ? AND owner = ? AND state = 'running'";
 static const char SQL_LIST_ALL[] = JOB_COLS " ORDER BY updated_at DESC, id DESC";
 static const char SQL_LIST_STATE[] = JOB_COLS " WHERE state = ? ORDER BY updated_at DESC, id DESC";
 static const char SQL_LIST_ALL_LIMIT[] = JOB_COLS " ORDER BY updated_at DESC, id DESC LIMIT ?";
@@ -109,6 +115,10 @@ static void read_job(struct aclm_store *st, struct store_query *q, struct aclm_j
 	aclm_strlcpy(j->last_error, (s = d->column_text(q->stmt, 6)) ? s : "",
 	             sizeof(j->last_error));
 	j->updated_at = d->column_int64(q->stmt, 7);
+	aclm_strlcpy(j->params, (s = d->column_text(q->stmt, 8)) ? s : "{}", sizeof(j->params));
+	aclm_strlcpy(j->progress, (s = d->column_text(q->stmt, 9)) ? s : "{}", sizeof(j->progress));
+	aclm_strlcpy(j->result, (s = d->column_text(q->stmt, 10)) ? s : "{}", sizeof(j->result));
+	j->created_at = d->column_int64(q->stmt, 11);
 }
 
 int aclm_store_job_claim(struct aclm_store *st, const char *owner, int64_t now, int64_t lease,
@@ -149,14 +159,14 @@ int aclm_store_job_claim(struct aclm_store *st, const char *owner, int64_t now, 
 }
 
 int aclm_store_job_finish(struct aclm_store *st, int64_t id, const char *owner, bool ok,
-                          const char *error, int64_t retry_at)
+                          const char *error, int64_t retry_at, const char *result_json)
 {
 	const char *state = ok ? "done" : retry_at > 0 ? "pending" : "failed";
 	int64_t now = aclm_now(), got = 0;
 	int rc;
 	const struct store_param p[] = {
-		SP_T(state), SP_I(retry_at > 0 ? retry_at : now), SP_T(ok ? NULL : error), SP_I(now),
-		SP_I(id), SP_T(owner),
+		SP_T(state), SP_I(retry_at > 0 ? retry_at : now), SP_T(ok ? NULL : error),
+		SP_T(result_json), SP_I(now), SP_I(id), SP_T(owner),
 	};
 
 	rc = store_int64(st, SQL_FINISH, "finish job", p, SP_COUNT(p), &got);
@@ -164,6 +174,53 @@ int aclm_store_job_finish(struct aclm_store *st, int64_t id, const char *owner, 
 		return aclm_error(ACLM_ERR_NOTFOUND, "job %lld is no longer held by %s (lease lost)",
 		                  (long long)id, owner);
 	return rc < 0 ? rc : ACLM_OK;
+}
+
+int aclm_store_job_add(struct aclm_store *st, const char *kind, const char *subject,
+                       int64_t run_at, const char *params_json, int64_t *id)
+{
+	int64_t now = aclm_now(), new_id = 0;
+	const struct store_param p[] = {
+		SP_T(kind), SP_T(subject), SP_I(run_at), SP_T(params_json ? params_json : "{}"),
+		SP_I(now), SP_I(now),
+	};
+	int rc = store_int64(st, SQL_ADD_JOB, "add job", p, SP_COUNT(p), &new_id);
+
+	if (rc == 0)
+		return aclm_error(ACLM_ERR_DB, "add job: no id returned");
+	if (rc < 0)
+		return rc;
+	if (id != NULL)
+		*id = new_id;
+	return ACLM_OK;
+}
+
+int aclm_store_job_get(struct aclm_store *st, int64_t id, struct aclm_job *job)
+{
+	const struct store_param p[] = { SP_I(id) };
+	struct store_query q;
+	int rc;
+
+	if ((rc = store_query_open(st, &q, SQL_JOB_GET, "read job", 0, p, 1)) != ACLM_OK)
+		return rc;
+	rc = store_query_step(st, &q);
+	if (rc == 1) {
+		read_job(st, &q, job);
+		rc = ACLM_OK;
+	} else if (rc == 0) {
+		rc = aclm_error(ACLM_ERR_NOTFOUND, "no job %lld", (long long)id);
+	}
+	store_query_close(st, &q);
+	return rc;
+}
+
+int aclm_store_job_progress(struct aclm_store *st, int64_t id, const char *owner,
+                            const char *progress_json, int64_t lease_until)
+{
+	const struct store_param p[] = { SP_T(progress_json), SP_I(aclm_now()), SP_I(lease_until),
+	                                 SP_I(id), SP_T(owner) };
+
+	return store_run(st, SQL_PROGRESS, "record job progress", p, SP_COUNT(p));
 }
 
 int aclm_store_job_list(struct aclm_store *st, const char *state, int64_t limit,

@@ -246,6 +246,9 @@ static const char schema_server[] =
 	" run_at BIGINT NOT NULL,"
 	" attempts INTEGER NOT NULL DEFAULT 0,"
 	" last_error TEXT,"
+	" params TEXT NOT NULL DEFAULT '{}',"   /* JSON: what the job was asked (a scan's targets) */
+	" progress TEXT NOT NULL DEFAULT '{}'," /* JSON: how far it got, for watchers */
+	" result TEXT NOT NULL DEFAULT '{}',"   /* JSON: what it produced (a scan id) */
 	" owner TEXT,"
 	" lease_until BIGINT NOT NULL DEFAULT 0,"
 	" created_at BIGINT NOT NULL,"

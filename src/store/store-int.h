@@ -153,6 +153,11 @@ int store_db_error(struct aclm_store *st, const char *what);
 int store_query_open(struct aclm_store *st, struct store_query *q, const char *sql,
                      const char *what, unsigned flags,
                      const struct store_param *p, size_t n);
+/* The same for SQL built at run time (never cached: the cache is keyed by
+ * the address of static text). */
+int store_query_open_once(struct aclm_store *st, struct store_query *q, const char *sql,
+                          const char *what, unsigned flags,
+                          const struct store_param *p, size_t n);
 int store_query_step(struct aclm_store *st, struct store_query *q);
 void store_query_close(struct aclm_store *st, struct store_query *q);
 int store_run(struct aclm_store *st, const char *sql, const char *what,

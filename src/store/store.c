@@ -287,6 +287,13 @@ int store_query_open(struct aclm_store *st, struct store_query *q, const char *s
 	return query_open(st, q, sql, what, flags, p, n, true);
 }
 
+int store_query_open_once(struct aclm_store *st, struct store_query *q, const char *sql,
+                          const char *what, unsigned flags, const struct store_param *p,
+                          size_t n)
+{
+	return query_open(st, q, sql, what, flags, p, n, false);
+}
+
 int store_query_step(struct aclm_store *st, struct store_query *q)
 {
 	int rc = st->drv->step(q->stmt);
@@ -319,6 +326,11 @@ int store_run(struct aclm_store *st, const char *sql, const char *what,
 	if (st->drv->run(q.stmt) != ACLM_OK)
 		rc = store_db_error(st, NULL);
 	store_query_close(st, &q);
+	/* Outside a transaction the statement is its own: it must have run
+	 * (PostgreSQL pipelines it otherwise) before the caller goes on or
+	 * the process exits. */
+	if (rc == ACLM_OK && st->depth == 0 && st->drv->sync(st->conn) != ACLM_OK)
+		rc = store_db_error(st, NULL);
 	return rc;
 }
 
