@@ -19,6 +19,7 @@
 #define ACME_MAX_NONCE      256
 #define ACME_MAX_URL        2048
 #define ACME_BADNONCE_TRIES 20
+#define ACME_MAX_NAMES      100         /* identifiers in one order */
 
 /* --- base64url and JWS (jws.c) ---------------------------------------- */
 

@@ -191,10 +191,12 @@ static int listen_on(const char *addr, int *out)
 	struct addrinfo hints, *ai = NULL;
 	int fd = -1, one = 1, e;
 
-	if (colon == NULL || colon == addr || colon[1] == '\0' || (size_t)(colon - addr) >= sizeof(host))
-		return aclm_error(ACLM_ERR_USAGE, "listen address '%s' is not ADDR:PORT", addr);
+	if (colon == NULL || colon[1] == '\0' || (size_t)(colon - addr) >= sizeof(host))
+		return aclm_error(ACLM_ERR_USAGE, "listen address '%s' is not ADDR:PORT (or :PORT)", addr);
 	memcpy(host, addr, (size_t)(colon - addr));
 	host[colon - addr] = '\0';
+	if (host[0] == '\0')
+		aclm_strlcpy(host, "0.0.0.0", sizeof(host));  /* ":80": every IPv4 address */
 	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
 		memmove(host, host + 1, strlen(host));
 		host[strlen(host) - 1] = '\0';

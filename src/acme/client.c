@@ -201,8 +201,8 @@ int aclm_acme_names_normalize(const char *const *in, size_t n, char ***out, size
 
 	if (n == 0)
 		return aclm_error(ACLM_ERR_USAGE, "no names given");
-	if (n > 100)
-		return aclm_error(ACLM_ERR_USAGE, "too many names (%zu, at most 100)", n);
+	if (n > 100000)
+		return aclm_error(ACLM_ERR_USAGE, "too many names (%zu, at most 100000)", n);
 	names = calloc(n, sizeof(*names));
 	if (names == NULL)
 		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
@@ -554,9 +554,37 @@ fail:
 	return rc;
 }
 
+/* Reads may be repeated: a transport error or a 5xx is retried twice
+ * (after 0.5 s and 1 s) before it counts as the CA failing. */
+#define READ_TRIES 3
+
+static bool transient(int rc, const struct acme_response *r)
+{
+	return rc == ACLM_ERR_IO || (rc == ACLM_OK && r->status >= 500);
+}
+
+static void backoff_sleep(int attempt)
+{
+	struct timespec ts = { 0, 500000000L };
+	if (attempt > 0)
+		ts = (struct timespec){ 1, 0 };
+	nanosleep(&ts, NULL);
+}
+
 int acme_get(struct acme_client *c, const char *url, struct acme_response *r)
 {
-	return perform(c, url, NULL, false, "GET", r);
+	int rc = ACLM_OK;
+
+	for (int attempt = 0; attempt < READ_TRIES; attempt++) {
+		rc = perform(c, url, NULL, false, "GET", r);
+		if (!transient(rc, r) || attempt + 1 == READ_TRIES)
+			return rc;
+		if (rc == ACLM_OK)
+			acme_response_free(r);
+		aclm_debug("CA %s: GET %s: retrying", c->ca->name, url);
+		backoff_sleep(attempt);
+	}
+	return rc;
 }
 
 static int problem_error(struct acme_client *c, const struct acme_response *r, const char *step)
@@ -603,7 +631,7 @@ int acme_post(struct acme_client *c, const struct acme_key *k, bool use_jwk,
               const char *url, const char *payload, const char *step,
               struct acme_response *r)
 {
-	int rc = ACLM_OK;
+	int rc = ACLM_OK, reads = 0;
 
 	for (int attempt = 0; attempt < ACME_BADNONCE_TRIES; attempt++) {
 		char nonce[ACME_MAX_NONCE], *jws = NULL;
@@ -617,6 +645,16 @@ int acme_post(struct acme_client *c, const struct acme_key *k, bool use_jwk,
 			return rc;
 		rc = perform(c, url, jws, false, step, r);
 		free(jws);
+		/* POST-as-GET is a read: retried like a GET; other POSTs are not
+		 * (a lost newOrder answer must not become two orders) */
+		if (payload == NULL && transient(rc, r) && reads + 1 < READ_TRIES) {
+			if (rc == ACLM_OK)
+				acme_response_free(r);
+			aclm_debug("CA %s: %s: retrying", c->ca->name, step);
+			backoff_sleep(reads++);
+			attempt--;
+			continue;
+		}
 		if (rc != ACLM_OK)
 			return rc;
 		if (r->status >= 200 && r->status < 300)

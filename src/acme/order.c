@@ -945,6 +945,9 @@ int aclm_acme_issue(struct aclm_store *st, const struct aclm_kek *kek,
 	memset(res, 0, sizeof(*res));
 	if (req->n_names == 0 || req->n_cas == 0)
 		return aclm_error(ACLM_ERR_USAGE, "nothing to issue: no names or no CA");
+	if (req->n_names > ACME_MAX_NAMES)
+		return aclm_error(ACLM_ERR_USAGE, "too many names for one certificate (%zu, at most %d; "
+		                  "--each makes one certificate per name)", req->n_names, ACME_MAX_NAMES);
 	subject = req->names[0];
 	for (size_t i = 0; i < req->n_names; i++) {
 		if (req->names[i][0] == '*' && req->solver.type != ACLM_CHALL_DNS01)
