@@ -159,11 +159,23 @@ int aclm_report_format_parse(const char *s, enum aclm_report_format *out);
 const char *aclm_report_kind_name(enum aclm_report_kind k);
 const char *aclm_report_content_type(enum aclm_report_format f);
 
+/* The language of an HTML report's headings and summary labels (column
+ * names and keys are identifiers and stay). */
+enum aclm_report_lang {
+	ACLM_REPORT_EN = 0,
+	ACLM_REPORT_ZH,
+};
+int aclm_report_lang_parse(const char *s, enum aclm_report_lang *out);  /* "en", "zh" */
+
 /* Build a report from the store into out (appended; out's maximum bounds
  * it).  policy is used by the compliance report (NULL: the default). */
 int aclm_report_render(struct aclm_store *st, enum aclm_report_kind kind,
                        enum aclm_report_format fmt, const struct aclm_policy *policy,
                        int64_t now, struct aclm_buf *out);
+int aclm_report_render_lang(struct aclm_store *st, enum aclm_report_kind kind,
+                            enum aclm_report_format fmt, enum aclm_report_lang lang,
+                            const struct aclm_policy *policy, int64_t now,
+                            struct aclm_buf *out);
 
 /* The report as plain text for a message (alert channels): title, the
  * summary, and the first max_rows rows as "column=value" lines. */

@@ -99,19 +99,21 @@ static int send_report(struct cli *cli, enum aclm_report_kind kind,
 
 int cmd_report(struct cli *cli, int argc, char **argv)
 {
-	enum { O_FORMAT = 256, O_OUT, O_POLICY, O_SEND, O_EVERY };
+	enum { O_FORMAT = 256, O_OUT, O_POLICY, O_SEND, O_EVERY, O_LANG };
 	static const struct option opts[] = {
 		{ "format", required_argument, NULL, O_FORMAT },
 		{ "out", required_argument, NULL, O_OUT },
 		{ "policy", required_argument, NULL, O_POLICY },
 		{ "send", required_argument, NULL, O_SEND },
 		{ "every", required_argument, NULL, O_EVERY },
+		{ "lang", required_argument, NULL, O_LANG },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct cli_command *self = cli_find_command("report");
 	enum aclm_report_format fmt = ACLM_REPORT_CSV;
 	enum aclm_report_kind kind;
+	enum aclm_report_lang lang = ACLM_REPORT_EN;
 	struct aclm_policy *pol = NULL;
 	const char *out_path = NULL, *policy = NULL, *channel = NULL;
 	int64_t every = 0;
@@ -128,6 +130,10 @@ int cmd_report(struct cli *cli, int argc, char **argv)
 		case O_OUT: out_path = optarg; break;
 		case O_POLICY: policy = optarg; break;
 		case O_SEND: channel = optarg; break;
+		case O_LANG:
+			if (aclm_report_lang_parse(optarg, &lang) != ACLM_OK)
+				return cli_usage_error("report", "--lang: '%s' is not en or zh", optarg);
+			break;
 		case O_EVERY:
 			if (aclm_parse_duration(optarg, &every) != ACLM_OK || every < 3600)
 				return cli_usage_error("report", "--every: '%s' is not a duration of an "
@@ -157,7 +163,7 @@ int cmd_report(struct cli *cli, int argc, char **argv)
 		return rc;
 	}
 	aclm_buf_init(&b, REPORT_MAX);
-	rc = aclm_report_render(cli->store, kind, fmt, pol, aclm_now(), &b);
+	rc = aclm_report_render_lang(cli->store, kind, fmt, lang, pol, aclm_now(), &b);
 	aclm_policy_free(pol);
 	if (rc != ACLM_OK) {
 		aclm_buf_free(&b);

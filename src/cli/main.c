@@ -264,7 +264,8 @@ static const struct cli_command commands[] = {
 	  "  --out FILE    write there instead of standard output\n"
 	  "  --policy NAME the policy of the compliance report\n"
 	  "  --send CHANNEL send it as text through an alert channel (aclm alert) now\n"
-	  "  --every DUR   with --send: at most once per DUR (daily cron + --every 7d: weekly)\n" },
+	  "  --every DUR   with --send: at most once per DUR (daily cron + --every 7d: weekly)\n"
+	  "  --lang L      en (default) or zh: headings and labels of the HTML report\n" },
 	{ "help", cmd_help, "show help for a command",
 	  "usage: aclm help [COMMAND]\n" },
 	{ "version", cmd_version, "print the version (and --features)",

@@ -49,6 +49,16 @@ int aclm_report_format_parse(const char *s, enum aclm_report_format *out)
 	                  s != NULL ? s : "");
 }
 
+int aclm_report_lang_parse(const char *s, enum aclm_report_lang *out)
+{
+	if (s != NULL && (strcmp(s, "en") == 0 || strcmp(s, "zh") == 0)) {
+		*out = strcmp(s, "zh") == 0 ? ACLM_REPORT_ZH : ACLM_REPORT_EN;
+		return ACLM_OK;
+	}
+	return aclm_error(ACLM_ERR_USAGE, "unknown report language '%s' (en, zh)",
+	                  s != NULL ? s : "");
+}
+
 const char *aclm_report_kind_name(enum aclm_report_kind k)
 {
 	return (size_t)k < N_KINDS ? kind_names[k] : "?";
@@ -87,6 +97,7 @@ struct sum_item {
 
 struct rep {
 	enum aclm_report_format fmt;
+	enum aclm_report_lang lang;
 	enum aclm_report_kind kind;
 	const char *title;
 	const char *const *cols;
@@ -260,6 +271,47 @@ static const char html_style[] =
 	"th{background:none;border-bottom:2px solid #000}a{color:#000;text-decoration:none}"
 	"table.rows{font-size:8pt}}";
 
+/* Chinese labels of the HTML report (the dashboard speaks both); column
+ * names and summary keys stay as they are, they are identifiers. */
+static const char *zh_title(enum aclm_report_kind k)
+{
+	static const char *const t[] = {
+		[ACLM_REPORT_INVENTORY] = "证书清单",
+		[ACLM_REPORT_EXPIRY] = "证书到期",
+		[ACLM_REPORT_COMPLIANCE] = "策略合规",
+		[ACLM_REPORT_ALGORITHMS] = "密钥算法",
+		[ACLM_REPORT_PQ_READINESS] = "端点后量子就绪情况",
+	};
+	return (size_t)k < N_KINDS ? t[k] : "?";
+}
+
+static const char *zh_label(const char *key)
+{
+	static const struct {
+		const char *key, *zh;
+	} t[] = {
+		{ "total", "总数" }, { "leaf", "终端实体证书" }, { "ca", "CA 证书" },
+		{ "valid", "当前有效" }, { "expired", "已过期" }, { "not_yet_valid", "尚未生效" },
+		{ "with_private_key", "存有私钥" }, { "7d", "7 天内到期" },
+		{ "30d", "7 至 30 天内到期" }, { "90d", "30 至 90 天内到期" },
+		{ "later", "90 天以后到期" }, { "rsa", "RSA" }, { "ecdsa", "ECDSA" },
+		{ "ed25519", "Ed25519" }, { "sm2", "SM2" }, { "other", "其他密钥类型" },
+		{ "x25519mlkem768", "支持 X25519MLKEM768" },
+		{ "curvesm2mlkem768", "支持 curveSM2MLKEM768" }, { "both", "两者都支持" },
+		{ "none", "都不支持" }, { "unknown", "未知（未扫描、不可达或未探测）" },
+		{ "certificates_total", "已评估证书" }, { "certificates_compliant", "合规证书" },
+		{ "certificates_violating", "违规证书" }, { "endpoints_total", "已评估端点" },
+		{ "endpoints_compliant", "合规端点" }, { "endpoints_violating", "违规端点" },
+		{ "sites_total", "已评估站点" }, { "sites_compliant", "合规站点" },
+		{ "sites_violating", "违规站点" }, { "violations", "违规项" },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcmp(t[i].key, key) == 0)
+			return t[i].zh;
+	return NULL;
+}
+
 static int rep_finish(struct rep *r, struct aclm_buf *out)
 {
 	char when[32];
@@ -306,28 +358,41 @@ static int rep_finish(struct rep *r, struct aclm_buf *out)
 		free(text);
 		break;
 	}
-	case ACLM_REPORT_HTML:
-		rc = aclm_buf_printf(out, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
+	case ACLM_REPORT_HTML: {
+		bool zh = r->lang == ACLM_REPORT_ZH;
+		const char *title = zh ? zh_title(r->kind) : r->title;
+		rc = aclm_buf_printf(out, "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n"
 		                     "<meta charset=\"utf-8\">\n<meta name=\"aclm-report\" "
 		                     "content=\"%s\">\n<title>aclm: %s</title>\n<style>%s</style>\n"
-		                     "</head>\n<body>\n<h1>%s</h1>\n<p class=\"meta\">Generated %s "
-		                     "by aclm %s",
-		                     kind_names[r->kind], r->title, html_style, r->title, when,
-		                     ACLM_VERSION);
+		                     "</head>\n<body>\n<h1>%s</h1>\n<p class=\"meta\">%s %s "
+		                     "&middot; aclm %s",
+		                     zh ? "zh-CN" : "en", kind_names[r->kind], title, html_style, title,
+		                     zh ? "生成于" : "Generated", when, ACLM_VERSION);
 		if (rc == ACLM_OK && r->policy[0] != '\0') {
-			rc = aclm_buf_puts(out, " &middot; policy ");
+			rc = aclm_buf_puts(out, zh ? " &middot; 策略 " : " &middot; policy ");
 			if (rc == ACLM_OK)
 				rc = html_text(out, r->policy);
 		}
 		if (rc == ACLM_OK)
-			rc = aclm_buf_puts(out, "</p>\n<h2>Summary</h2>\n<table class=\"summary\">\n");
-		for (size_t i = 0; rc == ACLM_OK && i < r->n_sum; i++)
-			rc = aclm_buf_printf(out, "<tr><th>%s</th><td class=\"n\" data-key=\"%s\">%lld"
-			                     "</td></tr>\n", r->sum[i].label, r->sum[i].key,
-			                     (long long)r->sum[i].v);
+			rc = aclm_buf_printf(out, "</p>\n<h2>%s</h2>\n<table class=\"summary\">\n",
+			                     zh ? "汇总" : "Summary");
+		for (size_t i = 0; rc == ACLM_OK && i < r->n_sum; i++) {
+			const char *label = zh ? zh_label(r->sum[i].key) : NULL;
+			rc = aclm_buf_puts(out, "<tr><th>");
+			if (rc == ACLM_OK)
+				rc = html_text(out, label != NULL ? label : r->sum[i].label);
+			if (rc == ACLM_OK)
+				rc = aclm_buf_puts(out, "</th><td class=\"n\" data-key=\"");
+			if (rc == ACLM_OK)
+				rc = html_text(out, r->sum[i].key);
+			if (rc == ACLM_OK)
+				rc = aclm_buf_printf(out, "\">%lld</td></tr>\n", (long long)r->sum[i].v);
+		}
 		if (rc == ACLM_OK)
-			rc = aclm_buf_printf(out, "</table>\n<h2>Details (%lld rows)</h2>\n"
-			                     "<table class=\"rows\">\n<thead><tr>",
+			rc = aclm_buf_printf(out, zh ? "</table>\n<h2>明细（%lld 行）</h2>\n"
+			                             "<table class=\"rows\">\n<thead><tr>"
+			                          : "</table>\n<h2>Details (%lld rows)</h2>\n"
+			                            "<table class=\"rows\">\n<thead><tr>",
 			                     (long long)r->n_rows);
 		for (size_t i = 0; rc == ACLM_OK && i < r->n_cols; i++)
 			rc = aclm_buf_printf(out, "<th>%s</th>", r->cols[i]);
@@ -338,6 +403,7 @@ static int rep_finish(struct rep *r, struct aclm_buf *out)
 		if (rc == ACLM_OK)
 			rc = aclm_buf_puts(out, "</tbody>\n</table>\n</body>\n</html>\n");
 		break;
+	}
 	}
 	if (rc == ACLM_ERR_TOOBIG)
 		return aclm_error(rc, "the %s report is larger than %zu bytes", kind_names[r->kind],
@@ -676,7 +742,15 @@ int aclm_report_render(struct aclm_store *st, enum aclm_report_kind kind,
                        enum aclm_report_format fmt, const struct aclm_policy *policy,
                        int64_t now, struct aclm_buf *out)
 {
-	struct rep r = { .fmt = fmt, .kind = kind, .now = now };
+	return aclm_report_render_lang(st, kind, fmt, ACLM_REPORT_EN, policy, now, out);
+}
+
+int aclm_report_render_lang(struct aclm_store *st, enum aclm_report_kind kind,
+                            enum aclm_report_format fmt, enum aclm_report_lang lang,
+                            const struct aclm_policy *policy, int64_t now,
+                            struct aclm_buf *out)
+{
+	struct rep r = { .fmt = fmt, .lang = lang, .kind = kind, .now = now };
 	struct aclm_cert_filter f = { .now = now };
 	struct aclm_policy *own = NULL;
 	int rc = ACLM_OK;

@@ -248,6 +248,8 @@ static int report(struct server *s, struct aclm_http_req *req, struct aclm_http_
 {
 	const char *fv = aclm_http_query_get(req, "format"), *pv = aclm_http_query_get(req, "policy");
 	enum aclm_report_format fmt = ACLM_REPORT_JSON;
+	enum aclm_report_lang lang = ACLM_REPORT_EN;
+	const char *lv = aclm_http_query_get(req, "lang");
 	enum aclm_report_kind kind;
 	struct aclm_policy *p = NULL;
 	struct aclm_buf b;
@@ -259,10 +261,12 @@ static int report(struct server *s, struct aclm_http_req *req, struct aclm_http_
 		return server_reply_error(res, 404, "not_found", aclm_errmsg());
 	if (fv != NULL && aclm_report_format_parse(fv, &fmt) != ACLM_OK)
 		return server_reply_error(res, 400, "bad_request", aclm_errmsg());
+	if (lv != NULL && aclm_report_lang_parse(lv, &lang) != ACLM_OK)
+		return server_reply_error(res, 400, "bad_request", aclm_errmsg());
 	if (kind == ACLM_REPORT_COMPLIANCE && (rc = aclm_policy_load(s->store, pv, &p)) != ACLM_OK)
 		return rc;
 	aclm_buf_init(&b, API_REPORT_MAX);
-	rc = aclm_report_render(s->store, kind, fmt, p, aclm_now(), &b);
+	rc = aclm_report_render_lang(s->store, kind, fmt, lang, p, aclm_now(), &b);
 	aclm_policy_free(p);
 	if (rc == ACLM_ERR_TOOBIG) {
 		aclm_buf_free(&b);
@@ -302,6 +306,6 @@ const struct api_route server_policy_routes[] = {
 	  "compliance of every certificate, endpoint and site (policy, violating, limit, offset)" },
 	{ "GET", "/api/v1/reports/:kind", ACCESS_PERM, ACLM_PERM_READ_ALL, report,
 	  "inventory, expiry, compliance, algorithms or pq-readiness report (format=csv|json|html, "
-	  "policy)" },
+	  "lang=en|zh for HTML, policy)" },
 };
 const size_t server_n_policy_routes = sizeof(server_policy_routes) / sizeof(server_policy_routes[0]);

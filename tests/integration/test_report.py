@@ -251,6 +251,12 @@ def test_api_reports_and_roles(aclm, mini_pki):
             assert "attachment" in r.getheader("Content-Disposition")
             rows = list(csv.reader(io.StringIO(data.decode(), newline="")))
             assert rows[0] == doc["columns"] and len(rows) - 1 == len(doc["rows"])
+        st, page, _ = srv.request("GET", "/api/v1/reports/algorithms?format=html&lang=zh",
+                                  token=tok["auditor"])
+        assert st == 200 and '<html lang="zh-CN">' in page.decode()
+        st, doc, _ = srv.request("GET", "/api/v1/reports/algorithms?format=html&lang=xx",
+                                 token=tok["auditor"])
+        assert st == 400 and "xx" in doc["detail"]
         # compliance is cached, but a new certificate shows at once
         st, doc, _ = srv.request("GET", "/api/v1/compliance", token=tok["auditor"])
         assert doc["summary"]["certificates"] == {"total": 11, "compliant": 5, "violating": 6}
@@ -414,3 +420,13 @@ def test_hostile_names_stay_text(aclm, tmp_path):
     assert 'a,"b" c' in rows and names["img"] in rows
     doc = json.loads(report(aclm, "inventory", "json"))
     assert {r["subject_cn"] for r in doc["rows"]} >= set(names.values())
+
+
+def test_html_report_in_chinese(aclm, expiry_pki):
+    aclm.import_json(os.path.join(expiry_pki.d, "out"))
+    page = report(aclm, "expiry", "html", "--lang", "zh")
+    assert '<html lang="zh-CN">' in page and "<h1>证书到期</h1>" in page
+    assert "<th>7 天内到期</th>" in page and "明细（7 行）" in page
+    doc = json.loads(report(aclm, "expiry", "json"))
+    assert parse_html(page).totals == doc["summary"]
+    assert aclm("report", "expiry", "--lang", "fr")[0] == 2
