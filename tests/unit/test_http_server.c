@@ -1200,6 +1200,59 @@ static void test_shutdown(void **state)
 	tsrv_stop(t);
 }
 
+/* Seconds until the server closes c (EOF or reset), at most 3. */
+static double time_to_close(struct client *c)
+{
+	double t0 = now_s();
+	struct timeval tv = { .tv_sec = 3 };
+	char b;
+
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (recv(c->fd, &b, 1, 0) > 0)
+		return -1;          /* the server sent something */
+	return now_s() - t0;
+}
+
+/* Handshake, idle keep-alive and body timeouts, each 0.3 s here. */
+static void test_timeouts(void **state)
+{
+	struct aclm_http_server_opts o;
+	struct tsrv *t;
+	struct client *c;
+	struct resp r;
+	double d;
+
+	(void)state;
+	aclm_http_server_opts_init(&o);
+	o.handshake_timeout = 0.3;
+	o.idle_timeout = 0.3;
+	o.body_timeout = 0.3;
+	t = tsrv_start(&o, true);
+	c = cl_open(t->tls_port);              /* silent TLS client */
+	d = time_to_close(c);
+	cl_close(c);
+	if (d < 0.25 || d > 1.5)
+		fail_msg("handshake timeout after %.2f s", d);
+	c = cl_open(t->port);                  /* idle after one request */
+	assert_int_equal(request(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+	d = time_to_close(c);
+	cl_close(c);
+	if (d < 0.25 || d > 1.5)
+		fail_msg("idle timeout after %.2f s", d);
+	c = cl_open(t->port);                  /* body never completes */
+	cl_sends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab");
+	d = time_to_close(c);
+	cl_close(c);
+	if (d < 0.25 || d > 1.5)
+		fail_msg("body timeout after %.2f s", d);
+	c = cl_open_tls(t->tls_port);          /* and the server still serves */
+	assert_int_equal(request(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+	cl_close(c);
+	tsrv_stop(t);
+	X509_free(g_cert);
+	g_cert = NULL;
+}
+
 static void test_listen_errors(void **state)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -1246,6 +1299,7 @@ int main(void)
 		cmocka_unit_test(limit_test),
 		cmocka_unit_test(test_shutdown),
 		cmocka_unit_test(test_write_timeout),
+		cmocka_unit_test(test_timeouts),
 		cmocka_unit_test(test_listen_errors),
 	};
 	int rc;
