@@ -83,10 +83,9 @@ void aclm_http_parser_reset(struct aclm_http_parser *p);
  *                data + *consumed and needs a reset parser;
  *   ACLM_AGAIN   all len bytes were taken (*consumed == len), more needed;
  *   < 0          the request is bad: aclm_http_parser_status() is the status
- *                to answer (400, 413, 414, 417, 431, 501, 505) and the
- *                connection must be closed after the answer (503: out of
- *                memory).  The parser stays
- *                in that error until reset.
+ *                to answer (400, 413, 414, 417, 431, 501, 505; 503 when out
+ *                of memory) and the connection must be closed after the
+ *                answer.  The parser stays in that error until reset.
  * Feeding the stream byte by byte or all at once gives the same result. */
 int aclm_http_parser_feed(struct aclm_http_parser *p, const void *data, size_t len,
                           size_t *consumed);
