@@ -65,8 +65,9 @@ class Receiver:
     """An HTTP server on a loopback port that records every POST and answers
     with the next status of `statuses` (then 200)."""
 
-    def __init__(self, statuses=None, replies=None):
+    def __init__(self, statuses=None, replies=None, delay=0):
         self.requests = []
+        self.delay = delay                     # seconds before answering
         self.statuses = list(statuses or [])
         self.replies = dict(replies or {})     # path -> body of a 2xx answer
         self.cond = threading.Condition()
@@ -84,6 +85,8 @@ class Receiver:
                         "headers": {k.lower(): v for k, v in self.headers.items()},
                         "body": body, "status": status, "at": time.time()})
                     outer.cond.notify_all()
+                if outer.delay:
+                    time.sleep(outer.delay)
                 reply = outer.replies.get(u.path, b'{"ok":true}') if status < 400 \
                     else b'{"error":"receiver says no"}'
                 self.send_response(status)
@@ -95,7 +98,11 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Httpd(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+            block_on_close = False
+
+        self.httpd = Httpd(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -844,3 +851,26 @@ def test_alert_routes_with_every_role(aclm):
     finally:
         rc, out, err = s.stop()
     assert rc == 0 and "AddressSanitizer" not in err, err
+
+
+def test_server_stops_during_a_slow_delivery(aclm, tmp_path):
+    """SIGTERM while a receiver takes its time: the delivery is abandoned,
+    the server exits at once, the alert stays pending with the reason."""
+    receiver = Receiver(delay=30)
+    try:
+        expiring(aclm, tmp_path)
+        aclm.run("alert", "channel", "add", "slow", "--kind", "webhook", "--url", receiver.url(),
+                 check_rc=0)
+        aclm.run("alert", "rule", "add", "exp", "--kind", "expiry", "--channel", "slow",
+                 check_rc=0)
+        s = Server(aclm, config="alerts:\n  interval: 1s\n  timeout: 60s\n")
+        assert receiver.wait(1, timeout=30)
+        t0 = time.time()
+        rc, out, err = s.stop()
+        assert time.time() - t0 < 10 and rc == 0, err
+        assert "AddressSanitizer" not in err
+        a = alerts(aclm)[0]
+        assert a["state"] == "pending" and a["attempts"] == 1
+        assert "abandoned (shutting down)" in a["last_error"], a["last_error"]
+    finally:
+        receiver.close()
