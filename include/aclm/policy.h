@@ -139,6 +139,18 @@ void aclm_policy_result_free(struct aclm_policy_result *res);
 json_t *aclm_policy_result_json(const struct aclm_policy_result *res, bool violating_only,
                                 size_t offset, size_t limit);
 json_t *aclm_policy_summary_json(const struct aclm_policy_result *res);
+/* Which subjects aclm_policy_result_items_json lists. */
+struct aclm_policy_filter {
+	bool violating_only;
+	const char *rule;            /* only subjects violating this rule; NULL: any */
+	int kind;                    /* enum aclm_subject_kind, or -1: any */
+};
+/* Like aclm_policy_result_json, with a filter (f NULL: every subject). */
+json_t *aclm_policy_result_items_json(const struct aclm_policy_result *res,
+                                      const struct aclm_policy_filter *f, size_t offset,
+                                      size_t limit);
+/* The rule name as in results, or NULL when there is no such rule. */
+const char *aclm_policy_rule_name(const char *s);
 
 /* --- reports --------------------------------------------------------------- */
 

@@ -818,8 +818,34 @@ json_t *aclm_policy_summary_json(const struct aclm_policy_result *res)
 	return s;
 }
 
-json_t *aclm_policy_result_json(const struct aclm_policy_result *res, bool violating_only,
-                                size_t offset, size_t limit)
+const char *aclm_policy_rule_name(const char *s)
+{
+	int i = s != NULL ? rule_index(s) : -1;
+
+	return i >= 0 ? rule_names[i] : NULL;
+}
+
+static bool subject_selected(const struct aclm_policy_subject *s,
+                             const struct aclm_policy_filter *f)
+{
+	if (f == NULL)
+		return true;
+	if (f->violating_only && s->n_v == 0)
+		return false;
+	if (f->kind >= 0 && (int)s->kind != f->kind)
+		return false;
+	if (f->rule != NULL) {
+		for (size_t k = 0; k < s->n_v; k++)
+			if (strcmp(s->v[k].rule, f->rule) == 0)
+				return true;
+		return false;
+	}
+	return true;
+}
+
+json_t *aclm_policy_result_items_json(const struct aclm_policy_result *res,
+                                      const struct aclm_policy_filter *f, size_t offset,
+                                      size_t limit)
 {
 	json_t *items = json_array();
 	size_t seen = 0;
@@ -827,7 +853,7 @@ json_t *aclm_policy_result_json(const struct aclm_policy_result *res, bool viola
 	for (size_t i = 0; i < res->n; i++) {
 		const struct aclm_policy_subject *s = &res->subjects[i];
 		json_t *o, *v;
-		if (violating_only && s->n_v == 0)
+		if (!subject_selected(s, f))
 			continue;
 		if (seen++ < offset || (limit > 0 && json_array_size(items) >= limit))
 			continue;
@@ -846,4 +872,12 @@ json_t *aclm_policy_result_json(const struct aclm_policy_result *res, bool viola
 	                 aclm_json_time(res->evaluated_at), "summary",
 	                 aclm_policy_summary_json(res), "items", items, "total_items",
 	                 (json_int_t)seen, "offset", (json_int_t)offset);
+}
+
+json_t *aclm_policy_result_json(const struct aclm_policy_result *res, bool violating_only,
+                                size_t offset, size_t limit)
+{
+	struct aclm_policy_filter f = { .violating_only = violating_only, .kind = -1 };
+
+	return aclm_policy_result_items_json(res, &f, offset, limit);
 }

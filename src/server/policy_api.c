@@ -216,7 +216,8 @@ static int evaluate_cached(struct server *s, const struct aclm_policy *p,
 }
 
 /* ?policy=NAME (default: the default policy), ?violating=1 (only subjects
- * with violations), ?limit (default 100, at most 1000), ?offset. */
+ * with violations), ?rule=RULE (only those violating it), ?kind=certificate|
+ * endpoint|site, ?limit (default 100, at most 1000), ?offset. */
 static int compliance(struct server *s, struct aclm_http_req *req, struct aclm_http_res *res,
                       const struct principal *who)
 {
@@ -224,6 +225,8 @@ static int compliance(struct server *s, struct aclm_http_req *req, struct aclm_h
 	int64_t limit = 100, offset = 0;
 	struct aclm_policy *p = NULL;
 	const struct aclm_policy_result *r = NULL;
+	struct aclm_policy_filter f = { .kind = -1 };
+	const char *rule = aclm_http_query_get(req, "rule"), *kind = aclm_http_query_get(req, "kind");
 	json_t *out;
 	int rc;
 
@@ -231,14 +234,27 @@ static int compliance(struct server *s, struct aclm_http_req *req, struct aclm_h
 	if ((lv != NULL && (aclm_parse_int64(lv, &limit) != ACLM_OK || limit < 1 || limit > 1000)) ||
 	    (ov != NULL && (aclm_parse_int64(ov, &offset) != ACLM_OK || offset < 0)))
 		return server_reply_error(res, 400, "bad_request", "limit: 1..1000, offset: >= 0");
+	f.violating_only = query_flag(req, "violating");
+	if (rule != NULL && (f.rule = aclm_policy_rule_name(rule)) == NULL)
+		return server_reply_error(res, 400, "bad_request", "rule: not a rule name (key-type, "
+		                          "key-size, key-curve, signature-algorithm, max-validity, "
+		                          "issuer, san-pattern, wildcard, one-site-one-key, "
+		                          "dual-certificate, pq-key-exchange)");
+	if (kind != NULL) {
+		for (f.kind = 0; f.kind < 3; f.kind++)
+			if (strcmp(kind, aclm_subject_kind_name((enum aclm_subject_kind)f.kind)) == 0)
+				break;
+		if (f.kind == 3)
+			return server_reply_error(res, 400, "bad_request", "kind: certificate, endpoint "
+			                          "or site");
+	}
 	if ((rc = aclm_policy_load(s->store, aclm_http_query_get(req, "policy"), &p)) != ACLM_OK)
 		return rc;
 	rc = evaluate_cached(s, p, &r);
 	aclm_policy_free(p);
 	if (rc != ACLM_OK)
 		return rc;
-	out = aclm_policy_result_json(r, query_flag(req, "violating"), (size_t)offset,
-	                              (size_t)limit);
+	out = aclm_policy_result_items_json(r, &f, (size_t)offset, (size_t)limit);
 	json_object_set_new(out, "limit", json_integer(limit));
 	return server_reply_json(res, 200, out);
 }
@@ -303,7 +319,8 @@ const struct api_route server_policy_routes[] = {
 	{ "POST", "/api/v1/policies/:name/default", ACCESS_PERM, ACLM_PERM_ADMIN, policy_default,
 	  "make a policy the default (cabf-baseline: the built-in)" },
 	{ "GET", "/api/v1/compliance", ACCESS_PERM, ACLM_PERM_READ_ALL, compliance,
-	  "compliance of every certificate, endpoint and site (policy, violating, limit, offset)" },
+	  "compliance of every certificate, endpoint and site (policy, violating, rule, kind, limit, "
+	  "offset)" },
 	{ "GET", "/api/v1/reports/:kind", ACCESS_PERM, ACLM_PERM_READ_ALL, report,
 	  "inventory, expiry, compliance, algorithms or pq-readiness report (format=csv|json|html, "
 	  "lang=en|zh for HTML, policy)" },

@@ -274,6 +274,17 @@ def test_api_reports_and_roles(aclm, mini_pki):
         st, doc, _ = srv.request("GET", "/api/v1/compliance?offset=2&limit=2",
                                  token=tok["auditor"])
         assert [i["label"] for i in doc["items"]] == [i["label"] for i in check["items"][2:4]]
+        # the list behind a figure: one rule, one kind
+        st, doc, _ = srv.request("GET", "/api/v1/compliance?rule=one-site-one-key",
+                                 token=tok["auditor"])
+        assert sorted(i["label"] for i in doc["items"]) == ["a.example.com", "b.example.com"]
+        assert doc["total_items"] == doc["summary"]["by_rule"]["one-site-one-key"] == 2
+        st, doc, _ = srv.request("GET", "/api/v1/compliance?kind=site", token=tok["auditor"])
+        assert st == 200 and doc["items"] == []
+        st, doc, _ = srv.request("GET", "/api/v1/compliance?rule=nope", token=tok["auditor"])
+        assert st == 400
+        st, doc, _ = srv.request("GET", "/api/v1/compliance?kind=nope", token=tok["auditor"])
+        assert st == 400
         # a stored policy through the API, then used by the compliance view
         st, doc, _ = srv.request("POST", "/api/v1/policies?default=1",
                                  {"name": "nowild", "rules": {"wildcards": "deny"}},
