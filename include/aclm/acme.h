@@ -115,6 +115,11 @@ int aclm_acme_revoke(struct aclm_store *st, const struct aclm_kek *kek,
 /* Find or create the account at this CA (before issuing from many threads). */
 int aclm_acme_account_ensure(struct aclm_store *st, const struct aclm_kek *kek,
                              const struct aclm_acme_ca *ca);
+/* The order URLs the CA lists for our account (RFC 8555 7.1.2.1, every
+ * page); fn is called per URL. */
+int aclm_acme_account_orders(struct aclm_store *st, const struct aclm_kek *kek,
+                             const struct aclm_acme_ca *ca,
+                             void (*fn)(void *ctx, const char *url), void *ctx);
 int aclm_acme_account_deactivate(struct aclm_store *st, const struct aclm_kek *kek,
                                  const struct aclm_acme_ca *ca);
 int aclm_acme_account_rollover(struct aclm_store *st, const struct aclm_kek *kek,

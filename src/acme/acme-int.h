@@ -77,6 +77,7 @@ struct acme_response {
 	char **alternates;       /* Link: rel="alternate" */
 	size_t n_alternates;
 	char up[ACME_MAX_URL];   /* Link: rel="up" */
+	char next[ACME_MAX_URL]; /* Link: rel="next" (paginated lists) */
 };
 void acme_response_free(struct acme_response *r);
 

@@ -439,6 +439,8 @@ static void parse_link(struct acme_response *r, const char *v, size_t n)
 			r->alternates[r->n_alternates++] = aclm_strdup(lt + 1);
 		} else if (strstr(gt + 1, "rel=\"up\"") != NULL) {
 			aclm_strlcpy(r->up, lt + 1, sizeof(r->up));
+		} else if (strstr(gt + 1, "rel=\"next\"") != NULL) {
+			aclm_strlcpy(r->next, lt + 1, sizeof(r->next));
 		}
 	}
 }

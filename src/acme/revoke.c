@@ -243,3 +243,48 @@ out:
 	aclm_acme_account_row_free(&row);
 	return rc;
 }
+
+int aclm_acme_account_orders(struct aclm_store *st, const struct aclm_kek *kek,
+                             const struct aclm_acme_ca *ca,
+                             void (*fn)(void *ctx, const char *url), void *ctx)
+{
+	struct aclm_acme_account_row row;
+	struct acme_client c;
+	struct acme_response resp;
+	char url[ACME_MAX_URL];
+	json_t *acct = NULL;
+	int rc, pages = 0;
+
+	if ((rc = load_account(&c, st, kek, ca, &row)) != ACLM_OK)
+		return rc;
+	memset(&resp, 0, sizeof(resp));
+	if ((rc = acme_post(&c, &c.account, false, c.kid, NULL, "account", &resp)) != ACLM_OK ||
+	    (rc = acme_json(&c, &resp, "account", &acct)) != ACLM_OK)
+		goto out;
+	acme_response_free(&resp);
+	if (json_string_value(json_object_get(acct, "orders")) == NULL) {
+		rc = aclm_error(ACLM_ERR_UNSUPPORTED, "CA %s does not list the orders of an account",
+		                ca->name);
+		goto out;
+	}
+	aclm_strlcpy(url, json_string_value(json_object_get(acct, "orders")), sizeof(url));
+	while (url[0] != '\0' && pages++ < 1000) {
+		json_t *list = NULL, *v;
+		size_t i;
+		if ((rc = acme_post(&c, &c.account, false, url, NULL, "orders", &resp)) != ACLM_OK ||
+		    (rc = acme_json(&c, &resp, "orders", &list)) != ACLM_OK)
+			goto out;
+		json_array_foreach(json_object_get(list, "orders"), i, v)
+			if (json_is_string(v))
+				fn(ctx, json_string_value(v));
+		json_decref(list);
+		aclm_strlcpy(url, resp.next, sizeof(url));
+		acme_response_free(&resp);
+	}
+out:
+	acme_response_free(&resp);
+	json_decref(acct);
+	acme_client_close(&c);
+	aclm_acme_account_row_free(&row);
+	return rc;
+}

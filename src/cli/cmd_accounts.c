@@ -53,6 +53,11 @@ static int order_fn(void *ctx, const struct aclm_acme_order_row *o)
 	return 0;
 }
 
+static void remote_fn(void *ctx, const char *url)
+{
+	json_array_append_new(ctx, json_string(url));
+}
+
 int cmd_accounts(struct cli *cli, int argc, char **argv)
 {
 	enum { O_JSON = 256 };
@@ -87,6 +92,8 @@ int cmd_accounts(struct cli *cli, int argc, char **argv)
 		return cli_usage_error("accounts", "unknown subcommand '%s'", sub);
 	if (strcmp(sub, "list") != 0 && strcmp(sub, "orders") != 0 && optind + 1 != argc)
 		return cli_usage_error("accounts", "%s needs a CA name", sub);
+	if (strcmp(sub, "orders") == 0 && optind + 1 < argc)
+		return cli_usage_error("accounts", "orders takes at most one CA name");
 	if ((rc = cli_acme_setup(cli, &kek, &cas, &n_cas)) != EXIT_OK)
 		return rc;
 	rc = EXIT_FAILED;
@@ -105,6 +112,23 @@ int cmd_accounts(struct cli *cli, int argc, char **argv)
 			cli_fail("no account at CA %s", ac.only_ca);
 			goto out;
 		}
+		rc = EXIT_OK;
+		goto out;
+	}
+	if (strcmp(sub, "orders") == 0 && optind < argc) {
+		json_t *urls = json_array();
+		ca = aclm_acme_ca_find(cas, n_cas, argv[optind]);
+		if (ca == NULL) {
+			json_decref(urls);
+			rc = cli_usage_error("accounts", "no CA '%s' in acme.cas", argv[optind]);
+			goto out;
+		}
+		if (aclm_acme_account_orders(cli->store, &kek, ca, remote_fn, urls) != ACLM_OK) {
+			json_decref(urls);
+			cli_fail("%s", aclm_errmsg());
+			goto out;
+		}
+		cli_json_print(urls);
 		rc = EXIT_OK;
 		goto out;
 	}

@@ -236,7 +236,7 @@ static const struct cli_command commands[] = {
 	{ "accounts", cmd_accounts, "ACME accounts: list, show, deactivate, key rollover",
 	  "usage: aclm accounts [list] [--json]\n"
 	  "       aclm accounts show CA [--json]\n"
-	  "       aclm accounts orders\n"
+	  "       aclm accounts orders [CA]   (ours; with CA: as the CA lists them)\n"
 	  "       aclm accounts deactivate CA\n"
 	  "       aclm accounts rollover CA\n" },
 	{ "policy", cmd_policy, "policies and the compliance check of the inventory",

@@ -36,3 +36,7 @@ def test_twenty_certificates_all_succeed(aclm_sqlite, peb):
                            "--standalone", "127.0.0.1:%d" % peb.http_port, timeout=120)
     assert [o for o in out if "error" in o] == []
     assert aclm_sqlite.sql("SELECT COUNT(*) FROM acme_orders WHERE state = 'done'") == [["25"]]
+    # the CA lists the same 25 orders for our one account (3 per page: pagination)
+    remote = aclm_sqlite.json("accounts", "orders", "pebble")
+    local = [r[0] for r in aclm_sqlite.sql("SELECT url FROM acme_orders")]
+    assert sorted(remote) == sorted(local) and len(set(remote)) == 25

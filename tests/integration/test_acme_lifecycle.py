@@ -73,6 +73,8 @@ def test_crash_and_resume(acme, peb, step):
     assert orders[0][3] == spki_before
     rows = acme.list("--leaf")
     assert len(rows) == 1 and rows[0]["spki_sha256"] == spki_before and rows[0]["has_private_key"]
+    # and as the CA sees it: our account has exactly this one order
+    assert acme.json("accounts", "orders", "pebble") == [orders[0][2]]
 
 
 def test_crash_after_store(acme, peb):
