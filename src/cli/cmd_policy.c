@@ -220,6 +220,7 @@ static int list(struct cli *cli, bool json)
 	if (cli_open_store(cli) != ACLM_OK || aclm_store_policy_default(cli->store, &def) != ACLM_OK ||
 	    aclm_policy_builtin(&builtin) != ACLM_OK) {
 		json_decref(arr);
+		free(def);
 		return cli->store != NULL ? cli_fail("%s", aclm_errmsg()) : EXIT_FAILED;
 	}
 	bdoc = aclm_policy_json(builtin);
