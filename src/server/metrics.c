@@ -1,8 +1,11 @@
 /* /metrics in the Prometheus text format (version 0.0.4). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "aclm/buf.h"
+#include "aclm/store_acme.h"
+#include "aclm/store_endpoints.h"
 #include "aclm/err.h"
 #include "aclm/timeutil.h"
 #include "server-int.h"
@@ -27,6 +30,159 @@ static int count(struct server *s, struct aclm_cert_filter *f, int64_t *n)
 {
 	f->now = aclm_now();
 	return aclm_store_count_certs(s->store, f, n);
+}
+
+/* Seconds to expiry of each managed certificate's current certificate. */
+struct managed_ctx {
+	struct server *s;
+	struct aclm_buf *b;
+	int64_t now;
+};
+
+static int not_after_of(void *ctx, const struct aclm_cert_row *row)
+{
+	*(int64_t *)ctx = row->not_after;
+	return ACLM_OK;
+}
+
+/* Prometheus label values: backslash, quote and newline escaped. */
+static void label(struct aclm_buf *b, const char *v)
+{
+	for (const char *p = v != NULL ? v : ""; *p != '\0'; p++) {
+		if (*p == '\\' || *p == '"')
+			aclm_buf_putc(b, '\\');
+		if (*p == '\n')
+			aclm_buf_puts(b, "\\n");
+		else
+			aclm_buf_putc(b, *p);
+	}
+}
+
+struct managed_item {
+	int64_t id, cert_id;
+	char name[128];
+	char status[16];
+};
+
+struct managed_list {
+	struct managed_item *items;
+	size_t n, cap;
+};
+
+static int collect_managed(void *ctx, const struct aclm_managed_row *m)
+{
+	struct managed_list *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct managed_item *it = realloc(l->items, cap * sizeof(*it));
+		if (it == NULL)
+			return aclm_error(ACLM_ERR_NOMEM, "out of memory");
+		l->items = it;
+		l->cap = cap;
+	}
+	l->items[l->n].id = m->id;
+	l->items[l->n].cert_id = m->current_cert_id;
+	snprintf(l->items[l->n].name, sizeof(l->items[l->n].name), "%s", m->name ? m->name : "");
+	snprintf(l->items[l->n].status, sizeof(l->items[l->n].status), "%s",
+	         m->status ? m->status : "");
+	l->n++;
+	return ACLM_OK;
+}
+
+/* Orders by CA and outcome. */
+#define MAX_CAS 32
+struct ca_counts {
+	char ca[MAX_CAS][64];
+	uint64_t done[MAX_CAS], failed[MAX_CAS];
+	int n;
+};
+
+static int count_order(void *ctx, const struct aclm_acme_order_row *o)
+{
+	struct ca_counts *c = ctx;
+	const char *ca = o->ca != NULL ? o->ca : "";
+	int i;
+
+	for (i = 0; i < c->n; i++)
+		if (strcmp(c->ca[i], ca) == 0)
+			break;
+	if (i == c->n) {
+		if (c->n == MAX_CAS)
+			return ACLM_OK;
+		snprintf(c->ca[c->n++], sizeof(c->ca[0]), "%s", ca);
+	}
+	if (o->state != NULL && strcmp(o->state, "done") == 0)
+		c->done[i]++;
+	else if (o->state != NULL && strcmp(o->state, "failed") == 0)
+		c->failed[i]++;
+	return ACLM_OK;
+}
+
+static int count_scan(void *ctx, const struct aclm_scan_row *r)
+{
+	(void)r;
+	(*(int64_t *)ctx)++;
+	return ACLM_OK;
+}
+
+static int lifecycle_metrics(struct server *s, struct aclm_buf *b)
+{
+	struct managed_list l = { 0 };
+	struct ca_counts cc;
+	struct aclm_endpoint_filter all = { .pq = -1 }, pq = { .pq = 1 }, nopq = { .pq = 0 };
+	int64_t now = aclm_now(), n_scans = 0, n_ep = 0, n_pq = 0, n_nopq = 0;
+	int rc;
+
+	memset(&cc, 0, sizeof(cc));
+	if ((rc = aclm_store_managed_list(s->store, collect_managed, &l)) != ACLM_OK)
+		goto out;
+	aclm_buf_puts(b, "# HELP aclm_managed_certificate_expiry_seconds Seconds until the current "
+	              "certificate of a managed certificate expires.\n"
+	              "# TYPE aclm_managed_certificate_expiry_seconds gauge\n");
+	for (size_t i = 0; i < l.n; i++) {
+		int64_t not_after = 0;
+		if (l.items[i].cert_id == 0 ||
+		    aclm_store_get_cert(s->store, l.items[i].cert_id, not_after_of, &not_after) != ACLM_OK)
+			continue;
+		aclm_buf_printf(b, "aclm_managed_certificate_expiry_seconds{id=\"%lld\",name=\"",
+		                (long long)l.items[i].id);
+		label(b, l.items[i].name);
+		aclm_buf_printf(b, "\",status=\"");
+		label(b, l.items[i].status);
+		aclm_buf_printf(b, "\"} %lld\n", (long long)(not_after - now));
+	}
+	if ((rc = aclm_store_acme_order_list(s->store, 0, count_order, &cc)) != ACLM_OK)
+		goto out;
+	aclm_buf_puts(b, "# HELP aclm_acme_orders_total ACME orders by CA and outcome.\n"
+	              "# TYPE aclm_acme_orders_total counter\n");
+	for (int i = 0; i < cc.n; i++) {
+		aclm_buf_puts(b, "aclm_acme_orders_total{ca=\"");
+		label(b, cc.ca[i]);
+		aclm_buf_printf(b, "\",result=\"done\"} %llu\n", (unsigned long long)cc.done[i]);
+		aclm_buf_puts(b, "aclm_acme_orders_total{ca=\"");
+		label(b, cc.ca[i]);
+		aclm_buf_printf(b, "\",result=\"failed\"} %llu\n", (unsigned long long)cc.failed[i]);
+	}
+	if ((rc = aclm_store_list_scans(s->store, 0, 0, count_scan, &n_scans)) != ACLM_OK ||
+	    (rc = aclm_store_count_endpoints(s->store, &all, &n_ep)) != ACLM_OK ||
+	    (rc = aclm_store_count_endpoints(s->store, &pq, &n_pq)) != ACLM_OK ||
+	    (rc = aclm_store_count_endpoints(s->store, &nopq, &n_nopq)) != ACLM_OK)
+		goto out;
+	aclm_buf_printf(b, "# HELP aclm_scans_total Scans run.\n"
+	                "# TYPE aclm_scans_total counter\n"
+	                "aclm_scans_total %lld\n"
+	                "# HELP aclm_endpoints_pq Endpoints by post-quantum key exchange at their "
+	                "latest scan.\n"
+	                "# TYPE aclm_endpoints_pq gauge\n"
+	                "aclm_endpoints_pq{pq=\"yes\"} %lld\n"
+	                "aclm_endpoints_pq{pq=\"none\"} %lld\n"
+	                "aclm_endpoints_pq{pq=\"unknown\"} %lld\n",
+	                (long long)n_scans, (long long)n_pq, (long long)n_nopq,
+	                (long long)(n_ep - n_pq - n_nopq));
+out:
+	free(l.items);
+	return rc;
 }
 
 static int metrics(struct server *s, struct aclm_http_req *req, struct aclm_http_res *res,
@@ -99,6 +255,10 @@ static int metrics(struct server *s, struct aclm_http_req *req, struct aclm_http
 		"aclm_start_time_seconds %lld\n",
 		(unsigned long long)s->requests_total, s->duration_sum,
 		(unsigned long long)s->requests_total, (long long)s->started_at);
+	if ((rc = lifecycle_metrics(s, &b)) != ACLM_OK) {
+		aclm_buf_free(&b);
+		return rc;
+	}
 	rc = aclm_http_reply(res, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
 	aclm_buf_free(&b);
 	return rc == ACLM_OK ? 200 : rc;

@@ -4,6 +4,7 @@ demand, ACME CAs and accounts; on SQLite and PostgreSQL."""
 
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -85,6 +86,9 @@ def test_scan_through_the_api(aclm, tls_server):
         st, c, _ = s.request("GET", "/api/v1/certificates/%d" % ep[0]["leaf_cert_id"],
                              session=viewer)
         assert st == 200 and c["subject_cn"] == "selfsigned.test"
+        st, text, _ = s.request("GET", "/metrics", session=viewer)
+        assert re.search(r'^aclm_scans_total 1$', text.decode(), re.M)
+        assert re.search(r'^aclm_endpoints_pq\{pq="none"\} 1$', text.decode(), re.M)
         # audit: who asked for the scan
         ev = aclm.sql("SELECT detail FROM events WHERE type = 'api.request'")
         assert any(json.loads(d[0])["route"] == "/api/v1/scans" and
@@ -131,6 +135,12 @@ def test_managed_certificate_through_the_api(aclm, peb):
         st, acme, _ = s.request("GET", "/api/v1/acme", session=admin)
         assert len(acme["accounts"]) == 1
         assert s.request("POST", "/api/v1/managed/99999/renew", session=admin)[0] == 404
+        st, text, _ = s.request("GET", "/metrics", session=admin)
+        text = text.decode()
+        m2 = re.search(r'^aclm_managed_certificate_expiry_seconds\{id="%d",name="[^"]*",'
+                       r'status="valid"\} (\d+)$' % m["id"], text, re.M)
+        assert m2 and int(m2.group(1)) > 0, text
+        assert 'aclm_acme_orders_total{ca="pebble",result="done"} 2' in text
     finally:
         rc, _, err = s.stop()
     assert rc == 0, err
