@@ -441,3 +441,26 @@ def test_html_report_in_chinese(aclm, expiry_pki):
     doc = json.loads(report(aclm, "expiry", "json"))
     assert parse_html(page).totals == doc["summary"]
     assert aclm("report", "expiry", "--lang", "fr")[0] == 2
+
+
+def test_html_report_prints_to_pdf(aclm_sqlite, expiry_pki, tmp_path):
+    """Chromium prints the HTML report to PDF with its print stylesheet
+    (A4 landscape from @page)."""
+    import re
+    import subprocess
+    aclm_sqlite.import_json(os.path.join(expiry_pki.d, "out"))
+    html = tmp_path / "expiry.html"
+    pdf = tmp_path / "expiry.pdf"
+    aclm_sqlite("report", "expiry", "--format", "html", "--out", html, check_rc=0)
+    p = subprocess.run(["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                        "--disable-background-networking", "--disable-component-update",
+                        "--disable-sync", "--user-data-dir=%s" % (tmp_path / "chromium"),
+                        "--no-pdf-header-footer", "--print-to-pdf=%s" % pdf, html.as_uri()],
+                       capture_output=True, timeout=90)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-")
+    boxes = re.findall(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", data)
+    assert boxes, "no page in the PDF"
+    for w, h in boxes:
+        assert abs(float(w) - 841.9) < 2 and abs(float(h) - 595.3) < 2, (w, h)
