@@ -30,6 +30,8 @@ struct aclm_acme_ca {
 	char *profile;          /* default profile for this CA, or NULL */
 	char *account_key;      /* "ec256" (default), "ec384", "rsa2048" ... */
 	int64_t timeout;        /* seconds one order may take; 0 = 300 */
+	int64_t rate_orders;    /* rate_limit "N/DURATION": at most N new orders ... */
+	int64_t rate_window;    /* ... per this many seconds (0: no limit) */
 };
 
 /* The CAs declared in the configuration (acme.cas); *cas is freed with

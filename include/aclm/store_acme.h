@@ -118,6 +118,10 @@ int aclm_store_acme_authz_put(struct aclm_store *st, int64_t order_id, const cha
                               const char *challenge_type, const char *challenge_url,
                               const char *token);
 
+/* How many orders were created at this CA since `since`. */
+int aclm_store_acme_orders_since(struct aclm_store *st, const char *ca, int64_t since,
+                                 int64_t *count);
+
 /* Per-CA backoff after 429 / rateLimited / 5xx. */
 int aclm_store_acme_ca_backoff(struct aclm_store *st, const char *ca, int64_t *until,
                                int64_t *failures);

@@ -77,6 +77,23 @@ int aclm_acme_cas_load(const struct aclm_config *cfg, struct aclm_acme_ca **cas,
 			*n_cas = 0;
 			return rc;
 		}
+		if ((t = aclm_config_record_get(r, "rate_limit")) != NULL) {
+			const char *slash = strchr(t, '/');
+			char num[32];
+			if (slash == NULL || (size_t)(slash - t) >= sizeof(num) ||
+			    (memcpy(num, t, (size_t)(slash - t)), num[slash - t] = '\0',
+			     aclm_parse_int64(num, &ca->rate_orders)) != ACLM_OK || ca->rate_orders < 1 ||
+			    aclm_parse_duration(slash + 1, &ca->rate_window) != ACLM_OK ||
+			    ca->rate_window < 1) {
+				int rc = aclm_error(ACLM_ERR_CONFIG, "%s:%zu:%zu: CA %s: rate_limit '%s' is not "
+				                    "N/DURATION (e.g. 300/3h)", path, r->line, r->col,
+				                    ca->name, t);
+				aclm_acme_cas_free(out, *n_cas);
+				*n_cas = 0;
+				return rc;
+			}
+		}
+		t = aclm_config_record_get(r, "timeout");
 		if (t != NULL && aclm_parse_duration(t, &ca->timeout) != ACLM_OK) {
 			int rc = aclm_error(ACLM_ERR_CONFIG, "%s:%zu:%zu: CA %s: timeout '%s' is not a "
 			                    "duration", path, r->line, r->col, ca->name, t);

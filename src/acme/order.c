@@ -1028,7 +1028,14 @@ int aclm_acme_issue(struct aclm_store *st, const struct aclm_kek *kek,
 		char reason[1024];
 
 		aclm_store_acme_ca_backoff(st, ca->name, &until, &failures);
-		if (until > aclm_now()) {
+		int64_t recent = 0;
+		if (ca->rate_window > 0)
+			aclm_store_acme_orders_since(st, ca->name, aclm_now() - ca->rate_window, &recent);
+		if (ca->rate_window > 0 && recent >= ca->rate_orders) {
+			rc = aclm_error(ACLM_ERR_IO, "CA %s: the configured rate limit of %lld orders per "
+			                "%llds is reached", ca->name, (long long)ca->rate_orders,
+			                (long long)ca->rate_window);
+		} else if (until > aclm_now()) {
 			char iso[32];
 			aclm_time_iso(until, iso, sizeof(iso));
 			rc = aclm_error(ACLM_ERR_IO, "CA %s is backing off until %s after %lld failures",

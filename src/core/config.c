@@ -84,9 +84,9 @@ static const struct key_def key_defs[] = {
 	{ "scan.exclude", T_LIST, "", NULL,
 	  "targets never scanned (addresses, CIDR ranges, a.b.c.d-e ranges, names)" },
 	{ "acme.cas", T_TABLE, "", "name|directory|trust|contact|eab_kid|eab_hmac|preferred_chain|"
-	  "profile|account_key|timeout",
+	  "profile|account_key|timeout|rate_limit",
 	  "ACME CAs in priority order: a list of {name, directory, trust, contact, eab_kid, "
-	  "eab_hmac, preferred_chain, profile, account_key, timeout} (docs/cli.md)" },
+	  "eab_hmac, preferred_chain, profile, account_key, timeout, rate_limit} (docs/cli.md)" },
 };
 #define N_KEYS (sizeof(key_defs) / sizeof(key_defs[0]))
 

@@ -605,3 +605,17 @@ int aclm_store_acme_ca_set_backoff(struct aclm_store *st, const char *ca, int64_
 	const struct store_param p[] = { SP_T(ca), SP_I(failures), SP_I(until), SP_T(error) };
 	return write_one(st, SQL_CA_SET, "record CA backoff", p, SP_COUNT(p));
 }
+
+static const char SQL_ORDERS_SINCE[] =
+	"SELECT COUNT(*) FROM acme_orders WHERE ca = ? AND created_at >= ?";
+
+int aclm_store_acme_orders_since(struct aclm_store *st, const char *ca, int64_t since,
+                                 int64_t *count)
+{
+	const struct store_param p[] = { SP_T(ca), SP_I(since) };
+	int rc;
+
+	*count = 0;
+	rc = store_int64(st, SQL_ORDERS_SINCE, "count ACME orders", p, SP_COUNT(p), count);
+	return rc < 0 ? rc : ACLM_OK;
+}

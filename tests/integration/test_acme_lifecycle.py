@@ -180,3 +180,21 @@ def test_dual_pair_renews_together_and_reuse_key(acme, peb):
     now = {r["id"]: r["spki_sha256"] for r in acme.list("--leaf")}
     assert now[int(cur[str(a["managed_id"])])] == spki[a["cert_id"]]
     assert now[int(cur[str(b["managed_id"])])] == spki[b["cert_id"]]
+
+
+def test_configured_rate_limit_fails_over(aclm_sqlite, peb):
+    limited = dict(eab_ca(peb, "limited"), rate_limit="1/1h")
+    write_config(aclm_sqlite, [limited])
+    aclm_sqlite.run("issue", "rl1.example.test", *sa(peb), check_rc=0)
+    rc, out, err = aclm_sqlite.run("issue", "rl2.example.test", *sa(peb), check_rc=1)
+    assert "CA limited: the configured rate limit of 1 orders per 3600s is reached" in err
+    assert aclm_sqlite.sql("SELECT COUNT(*) FROM acme_orders") == [["1"]]
+    write_config(aclm_sqlite, [limited, eab_ca(peb, "other")])
+    out = aclm_sqlite.json("issue", "--json", "rl2.example.test", *sa(peb))
+    assert out[0]["ca"] == "other"
+    reasons = [json.loads(r[0])["reason"] for r in
+               aclm_sqlite.sql("SELECT detail FROM events WHERE type = 'acme.failover'")]
+    assert any("rate limit" in r for r in reasons)
+    write_config(aclm_sqlite, [dict(eab_ca(peb), rate_limit="lots")])
+    rc, out, err = aclm_sqlite.run("issue", "rl3.example.test", *sa(peb), check_rc=1)
+    assert "rate_limit 'lots' is not N/DURATION" in err
