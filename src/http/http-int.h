@@ -86,7 +86,7 @@ struct aclm_http_req *aclm_http_req_new(struct aclm_http_server *srv,
                                         struct aclm_http_parser *parser, size_t max_body);
 void aclm_http_req_free(struct aclm_http_req *req);
 /* Split and decode the target into path, segments and query.  Returns 0, or
- * -1 with *reason set (answer 400). */
+ * ACLM_ERR_PARSE with *reason set (answer 400), or ACLM_ERR_NOMEM (503). */
 int aclm_http_req_decode_target(struct aclm_http_req *req, const char **reason);
 /* Reset a response to empty (after a failed handler). */
 void aclm_http_res_clear(struct aclm_http_res *res);

@@ -147,7 +147,7 @@ int aclm_http_req_decode_target(struct aclm_http_req *req, const char **reason)
 
 	if (strcmp(t, "*") == 0) {
 		req->path = "*";
-		return 0;
+		return ACLM_OK;
 	}
 	if (*t != '/') {
 		/* absolute-form: drop "scheme://authority" */
@@ -163,7 +163,7 @@ int aclm_http_req_decode_target(struct aclm_http_req *req, const char **reason)
 		req->query = q + 1;
 	if (strchr(req->query, '#') != NULL || memchr(t, '#', (size_t)(end - t)) != NULL) {
 		*reason = "fragment in the request target";
-		return -1;
+		return ACLM_ERR_PARSE;
 	}
 	for (const char *c = t; c < end; c++)
 		if (*c == '/')
@@ -172,7 +172,7 @@ int aclm_http_req_decode_target(struct aclm_http_req *req, const char **reason)
 	path = aclm_http_arena_alloc(&req->arena, (size_t)(end - t) + 1);
 	if (req->segs == NULL || path == NULL) {
 		*reason = "out of memory";
-		return -1;
+		return ACLM_ERR_NOMEM;
 	}
 	plen = 0;
 	req->n_segs = 0;
@@ -188,20 +188,20 @@ int aclm_http_req_decode_target(struct aclm_http_req *req, const char **reason)
 		seg = aclm_http_arena_alloc(&req->arena, n + 1);
 		if (seg == NULL) {
 			*reason = "out of memory";
-			return -1;
+			return ACLM_ERR_NOMEM;
 		}
 		dl = pct_decode(s, n, seg, false);
 		if (dl < 0) {
 			*reason = "bad percent-escape in the path";
-			return -1;
+			return ACLM_ERR_PARSE;
 		}
 		if (memchr(seg, '/', (size_t)dl) != NULL) {
 			*reason = "encoded '/' in the path";
-			return -1;
+			return ACLM_ERR_PARSE;
 		}
 		if (strcmp(seg, ".") == 0 || strcmp(seg, "..") == 0) {
 			*reason = "dot segment in the path";
-			return -1;
+			return ACLM_ERR_PARSE;
 		}
 		req->segs[req->n_segs++] = seg;
 		path[plen++] = '/';
@@ -214,7 +214,7 @@ int aclm_http_req_decode_target(struct aclm_http_req *req, const char **reason)
 	path[plen] = '\0';
 	req->path = path;
 	/* A trailing '/' yields an empty last segment: "/a/" is {"a", ""}. */
-	return 0;
+	return ACLM_OK;
 }
 
 /* Query pairs are decoded once, on first use. */
@@ -224,13 +224,13 @@ static int parse_query(struct aclm_http_req *req)
 	size_t n = 1;
 
 	if (req->qs != NULL || *s == '\0')
-		return 0;
+		return ACLM_OK;
 	for (const char *c = s; *c != '\0'; c++)
 		if (*c == '&')
 			n++;
 	req->qs = aclm_http_arena_alloc(&req->arena, n * sizeof(*req->qs));
 	if (req->qs == NULL)
-		return -1;
+		return ACLM_ERR_NOMEM;
 	while (*s != '\0') {
 		const char *e = strchr(s, '&');
 		const char *eq;
@@ -243,7 +243,7 @@ static int parse_query(struct aclm_http_req *req)
 		name = aclm_http_arena_alloc(&req->arena, nlen + 1);
 		value = aclm_http_arena_alloc(&req->arena, len - nlen + 1);
 		if (name == NULL || value == NULL)
-			return -1;
+			return ACLM_ERR_NOMEM;
 		if (len > 0 && pct_decode(s, nlen, name, true) >= 0 &&
 		    (eq == NULL || pct_decode(eq + 1, len - nlen - 1, value, true) >= 0)) {
 			req->qs[req->n_qs].name = name;
@@ -254,7 +254,7 @@ static int parse_query(struct aclm_http_req *req)
 		if (*s == '&')
 			s++;
 	}
-	return 0;
+	return ACLM_OK;
 }
 
 /* ---- request accessors --------------------------------------------------- */
@@ -283,7 +283,7 @@ const char *aclm_http_query_get(const struct aclm_http_req *req, const char *nam
 {
 	struct aclm_http_req *r = (struct aclm_http_req *)req;  /* lazy cache */
 
-	if (parse_query(r) != 0)
+	if (parse_query(r) != ACLM_OK)
 		return NULL;
 	for (size_t i = 0; i < r->n_qs; i++)
 		if (strcmp(r->qs[i].name, name) == 0)

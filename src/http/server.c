@@ -444,8 +444,11 @@ static void run_handler(struct conn *c)
 	const char *reason = "";
 	int r;
 
-	if (aclm_http_req_decode_target(req, &reason) != 0) {
-		aclm_http_reply_error(res, 400, "bad_request", "%s", reason);
+	if ((r = aclm_http_req_decode_target(req, &reason)) != ACLM_OK) {
+		if (r == ACLM_ERR_NOMEM)
+			aclm_http_reply_error(res, 503, "unavailable", "%s", reason);
+		else
+			aclm_http_reply_error(res, 400, "bad_request", "%s", reason);
 		res->close = true;
 		respond(c);
 		return;
