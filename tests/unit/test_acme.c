@@ -9,7 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/bn.h>
@@ -19,6 +21,7 @@
 
 #include "../../src/acme/acme-int.h"
 #include "aclm/acme.h"
+#include "aclm/config.h"
 #include "aclm/err.h"
 #include "aclm/timeutil.h"
 
@@ -496,6 +499,98 @@ static void test_reverse(void **state)
 	assert_int_equal(acme_reverse_name("x", out, sizeof(out)), ACLM_ERR_USAGE);
 }
 
+static const char *write_tmp(const char *text)
+{
+	static char path[64];
+	FILE *f;
+	snprintf(path, sizeof(path), "/tmp/aclm-test-acme-%d.yaml", (int)getpid());
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void count_problem(void *ctx, const char *msg)
+{
+	char *out = ctx;
+	if (out[0] == '\0')
+		snprintf(out, 512, "%s", msg);
+}
+
+static void test_cas_config(void **state)
+{
+	struct aclm_config *cfg = NULL;
+	struct aclm_acme_ca *cas = NULL;
+	size_t n = 0;
+	char first[512] = "";
+	const char *path;
+	(void)state;
+	path = write_tmp("acme:\n"
+	                 "  cas:\n"
+	                 "    - name: one\n"
+	                 "      directory: https://one.test/dir\n"
+	                 "      eab_kid: k\n"
+	                 "      eab_hmac: AAAA\n"
+	                 "      timeout: 2m\n"
+	                 "      rate_limit: 300/3h\n"
+	                 "    - name: two\n"
+	                 "      directory: https://two.test/dir\n"
+	                 "      preferred_chain: Root X\n");
+	assert_int_equal(aclm_config_load(path, &cfg), 0);
+	assert_int_equal(aclm_config_check(cfg, count_problem, first), 0);
+	assert_int_equal(aclm_acme_cas_load(cfg, &cas, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(cas[0].name, "one");
+	assert_string_equal(cas[0].eab_kid, "k");
+	assert_int_equal(cas[0].timeout, 120);
+	assert_int_equal(cas[0].rate_orders, 300);
+	assert_int_equal(cas[0].rate_window, 3 * 3600);
+	assert_string_equal(cas[1].preferred_chain, "Root X");
+	assert_null(cas[1].trust);
+	assert_ptr_equal(aclm_acme_ca_find(cas, n, "two"), &cas[1]);
+	assert_null(aclm_acme_ca_find(cas, n, "three"));
+	aclm_acme_cas_free(cas, n);
+	aclm_config_free(cfg);
+
+	/* an unknown field is reported with its line; a missing directory fails */
+	path = write_tmp("acme:\n  cas:\n    - name: one\n      diretcory: https://x/\n");
+	assert_int_equal(aclm_config_load(path, &cfg), 0);
+	assert_int_equal(aclm_config_check(cfg, count_problem, first), 1);
+	assert_non_null(strstr(first, ":4:7: acme.cas: unknown field 'diretcory'"));
+	assert_int_equal(aclm_acme_cas_load(cfg, &cas, &n), ACLM_ERR_CONFIG);
+	assert_non_null(strstr(aclm_errmsg(), ":3:7: acme.cas entry 1 needs a name and a directory"));
+	aclm_config_free(cfg);
+
+	/* duplicates, half an EAB, bad URLs */
+	static const char *const bad[][2] = {
+		{ "acme:\n  cas:\n    - {name: a, directory: 'https://a/'}\n    - {name: a, directory: 'https://b/'}\n",
+		  "declared twice" },
+		{ "acme:\n  cas:\n    - {name: a, directory: 'https://a/', eab_kid: k}\n", "go together" },
+		{ "acme:\n  cas:\n    - {name: a, directory: 'ftp://a/'}\n", "not an https URL" },
+		{ "acme:\n  cas:\n    - {name: a, directory: 'https://a/', rate_limit: '5'}\n", "N/DURATION" },
+		{ "acme:\n  cas:\n    - {name: a, directory: 'https://a/', timeout: soon}\n", "not a duration" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		path = write_tmp(bad[i][0]);
+		assert_int_equal(aclm_config_load(path, &cfg), 0);
+		assert_int_equal(aclm_acme_cas_load(cfg, &cas, &n), ACLM_ERR_CONFIG);
+		if (strstr(aclm_errmsg(), bad[i][1]) == NULL)
+			fail_msg("%zu: '%s' does not say '%s'", i, aclm_errmsg(), bad[i][1]);
+		aclm_config_free(cfg);
+	}
+	/* a scalar where the list belongs */
+	path = write_tmp("acme:\n  cas: pebble\n");
+	assert_int_equal(aclm_config_load(path, &cfg), 0);
+	first[0] = '\0';
+	assert_int_equal(aclm_config_check(cfg, count_problem, first), 1);
+	assert_non_null(strstr(first, "must be a list of mappings"));
+	assert_int_equal(aclm_acme_cas_load(cfg, &cas, &n), 0);
+	assert_int_equal(n, 0);
+	aclm_config_free(cfg);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -510,6 +605,7 @@ int main(void)
 		cmocka_unit_test(test_renew_at),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_reverse),
+		cmocka_unit_test(test_cas_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
