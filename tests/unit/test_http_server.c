@@ -158,6 +158,14 @@ static int h_static(struct aclm_http_req *req, struct aclm_http_res *res, void *
 	return aclm_http_reply(res, 200, "text/plain", rest, strlen(rest));
 }
 
+static int h_any(struct aclm_http_req *req, struct aclm_http_res *res, void *arg)
+{
+	const char *m = aclm_http_req_method(req);
+
+	(void)arg;
+	return aclm_http_reply(res, 200, "text/plain", m, strlen(m));
+}
+
 static int h_fail(struct aclm_http_req *req, struct aclm_http_res *res, void *arg)
 {
 	(void)arg;
@@ -342,6 +350,7 @@ static struct tsrv *tsrv_start(const struct aclm_http_server_opts *opts_in, bool
 	assert_int_equal(aclm_http_route(t->srv, "GET", "/defer", h_defer, t), ACLM_OK);
 	assert_int_equal(aclm_http_route(t->srv, "GET", "/defer-now", h_defer_now, NULL), ACLM_OK);
 	assert_int_equal(aclm_http_route(t->srv, "GET", "/big", h_big, NULL), ACLM_OK);
+	assert_int_equal(aclm_http_route(t->srv, "*", "/any/*", h_any, NULL), ACLM_OK);
 	assert_int_equal(aclm_http_route(t->srv, "GET", "/bad:pattern/*/x", h_hello, NULL),
 	                 ACLM_ERR_USAGE);
 	aclm_http_server_set_before(t->srv, before, NULL);
@@ -681,6 +690,14 @@ static void test_routing(void **state)
 	assert_memory_equal(r.body, "css/site.css", 12);
 	assert_int_equal(request(c, "GET /static HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
 	assert_int_equal(r.body_len, 0);
+	/* method "*" takes every method (HEAD included, without body) */
+	assert_int_equal(request(c, "PATCH /any/x HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+	                         &r), 200);
+	assert_memory_equal(r.body, "PATCH", 5);
+	assert_int_equal(request(c, "HEAD /any HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+	assert_string_equal(resp_header(&r, "Content-Length"), "4");
+	/* a trailing slash is another path */
+	assert_int_equal(request(c, "GET /hello/ HTTP/1.1\r\nHost: t\r\n\r\n", &r), 404);
 	/* absolute-form targets route by their path */
 	assert_int_equal(request(c, "GET http://t/hello HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
 	/* handler errors become JSON errors; a 500 hides the message */
