@@ -37,6 +37,13 @@ def acme(aclm_sqlite, peb):
     return aclm_sqlite
 
 
+@pytest.fixture
+def acme_any(aclm, peb):
+    """On SQLite and on PostgreSQL."""
+    write_config(aclm, [eab_ca(peb)])
+    return aclm
+
+
 def sa(peb):
     return ["--standalone", "127.0.0.1:%d" % peb.http_port]
 
@@ -55,7 +62,8 @@ def test_eab_required(aclm_sqlite, peb):
 
 
 @pytest.mark.parametrize("step", ["new", "ordered", "ready", "finalized", "valid"])
-def test_crash_and_resume(acme, peb, step):
+def test_crash_and_resume(acme_any, peb, step):
+    acme = acme_any
     name = "crash-%s.example.test" % step
     rc, out, err = acme.run("issue", name, *sa(peb), env={"ACLM_TEST_ACME_KILL_AT": step})
     assert rc == -9, (rc, err)
