@@ -58,8 +58,10 @@ int acme_account_ensure(struct acme_client *c, struct aclm_store *st, const stru
 	if (c->ca->account_key != NULL &&
 	    (rc = aclm_keygen_parse(c->ca->account_key, &kind)) != ACLM_OK)
 		return aclm_error_wrap(rc, "CA %s: account_key", c->ca->name);
-	if (kind == ACLM_KEYGEN_SM2 || kind == ACLM_KEYGEN_RSA3072 || kind == ACLM_KEYGEN_RSA4096)
-		kind = kind == ACLM_KEYGEN_SM2 ? ACLM_KEYGEN_EC256 : kind;
+	if (kind == ACLM_KEYGEN_SM2)
+		return aclm_error(ACLM_ERR_CONFIG, "CA %s: account_key sm2 cannot sign ACME requests "
+		                  "(JWS has no SM2 algorithm); use ec256, ec384 or rsa2048",
+		                  c->ca->name);
 	if ((rc = aclm_key_generate(kind, &pkcs8, &pkcs8_len)) != ACLM_OK ||
 	    (rc = acme_key_load(pkcs8, pkcs8_len, &c->account)) != ACLM_OK ||
 	    (rc = aclm_key_spki_sha256(pkcs8, pkcs8_len, spki, spki_hex)) != ACLM_OK)
