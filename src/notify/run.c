@@ -203,8 +203,18 @@ static int deliver_one(struct aclm_store *st, json_t *a, const struct aclm_notif
 	} else if (sent_rc == ACLM_ERR_NOTFOUND) {
 		final = true;
 	}
-	if (sent_rc != ACLM_OK)
+	if (sent_rc != ACLM_OK) {
+		json_t *probe;
 		aclm_strlcpy(error, aclm_errmsg(), sizeof(error));
+		/* A hostile receiver's text must not break the row (PostgreSQL
+		 * refuses invalid UTF-8): keep it only when it is valid. */
+		if ((probe = json_string(error)) == NULL) {
+			for (char *p = error; *p != '\0'; p++)
+				if ((unsigned char)*p >= 0x80)
+					*p = '?';
+		}
+		json_decref(probe);
+	}
 	*send_failed = sent_rc != ACLM_OK;
 	now = aclm_now();
 	log = json_loads(json_string_value(json_object_get(a, "attempt_log")), 0, NULL);

@@ -68,6 +68,7 @@ class Receiver:
     def __init__(self, statuses=None, replies=None, delay=0):
         self.requests = []
         self.delay = delay                     # seconds before answering
+        self.error_body = b'{"error":"receiver says no"}'
         self.statuses = list(statuses or [])
         self.replies = dict(replies or {})     # path -> body of a 2xx answer
         self.cond = threading.Condition()
@@ -88,7 +89,7 @@ class Receiver:
                 if outer.delay:
                     time.sleep(outer.delay)
                 reply = outer.replies.get(u.path, b'{"ok":true}') if status < 400 \
-                    else b'{"error":"receiver says no"}'
+                    else outer.error_body
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
@@ -509,6 +510,26 @@ def test_retry_with_backoff_then_success(aclm, tmp_path):
         assert len(a["attempt_log"]) == 1 and "HTTP 500" in a["attempt_log"][0]["error"]
         assert [e["type"] for e in events(aclm) if e["type"] in ("alert.sent", "alert.failed")] \
             == ["alert.failed", "alert.sent"]
+    finally:
+        receiver.close()
+
+
+def test_hostile_receiver_answer(aclm, tmp_path):
+    """An error answer that is long and not UTF-8 is cut and cleaned, and the
+    attempt is still recorded (PostgreSQL refuses invalid UTF-8 text)."""
+    receiver = Receiver(statuses=[500])
+    try:
+        expiring(aclm, tmp_path)
+        aclm.run("alert", "channel", "add", "hook", "--kind", "webhook", "--url",
+                 receiver.url("/bad"), check_rc=0)
+        aclm.run("alert", "rule", "add", "exp", "--kind", "expiry", "--channel", "hook",
+                 check_rc=0)
+        receiver.error_body = b"\xff\xfe oops \xc3(" + b"x" * 100000
+        aclm.run("alert", "run", check_rc=0)
+        a = alerts(aclm)[0]
+        assert a["state"] == "pending" and a["attempts"] == 1
+        assert "HTTP 500" in a["last_error"] and len(a["last_error"]) < 500
+        assert "?? oops ?(xxx" in a["last_error"], a["last_error"]
     finally:
         receiver.close()
 
