@@ -606,6 +606,8 @@ static int inventory_findings(struct scan_cli *sc)
 
 	if ((rc = aclm_store_scan_latest_leaves(sc->cli->store, collect_leaf, &l)) != ACLM_OK)
 		goto out;
+	if (l.n == 0)
+		goto out;
 	qsort(l.v, l.n, sizeof(l.v[0]), cmp_spki);
 	for (size_t i = 0; i < l.n && rc == ACLM_OK;) {
 		size_t j = i;

@@ -389,7 +389,9 @@ static void start_handshake(struct scan_conn *c)
 	struct aclm_scan_result *r = &c->ep->res;
 
 	c->state = C_HANDSHAKE;
-	c->ssl = SSL_new(c->def->ctx);
+	c->ssl = SSL_new(c->def->kind == PROBE_GROUP && r->reachable &&
+	                 strcmp(r->negotiated_version, "TLSv1.3") != 0 ? c->def->ctx_tls12
+	                                                                : c->def->ctx);
 	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
 		set_fail(c, ACLM_SCAN_HANDSHAKE, "out of memory for a TLS connection");
 		conn_done(c, false);

@@ -11,6 +11,7 @@
  *
  * Adding a probe kind (TLCP, RFC 8998) = an enum value, table rows here and a
  * case in probe_record(). */
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -148,18 +149,27 @@ int probes_build(OSSL_LIB_CTX *libctx, struct probe_def **defs, size_t *n_defs)
 		strncat(all, scan_pq_groups[i].name, sizeof(all) - strlen(all) - 1);
 	}
 	d[k++] = (struct probe_def){ PROBE_BASIC, 0, "basic",
-	                             new_ctx(libctx, TLS1_VERSION, TLS1_3_VERSION, all) };
+	                             new_ctx(libctx, TLS1_VERSION, TLS1_3_VERSION, all), NULL };
 	for (int v = 0; v < ACLM_SCAN_N_VERSIONS; v++)
 		d[k++] = (struct probe_def){ PROBE_VERSION, v, aclm_scan_version_name(v),
-		                             new_ctx(libctx, version_of[v], version_of[v], NULL) };
-	for (size_t i = 0; i < scan_n_classic_groups; i++)
-		d[k++] = (struct probe_def){ PROBE_GROUP, (int)i, scan_classic_groups[i].name,
-		                             new_ctx(libctx, TLS1_VERSION, TLS1_3_VERSION,
-		                                     scan_classic_groups[i].name) };
+		                             new_ctx(libctx, version_of[v], version_of[v], NULL), NULL };
+	for (size_t i = 0; i < scan_n_classic_groups; i++) {
+		char list[128];
+		const char *g = scan_classic_groups[i].name;
+		snprintf(list, sizeof(list), "%s%s%s%s", g, strcmp(g, "P-256") ? ":P-256" : "",
+		         strcmp(g, "P-384") ? ":P-384" : "", strcmp(g, "P-521") ? ":P-521" : "");
+		d[k++] = (struct probe_def){ PROBE_GROUP, (int)i, g,
+		                             new_ctx(libctx, TLS1_3_VERSION, TLS1_3_VERSION, g),
+		                             new_ctx(libctx, TLS1_VERSION, TLS1_2_VERSION, list) };
+		if (d[k - 1].ctx_tls12 == NULL) {
+			SSL_CTX_free(d[k - 1].ctx);
+			d[k - 1].ctx = NULL;  /* reported below */
+		}
+	}
 	for (size_t i = 0; i < scan_n_pq_groups; i++)
 		d[k++] = (struct probe_def){ PROBE_PQ_GROUP, (int)i, scan_pq_groups[i].name,
 		                             new_ctx(libctx, TLS1_3_VERSION, TLS1_3_VERSION,
-		                                     scan_pq_groups[i].name) };
+		                                     scan_pq_groups[i].name), NULL };
 	for (size_t i = 0; i < k; i++) {
 		if (d[i].ctx == NULL) {
 			int rc = aclm_error_openssl(ACLM_ERR_CRYPTO, "scanner: cannot set up the "
@@ -177,8 +187,10 @@ void probes_free(struct probe_def *defs, size_t n_defs)
 {
 	if (defs == NULL)
 		return;
-	for (size_t i = 0; i < n_defs; i++)
+	for (size_t i = 0; i < n_defs; i++) {
 		SSL_CTX_free(defs[i].ctx);
+		SSL_CTX_free(defs[i].ctx_tls12);
+	}
 	free(defs);
 }
 

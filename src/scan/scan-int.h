@@ -64,6 +64,10 @@ struct probe_def {
 	int index;                 /* version 0..3, or index into a group table */
 	const char *name;          /* "basic", "TLSv1.2", "X25519", ... */
 	SSL_CTX *ctx;              /* built once, shared by every connection */
+	/* PROBE_GROUP against a server without TLS 1.3: TLS 1.2 ties the
+	 * ECDSA certificate's curve to supported_groups, so the group is
+	 * offered first and the NIST curves after it; accepted = chosen. */
+	SSL_CTX *ctx_tls12;
 };
 
 struct scan_conn;
