@@ -27,6 +27,8 @@ const result = await esbuild.build({
   target: ['es2020', 'chrome100'],
   outdir: join(outdir, 'assets'),
   entryNames: '[name]-[hash]',
+  chunkNames: '[name]-[hash]',
+  splitting: true,          // ECharts is its own file, fetched beside the first API calls
   assetNames: '[name]-[hash]',
   metafile: true,
   legalComments: 'none',
@@ -36,15 +38,18 @@ const result = await esbuild.build({
 
 let js = null;
 let css = null;
+const preload = [];
 for (const [file, info] of Object.entries(result.metafile.outputs)) {
   const url = '/' + relative(outdir, resolve(file)).split('\\').join('/');
-  if (info.entryPoint && file.endsWith('.js')) js = url;
+  if (info.entryPoint && info.entryPoint.endsWith('src/main.js') && file.endsWith('.js')) js = url;
+  else if (file.endsWith('.js')) preload.push(url);
   else if (file.endsWith('.css')) css = url;
 }
 if (!js) throw new Error('esbuild produced no JavaScript entry');
 
 let html = readFileSync(join(here, 'src', 'index.html'), 'utf8');
-html = html.replace('%SCRIPT%', js).replace('%STYLE%', css || '');
+html = html.replace('%SCRIPT%', js).replace('%STYLE%', css || '')
+  .replace('%PRELOAD%', preload.sort().map((u) => `<link rel="modulepreload" href="${u}">`).join('\n'));
 if (!css) html = html.replace(/<link rel="stylesheet"[^>]*>\n?/, '');
 writeFileSync(join(outdir, 'index.html'), html);
 

@@ -221,26 +221,75 @@ static json_t *overview_json(struct overview *o)
 		"other_issuers", (json_int_t)(o->total - shown));
 }
 
+/* The last answer, reused while the inventory has the same number of
+ * certificates and the same highest id (certificates are only ever added
+ * or deleted), for at most CACHE_SECONDS (the time windows move).  Handlers
+ * run on the server's one loop thread. */
+#define CACHE_SECONDS 30
+static struct {
+	const struct aclm_store *store;
+	int64_t count, max_id, at;
+	json_t *answer;
+} cache;
+
+static int last_id(void *ctx, const struct aclm_cert_row *r)
+{
+	*(int64_t *)ctx = r->id;
+	return ACLM_OK;
+}
+
+/* (count, highest id) of the inventory: two indexed queries. */
+static int inventory_key(struct aclm_store *st, int64_t now, int64_t *count, int64_t *max_id)
+{
+	struct aclm_cert_filter f;
+	int rc;
+
+	memset(&f, 0, sizeof(f));
+	f.now = now;
+	if ((rc = aclm_store_count_certs(st, &f, count)) != ACLM_OK)
+		return rc;
+	f.sort = ACLM_SORT_ID;
+	f.descending = true;
+	f.limit = 1;
+	*max_id = 0;
+	return aclm_store_list_certs(st, &f, last_id, max_id);
+}
+
 static int overview(struct server *s, struct aclm_http_req *req, struct aclm_http_res *res,
                     const struct principal *who)
 {
 	struct aclm_cert_filter f;
-	struct overview *o = calloc(1, sizeof(*o));
+	struct overview *o = NULL;
+	int64_t now = aclm_now(), count = 0, max_id = 0;
+	json_t *answer;
 	int rc;
 
 	(void)req;
 	(void)who;
-	if (o == NULL)
+	aclm_http_header_add(res, "Cache-Control", "no-store");
+	if ((rc = inventory_key(s->store, now, &count, &max_id)) != ACLM_OK)
+		return rc;
+	if (cache.answer != NULL && cache.store == s->store && cache.count == count &&
+	    cache.max_id == max_id && now - cache.at < CACHE_SECONDS && now >= cache.at)
+		return server_reply_json(res, 200, json_incref(cache.answer));
+	if ((o = calloc(1, sizeof(*o))) == NULL)
 		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
-	o->now = aclm_now();
+	o->now = now;
 	o->day0 = o->now - ((o->now % 86400) + 86400) % 86400;
 	memset(&f, 0, sizeof(f));
 	f.now = o->now;
 	f.sort = ACLM_SORT_ID;
 	rc = aclm_store_list_certs(s->store, &f, count_row, o);
-	if (rc == ACLM_OK) {
-		aclm_http_header_add(res, "Cache-Control", "no-store");
-		rc = server_reply_json(res, 200, overview_json(o));
+	if (rc == ACLM_OK && (answer = overview_json(o)) != NULL) {
+		json_decref(cache.answer);
+		cache.answer = json_incref(answer);
+		cache.store = s->store;
+		cache.count = count;
+		cache.max_id = max_id;
+		cache.at = now;
+		rc = server_reply_json(res, 200, answer);
+	} else if (rc == ACLM_OK) {
+		rc = aclm_error(ACLM_ERR_NOMEM, "out of memory");
 	}
 	for (size_t i = 0; i < o->cap; i++) {
 		free(o->issuers[i].dn);

@@ -1,8 +1,11 @@
 import { get, query } from '../api.js';
-import { chart } from '../charts.js';
 import { fmtNum, fmtTime, h } from '../dom.js';
 import { t } from '../i18n.js';
 import { palette } from '../theme.js';
+
+// ECharts is a chunk of its own: its download starts with the app, its use
+// waits for it.
+const charts = import('../charts.js');
 
 const KEY_FILTER = /^(rsa|dsa|ec)\d+$|^(ed25519|ed448|sm2)$/;
 
@@ -96,6 +99,7 @@ export async function overviewPage(ctx) {
     figs, figs2, heatPanel, h('div', { class: 'two' }, keysPanel, issuersPanel), complianceSlot);
 
   // Charts need their boxes in the document to measure them.
+  const { chart } = await charts;
   requestAnimationFrame(() => {
     if (!page.isConnected) return;
     const axis = { color: pal.muted };
@@ -129,11 +133,11 @@ export async function overviewPage(ctx) {
     }, (p) => { if (p.data && p.data.dn) location.hash = listLink({ issuer: p.data.dn }); });
     page.dataset.chartsReady = '1';
   });
-  compliance.then((c) => fillCompliance(c, violationsSlot, complianceSlot, pal));
+  compliance.then((c) => fillCompliance(c, violationsSlot, complianceSlot, pal, chart));
   return page;
 }
 
-function fillCompliance(c, figSlot, panelSlot, pal) {
+function fillCompliance(c, figSlot, panelSlot, pal, chart) {
   if (!figSlot.isConnected) return;
   if (c === null || c.error) {
     figSlot.replaceWith(unavailable('violations', t('ov.violations'),
