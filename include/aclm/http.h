@@ -212,6 +212,24 @@ int aclm_http_route(struct aclm_http_server *srv, const char *method, const char
 void aclm_http_server_set_before(struct aclm_http_server *srv, aclm_http_handler_fn before,
                                  void *arg);
 
+/* What the after-hook learns of each answered request. */
+struct aclm_http_done_info {
+	const char *method;       /* "-" when refused before the head was read */
+	const char *route;        /* the pattern that matched, "" for none */
+	int status;
+	size_t body_bytes;        /* body bytes sent (0 for HEAD) */
+	double duration;          /* seconds, first byte of the request to last sent */
+	bool is_tls;
+};
+
+typedef void (*aclm_http_after_fn)(const struct aclm_http_done_info *info, void *arg);
+
+/* Called once per answered request, when its response has been written
+ * (also for 404, 405 and requests the parser refused): for metrics.  NULL
+ * removes it.  Pointers in info are valid during the call only. */
+void aclm_http_server_set_after(struct aclm_http_server *srv, aclm_http_after_fn after,
+                                void *arg);
+
 /* Graceful shutdown: stop accepting, close idle keep-alive connections, let
  * requests in flight finish (answered with Connection: close), then call
  * done (may be NULL) from the loop.  After opts.shutdown_timeout the rest is

@@ -48,6 +48,8 @@ struct aclm_http_server {
 	struct aclm_http_router router;
 	aclm_http_handler_fn before;
 	void *before_arg;
+	aclm_http_after_fn after;
+	void *after_arg;
 	struct listener **ls;
 	size_t n_ls;
 	struct conn *conns;
@@ -234,8 +236,8 @@ static int escape_n(struct aclm_buf *b, const char *s, size_t n)
 	return ACLM_OK;
 }
 
-static void access_log(struct conn *c, const char *method, const char *target, int status,
-                       size_t bytes)
+static void access_log(struct conn *c, const char *method, const char *route,
+                       const char *target, int status, size_t bytes)
 {
 	struct aclm_http_server *srv = c->srv;
 	struct aclm_buf b;
@@ -245,6 +247,14 @@ static void access_log(struct conn *c, const char *method, const char *target, i
 	char ts[40];
 	size_t path_len;
 
+	if (srv->after != NULL) {
+		struct aclm_http_done_info info = {
+			.method = method, .route = route, .status = status, .body_bytes = bytes,
+			.duration = now - c->t_start, .is_tls = c->is_tls,
+		};
+
+		srv->after(&info, srv->after_arg);
+	}
 	if (srv->o.access_log == NULL && srv->o.access_log_fd < 0)
 		return;
 	gmtime_r(&t, &tm);
@@ -680,11 +690,12 @@ static void write_done(struct conn *c)
 	struct aclm_http_req *req = c->req;
 
 	if (req != NULL)
-		access_log(c, req->msg->method, req->msg->target, c->log_status, c->log_body_bytes);
+		access_log(c, req->msg->method, aclm_http_req_route(req), req->msg->target,
+		           c->log_status, c->log_body_bytes);
 	else
 		access_log(c, c->parser != NULL && aclm_http_parser_method(c->parser) != NULL
 		                  ? aclm_http_parser_method(c->parser) : "-",
-		           "-", c->log_status, c->log_body_bytes);
+		           "", "-", c->log_status, c->log_body_bytes);
 	c->req = NULL;
 	aclm_http_req_free(req);
 	/* An idle keep-alive connection keeps no buffers (thousands of them). */
@@ -1046,6 +1057,13 @@ void aclm_http_server_set_before(struct aclm_http_server *srv, aclm_http_handler
 {
 	srv->before = before;
 	srv->before_arg = arg;
+}
+
+void aclm_http_server_set_after(struct aclm_http_server *srv, aclm_http_after_fn after,
+                                void *arg)
+{
+	srv->after = after;
+	srv->after_arg = arg;
 }
 
 struct ev_loop *aclm_http_server_loop(const struct aclm_http_server *srv)

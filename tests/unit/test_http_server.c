@@ -58,6 +58,10 @@ struct tsrv {
 	char log_path[64];
 	int log_fd;
 	atomic_int aborts;
+	atomic_int after_calls;
+	atomic_int after_404;
+	atomic_int after_400_refused;
+	atomic_int after_route_ok;
 	atomic_int shutdown_done;
 };
 
@@ -254,6 +258,21 @@ static int h_defer_now(struct aclm_http_req *req, struct aclm_http_res *res, voi
 	return ACLM_HTTP_PENDING;
 }
 
+static void after(const struct aclm_http_done_info *info, void *arg)
+{
+	struct tsrv *t = arg;
+
+	atomic_fetch_add(&t->after_calls, 1);
+	if (info->status == 404)
+		atomic_fetch_add(&t->after_404, 1);
+	if (info->status == 400 && strcmp(info->route, "") == 0)
+		atomic_fetch_add(&t->after_400_refused, 1);
+	if (info->status == 200 && strcmp(info->route, "/items/:id") == 0 &&
+	    strcmp(info->method, "GET") == 0 && info->duration >= 0 && info->duration < 5 &&
+	    info->body_bytes > 0)
+		atomic_fetch_add(&t->after_route_ok, 1);
+}
+
 static int before(struct aclm_http_req *req, struct aclm_http_res *res, void *arg)
 {
 	(void)arg;
@@ -354,6 +373,7 @@ static struct tsrv *tsrv_start(const struct aclm_http_server_opts *opts_in, bool
 	assert_int_equal(aclm_http_route(t->srv, "GET", "/bad:pattern/*/x", h_hello, NULL),
 	                 ACLM_ERR_USAGE);
 	aclm_http_server_set_before(t->srv, before, NULL);
+	aclm_http_server_set_after(t->srv, after, t);
 	assert_int_equal(pthread_create(&t->th, NULL, loop_main, t), 0);
 	return t;
 }
@@ -978,6 +998,27 @@ static void test_expect_continue(void **state)
 	cl_close(c);
 }
 
+static void test_after_hook(void **state)
+{
+	struct client *c = cl_open(g->port);
+	int calls = atomic_load(&g->after_calls), nf = atomic_load(&g->after_404);
+	int ok = atomic_load(&g->after_route_ok), bad = atomic_load(&g->after_400_refused);
+	struct resp r;
+
+	(void)state;
+	assert_int_equal(request(c, "GET /items/5 HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+	assert_int_equal(request(c, "GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n", &r), 404);
+	assert_int_equal(request(c, "GET / HTTP/1.1\r\n\r\n", &r), 400);   /* no Host */
+	assert_true(cl_closed(c));
+	cl_close(c);
+	for (int i = 0; i < 100 && atomic_load(&g->after_calls) < calls + 3; i++)
+		usleep(10000);
+	assert_int_equal(atomic_load(&g->after_calls), calls + 3);
+	assert_int_equal(atomic_load(&g->after_404), nf + 1);
+	assert_int_equal(atomic_load(&g->after_route_ok), ok + 1);
+	assert_int_equal(atomic_load(&g->after_400_refused), bad + 1);
+}
+
 static void test_access_log(void **state)
 {
 	struct client *c = cl_open(g->port);
@@ -1307,6 +1348,7 @@ int main(void)
 		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_deferred_abort),
 		cmocka_unit_test(test_access_log),
+		cmocka_unit_test(test_after_hook),
 		cmocka_unit_test(test_big_response),
 		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_many_idle),
