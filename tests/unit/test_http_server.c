@@ -1190,10 +1190,21 @@ static void limit_test(void **state)
 	(void)state;
 	aclm_http_server_opts_init(&o);
 	o.max_connections = 2;
+	o.max_requests_per_connection = 3;
 	t = tsrv_start(&o, false);
 	a = cl_open(t->port);
 	b = cl_open(t->port);
 	assert_int_equal(request(a, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+	assert_int_equal(request(b, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+	assert_null(resp_header(&r, "Connection"));
+	assert_int_equal(request(b, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+	assert_null(resp_header(&r, "Connection"));
+	assert_int_equal(request(b, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+	assert_string_equal(resp_header(&r, "Connection"), "close");   /* the third */
+	assert_true(cl_closed(b));
+	cl_close(b);
+	usleep(100000);
+	b = cl_open(t->port);
 	assert_int_equal(request(b, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
 	c = cl_open(t->port);
 	assert_int_equal(cl_response(c, &r, false), 503);
