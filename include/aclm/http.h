@@ -146,14 +146,17 @@ typedef void (*aclm_http_shutdown_fn)(struct aclm_http_server *srv, void *arg);
 struct aclm_http_server_opts {
 	struct aclm_http_limits limits;
 	/* Timeouts in seconds; 0 means the default.
-	 * header:    from the first byte of a request until its head is complete
-	 *            (total, not per byte: a slowloris client is dropped), 10;
+	 * header:    until the head of a request is complete, counted from the
+	 *            connection (first request) or from the request's first byte
+	 *            (later ones); total, not per byte, so a slowloris client is
+	 *            dropped; 10;
 	 * body:      from the end of the head until the body is complete, 30;
 	 * idle:      keep-alive wait for the next request, 60;
 	 * write:     without progress while sending a response, 30;
 	 * handshake: TLS handshake, 10;
 	 * shutdown:  graceful shutdown waits this long for in-flight requests
-	 *            before closing them, 30. */
+	 *            before closing them, 30.
+	 * Every timeout but idle ends in a reset (SO_LINGER 0). */
 	double header_timeout;
 	double body_timeout;
 	double idle_timeout;
