@@ -152,6 +152,14 @@ json_t *aclm_policy_result_items_json(const struct aclm_policy_result *res,
 /* The rule name as in results, or NULL when there is no such rule. */
 const char *aclm_policy_rule_name(const char *s);
 
+/* Queue the violations of res as one alert on an alert channel (by name
+ * or id; src/notify delivers it): when the set of violating subjects and
+ * their rules differs from the last alerted one, or with every > 0 again
+ * once every seconds.  *alert_id is 0 when nothing was queued (no
+ * violation, or already alerted). */
+int aclm_policy_alert(struct aclm_store *st, const struct aclm_policy_result *res,
+                      const char *channel, int64_t every, int64_t now, int64_t *alert_id);
+
 /* --- reports --------------------------------------------------------------- */
 
 enum aclm_report_kind {
@@ -188,6 +196,13 @@ int aclm_report_render_lang(struct aclm_store *st, enum aclm_report_kind kind,
                             enum aclm_report_format fmt, enum aclm_report_lang lang,
                             const struct aclm_policy *policy, int64_t now,
                             struct aclm_buf *out);
+
+/* Queue the report as text on an alert channel; with every > 0 at most
+ * once per period of every seconds (a daily job with 7 days sends weekly).
+ * *alert_id is 0 when it went there already in this period. */
+int aclm_report_send(struct aclm_store *st, enum aclm_report_kind kind,
+                     const struct aclm_policy *policy, const char *channel, int64_t every,
+                     int64_t now, int64_t *alert_id);
 
 /* The report as plain text for a message (alert channels): title, the
  * summary, and the first max_rows rows as "column=value" lines. */

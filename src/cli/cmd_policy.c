@@ -4,105 +4,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "aclm/buf.h"
 #include "aclm/err.h"
 #include "aclm/notify.h"
 #include "aclm/policy.h"
-#include "aclm/store_notify.h"
 #include "aclm/store_policy.h"
 #include "aclm/str.h"
 #include "aclm/timeutil.h"
 #include "cli-int.h"
 
-/* At most this many subjects are listed in one alert. */
-#define ALERT_MAX_SUBJECTS 100
-
-/* One digest alert on a channel when the set of violations differs from the
- * one last alerted, or once per `every` while it stays the same.  The dedup
- * key carries a hash of the set (subjects and their rules). */
+/* Queue the violations as one alert (aclm_policy_alert) and deliver it now. */
 static int alert_violations(struct cli *cli, const struct aclm_policy_result *res,
                             const char *channel, int64_t every)
 {
-	struct aclm_alert_channel ch;
-	struct aclm_alert_new a = { 0 };
 	struct aclm_notify_opts o;
 	struct aclm_notify_stats stats = { 0 };
-	struct aclm_buf text;
-	EVP_MD_CTX *md = NULL;
-	unsigned char digest[32];
-	char hex[65], key[256], subject[200], state[16];
-	int64_t now = aclm_now(), created = 0, id = 0;
-	bool found = false;
-	size_t listed = 0;
-	int rc;
+	int64_t now = aclm_now(), id = 0;
 
-	memset(&ch, 0, sizeof(ch));
-	if ((rc = aclm_store_alert_channel_get(cli->store, channel, &ch)) != ACLM_OK)
+	if (aclm_policy_alert(cli->store, res, channel, every, now, &id) != ACLM_OK)
 		return cli_fail("%s", aclm_errmsg());
-	md = EVP_MD_CTX_new();
-	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-		EVP_MD_CTX_free(md);
-		aclm_alert_channel_clear(&ch);
-		return cli_fail("out of memory");
-	}
-	aclm_buf_init(&text, 1u << 20);
-	rc = aclm_buf_printf(&text, "Policy %s: %lld of %lld certificates, %lld of %lld endpoints, "
-	                     "%lld of %lld sites violate it (%lld violations).\n\n", res->policy,
-	                     (long long)res->n_violating[0], (long long)res->n_total[0],
-	                     (long long)res->n_violating[1], (long long)res->n_total[1],
-	                     (long long)res->n_violating[2], (long long)res->n_total[2],
-	                     (long long)res->n_violations);
-	for (size_t i = 0; rc == ACLM_OK && i < res->n; i++) {
-		const struct aclm_policy_subject *s = &res->subjects[i];
-		char line[128];
-		if (s->n_v == 0)
-			continue;
-		snprintf(line, sizeof(line), "%s:%lld:%s:", aclm_subject_kind_name(s->kind),
-		         (long long)s->id, s->kind == ACLM_SUBJECT_SITE ? s->label : "");
-		EVP_DigestUpdate(md, line, strlen(line));
-		for (size_t k = 0; k < s->n_v; k++)
-			EVP_DigestUpdate(md, s->v[k].rule, strlen(s->v[k].rule) + 1);
-		if (listed++ >= ALERT_MAX_SUBJECTS)
-			continue;
-		rc = aclm_buf_printf(&text, "%s %s\n", aclm_subject_kind_name(s->kind), s->label);
-		for (size_t k = 0; rc == ACLM_OK && k < s->n_v; k++)
-			rc = aclm_buf_printf(&text, "  %s: %s\n", s->v[k].rule, s->v[k].detail);
-	}
-	if (rc == ACLM_OK && listed > ALERT_MAX_SUBJECTS)
-		rc = aclm_buf_printf(&text, "... and %zu more (aclm policy check)\n",
-		                     listed - ALERT_MAX_SUBJECTS);
-	EVP_DigestFinal_ex(md, digest, NULL);
-	EVP_MD_CTX_free(md);
-	aclm_hex_encode(digest, 16, hex);
-	snprintf(key, sizeof(key), "policy:%s:%s:%s", res->policy, ch.name, hex);
-	if (rc == ACLM_OK && listed > 0)
-		rc = aclm_store_alert_latest(cli->store, key, &found, &created, state);
-	if (rc != ACLM_OK || listed == 0 || (found && (every <= 0 || created > now - every))) {
-		aclm_buf_free(&text);
-		aclm_alert_channel_clear(&ch);
-		if (rc != ACLM_OK)
-			return cli_fail("%s", aclm_errmsg());
-		if (listed > 0 && !cli->quiet)
+	if (id == 0) {
+		if (res->n_violations > 0 && !cli->quiet)
 			fprintf(stderr, "no alert: the same violations were alerted already\n");
 		return ACLM_OK;
 	}
-	snprintf(subject, sizeof(subject), "aclm: %zu subject%s violate policy %s", listed,
-	         listed > 1 ? "s" : "", res->policy);
-	a.channel_id = ch.id;
-	a.dedup_key = key;
-	a.target = res->policy;
-	a.subject = subject;
-	a.message = aclm_buf_cstr(&text);
-	a.now = now;
-	rc = aclm_store_alert_add(cli->store, &a, &id);
-	aclm_buf_free(&text);
-	aclm_alert_channel_clear(&ch);
-	if (rc != ACLM_OK)
-		return cli_fail("%s", aclm_errmsg());
 	aclm_notify_opts_from_config(cli->cfg, &o);
-	if ((rc = aclm_notify_deliver_due(cli->store, &o, now, &stats)) != ACLM_OK)
+	if (aclm_notify_deliver_due(cli->store, &o, now, &stats) != ACLM_OK)
 		return cli_fail("%s", aclm_errmsg());
 	if (stats.sent == 0)
 		return cli_fail("alert %lld about the violations was not delivered yet: see aclm alert "

@@ -11,7 +11,6 @@
 #include "aclm/err.h"
 #include "aclm/notify.h"
 #include "aclm/policy.h"
-#include "aclm/store_notify.h"
 #include "aclm/str.h"
 #include "aclm/timeutil.h"
 #include "cli-int.h"
@@ -34,59 +33,25 @@ static int write_all(int fd, const unsigned char *p, size_t n, const char *what)
 	return ACLM_OK;
 }
 
-/* Queue the report as an alert on a channel (src/notify) and deliver it
- * now; with every > 0 at most once per period of that length (run it daily
- * from cron or a timer with --every 7d for a weekly report). */
+/* Queue the report on an alert channel and deliver it now (aclm_report_send;
+ * a daily cron line with --every 7d makes it weekly). */
 static int send_report(struct cli *cli, enum aclm_report_kind kind,
                        const struct aclm_policy *pol, const char *channel, int64_t every)
 {
-	struct aclm_alert_channel ch;
 	struct aclm_notify_opts o;
 	struct aclm_notify_stats stats = { 0 };
-	struct aclm_alert_new a = { 0 };
-	struct aclm_buf text;
-	char key[256], subject[160], date[16], state[16];
-	int64_t now = aclm_now(), created = 0, id = 0;
-	bool found = false;
-	int rc;
+	int64_t now = aclm_now(), id = 0;
 
-	memset(&ch, 0, sizeof(ch));
-	if ((rc = aclm_store_alert_channel_get(cli->store, channel, &ch)) != ACLM_OK)
+	if (aclm_report_send(cli->store, kind, pol, channel, every, now, &id) != ACLM_OK)
 		return cli_fail("%s", aclm_errmsg());
-	snprintf(key, sizeof(key), "report:%s:%s:%lld", aclm_report_kind_name(kind), ch.name,
-	         (long long)(every > 0 ? now / every : now));
-	if (every > 0 &&
-	    (rc = aclm_store_alert_latest(cli->store, key, &found, &created, state)) != ACLM_OK) {
-		aclm_alert_channel_clear(&ch);
-		return cli_fail("%s", aclm_errmsg());
-	}
-	if (found) {
+	if (id == 0) {
 		if (!cli->quiet)
 			fprintf(stderr, "the %s report went to '%s' already in this period\n",
-			        aclm_report_kind_name(kind), ch.name);
-		aclm_alert_channel_clear(&ch);
+			        aclm_report_kind_name(kind), channel);
 		return EXIT_OK;
 	}
-	aclm_time_date(now, date, sizeof(date));
-	snprintf(subject, sizeof(subject), "aclm %s report %s", aclm_report_kind_name(kind), date);
-	aclm_buf_init(&text, 1u << 20);
-	rc = aclm_report_text(cli->store, kind, pol, now, 200, &text);
-	if (rc == ACLM_OK) {
-		a.channel_id = ch.id;
-		a.dedup_key = key;
-		a.target = aclm_report_kind_name(kind);
-		a.subject = subject;
-		a.message = aclm_buf_cstr(&text);
-		a.now = now;
-		rc = aclm_store_alert_add(cli->store, &a, &id);
-	}
-	aclm_buf_free(&text);
-	aclm_alert_channel_clear(&ch);
-	if (rc != ACLM_OK)
-		return cli_fail("%s", aclm_errmsg());
 	aclm_notify_opts_from_config(cli->cfg, &o);
-	rc = aclm_notify_deliver_due(cli->store, &o, now, &stats);
-	if (rc != ACLM_OK)
+	if (aclm_notify_deliver_due(cli->store, &o, now, &stats) != ACLM_OK)
 		return cli_fail("%s", aclm_errmsg());
 	if (stats.sent == 0)
 		return cli_fail("the %s report (alert %lld) was not delivered yet: see aclm alert list",
