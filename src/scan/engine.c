@@ -52,6 +52,7 @@ enum conn_state {
 	C_CONNECT = 0,
 	C_STARTTLS,
 	C_HANDSHAKE,
+	C_HELLO,           /* crafted ClientHello sent, reading the answer */
 	C_N_STATES,
 };
 
@@ -65,6 +66,8 @@ struct scan_conn {
 	enum conn_state state;
 	SSL *ssl;
 	struct starttls st;
+	struct hello_reader *hello;   /* C_HELLO only */
+	int raw_accepted;             /* -1: not a crafted-hello probe */
 };
 
 struct aclm_scan {
@@ -305,7 +308,11 @@ static void conn_done(struct scan_conn *c, bool ok)
 
 	ev_io_stop(s->loop, &c->io);
 	ev_timer_stop(s->loop, &c->timer);
-	probe_record(c->def, &e->res, c->ssl, ok);
+	if (c->raw_accepted >= 0)
+		probe_record_raw(c->def, &e->res, c->raw_accepted == 1);
+	else
+		probe_record(c->def, &e->res, c->ssl, ok);
+	free(c->hello);
 	if (c->ssl != NULL) {
 		if (ok)
 			SSL_shutdown(c->ssl);  /* one close_notify, never waited for */
@@ -384,9 +391,56 @@ static void handshake_step(struct scan_conn *c)
 	conn_done(c, false);
 }
 
+/* The answer to a crafted hello: accepted when the server's (retry)
+ * ServerHello is TLS 1.3 and names the offered group. */
+static void on_hello(struct scan_conn *c, int revents)
+{
+	unsigned char buf[2048];
+	ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+	enum hello_verdict v;
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		c->raw_accepted = 0;
+		conn_done(c, false);
+		return;
+	}
+	v = hello_feed(c->hello, buf, (size_t)n);
+	if (v == HELLO_NEED_MORE)
+		return;
+	c->raw_accepted = v == HELLO_SERVER_HELLO && c->hello->version == 0x0304 &&
+	                  c->hello->group == probe_raw_group(c->def);
+	conn_done(c, c->raw_accepted == 1);
+}
+
+static void start_hello(struct scan_conn *c)
+{
+	unsigned char rec[1024];
+	struct aclm_scan_result *r = &c->ep->res;
+	size_t len = hello_build(rec, sizeof(rec), probe_raw_group(c->def),
+	                         r->ep.sni[0] ? r->ep.sni : NULL);
+
+	c->state = C_HELLO;
+	c->raw_accepted = 0;
+	c->hello = malloc(sizeof(*c->hello));
+	if (c->hello == NULL || len == 0 ||
+	    send(c->fd, rec, len, MSG_NOSIGNAL) != (ssize_t)len) {
+		conn_done(c, false);
+		return;
+	}
+	hello_reader_init(c->hello);
+	watch(c, EV_READ);
+}
+
 static void start_handshake(struct scan_conn *c)
 {
 	struct aclm_scan_result *r = &c->ep->res;
+
+	if (probe_is_raw(c->def, r)) {
+		start_hello(c);
+		return;
+	}
 
 	c->state = C_HANDSHAKE;
 	c->ssl = SSL_new(c->def->kind == PROBE_GROUP && r->reachable &&
@@ -484,6 +538,7 @@ static void (*const state_handlers[C_N_STATES])(struct scan_conn *, int) = {
 	[C_CONNECT] = on_connect,
 	[C_STARTTLS] = on_starttls,
 	[C_HANDSHAKE] = on_handshake,
+	[C_HELLO] = on_hello,
 };
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -500,6 +555,8 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (c->state == C_CONNECT)
 		set_fail(c, ACLM_SCAN_CONNECT_TIMEOUT, "no answer to connect within %gs",
 		         c->s->o.connect_timeout);
+	else if (c->state == C_HELLO)
+		c->raw_accepted = 0;
 	else if (c->state == C_STARTTLS)
 		set_fail(c, ACLM_SCAN_TIMEOUT, "%s STARTTLS dialogue not finished within %gs",
 		         aclm_scan_proto_name(c->st.proto), c->s->o.handshake_timeout);
@@ -523,6 +580,7 @@ static int conn_start(struct aclm_scan *s, struct scan_ep *e, size_t probe)
 	c->ep = e;
 	c->def = &s->defs[probe];
 	c->fd = -1;
+	c->raw_accepted = -1;
 	c->state = C_CONNECT;
 	ev_init(&c->io, conn_io_cb);
 	c->io.data = c;

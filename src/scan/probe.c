@@ -271,3 +271,32 @@ void probe_record(const struct probe_def *d, struct aclm_scan_result *r, SSL *ss
 		r->detail[0] = '\0';
 	}
 }
+
+bool probe_is_raw(const struct probe_def *d, const struct aclm_scan_result *r)
+{
+	if (d->kind == PROBE_PQ_GROUP)
+		return true;
+	/* Classic groups: TLS 1.3 servers answer a keyless hello; TLS 1.2 ones
+	 * need the real thing (the group shows in ServerKeyExchange). */
+	return d->kind == PROBE_GROUP &&
+	       (!r->reachable || strcmp(r->negotiated_version, "TLSv1.3") == 0);
+}
+
+uint16_t probe_raw_group(const struct probe_def *d)
+{
+	return d->kind == PROBE_PQ_GROUP ? scan_pq_groups[d->index].id
+	                                 : scan_classic_groups[d->index].id;
+}
+
+void probe_record_raw(const struct probe_def *d, struct aclm_scan_result *r, bool accepted)
+{
+	if (d->kind == PROBE_PQ_GROUP) {
+		r->pq_probed |= 1u << d->index;
+		if (accepted)
+			r->pq_groups |= 1u << d->index;
+	} else if (d->kind == PROBE_GROUP) {
+		r->groups_probed |= 1u << d->index;
+		if (accepted)
+			r->groups |= 1u << d->index;
+	}
+}

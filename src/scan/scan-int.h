@@ -48,6 +48,42 @@ enum starttls_step starttls_start(struct starttls *st);
 enum starttls_step starttls_feed(struct starttls *st, const unsigned char *data, size_t len,
                                  size_t *used);
 
+/* --- crafted TLS 1.3 ClientHello (hello.c) ---------------------------- */
+
+/* A ClientHello record offering only `group`, no key share, TLS 1.3 only;
+ * returns its length (0 if cap < 512 or the SNI is too long). */
+size_t hello_build(unsigned char *out, size_t cap, uint16_t group, const char *sni);
+
+enum hello_verdict {
+	HELLO_NEED_MORE = 0,
+	HELLO_SERVER_HELLO,        /* version, is_hrr, group, cipher are set */
+	HELLO_ALERT,               /* alert_desc is set */
+	HELLO_NOT_TLS,             /* why is set */
+	HELLO_ERROR,               /* malformed TLS; why is set */
+};
+
+struct hello_reader {
+	unsigned char hdr[5];
+	size_t hdr_len;
+	unsigned rec_type;
+	size_t rec_left;
+	unsigned char msg[4096];   /* the first handshake message, reassembled */
+	size_t msg_len;
+	unsigned char alert[2];
+	size_t alert_len;
+	/* results */
+	uint16_t version;          /* supported_versions if present, else legacy */
+	bool is_hrr;
+	uint16_t group;            /* key_share: selected (HRR) or used group */
+	uint16_t cipher;
+	unsigned alert_desc;
+	char why[96];
+};
+
+void hello_reader_init(struct hello_reader *r);
+/* Feed the server's bytes; anything after the verdict is ignored. */
+enum hello_verdict hello_feed(struct hello_reader *r, const unsigned char *data, size_t len);
+
 /* --- probes (probe.c) --------------------------------------------------- */
 
 enum probe_kind {
@@ -78,6 +114,12 @@ void probes_free(struct probe_def *defs, size_t n_defs);
 /* Record the outcome of one probe connection on the result (ok = the
  * handshake completed). */
 void probe_record(const struct probe_def *d, struct aclm_scan_result *r, SSL *ssl, bool ok);
+/* Whether this probe, on this endpoint, is asked with a crafted hello. */
+bool probe_is_raw(const struct probe_def *d, const struct aclm_scan_result *r);
+/* The group a crafted-hello probe offers. */
+uint16_t probe_raw_group(const struct probe_def *d);
+/* Record a crafted-hello probe: accepted or not. */
+void probe_record_raw(const struct probe_def *d, struct aclm_scan_result *r, bool accepted);
 
 /* Classic/PQ group tables and their IANA code points. */
 struct group_info {
