@@ -149,6 +149,8 @@ struct aclm_policy_filter {
 json_t *aclm_policy_result_items_json(const struct aclm_policy_result *res,
                                       const struct aclm_policy_filter *f, size_t offset,
                                       size_t limit);
+bool aclm_policy_subject_matches(const struct aclm_policy_subject *s,
+                                 const struct aclm_policy_filter *f);
 /* The rule name as in results, or NULL when there is no such rule. */
 const char *aclm_policy_rule_name(const char *s);
 

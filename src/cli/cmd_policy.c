@@ -42,17 +42,19 @@ static int alert_violations(struct cli *cli, const struct aclm_policy_result *re
 
 static int check(struct cli *cli, int argc, char **argv)
 {
-	enum { O_JSON = 256, O_POLICY, O_ALL, O_ALERT, O_EVERY };
+	enum { O_JSON = 256, O_POLICY, O_ALL, O_ALERT, O_EVERY, O_RULE };
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, O_JSON },
 		{ "policy", required_argument, NULL, O_POLICY },
 		{ "all", no_argument, NULL, O_ALL },
 		{ "alert", required_argument, NULL, O_ALERT },
 		{ "every", required_argument, NULL, O_EVERY },
+		{ "rule", required_argument, NULL, O_RULE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct cli_command *self = cli_find_command("policy");
+	struct aclm_policy_filter f = { .kind = -1 };
 	struct aclm_policy *pol = NULL;
 	struct aclm_policy_result res;
 	const char *name = NULL, *channel = NULL;
@@ -66,6 +68,14 @@ static int check(struct cli *cli, int argc, char **argv)
 		case O_POLICY: name = optarg; break;
 		case O_ALL: all = true; break;
 		case O_ALERT: channel = optarg; break;
+		case O_RULE:
+			if ((f.rule = aclm_policy_rule_name(optarg)) == NULL)
+				return cli_usage_error("policy", "--rule: '%s' is not a rule (key-type, "
+				                       "key-size, key-curve, signature-algorithm, "
+				                       "max-validity, issuer, san-pattern, wildcard, "
+				                       "one-site-one-key, dual-certificate, pq-key-exchange)",
+				                       optarg);
+			break;
 		case O_EVERY:
 			if (aclm_parse_duration(optarg, &every) != ACLM_OK || every < 60)
 				return cli_usage_error("policy", "--every: '%s' is not a duration of a "
@@ -86,12 +96,13 @@ static int check(struct cli *cli, int argc, char **argv)
 	aclm_policy_free(pol);
 	if (rc != ACLM_OK)
 		return cli_fail("%s", aclm_errmsg());
+	f.violating_only = !all;
 	if (json) {
-		cli_json_print(aclm_policy_result_json(&res, !all, 0, 0));
+		cli_json_print(aclm_policy_result_items_json(&res, &f, 0, 0));
 	} else {
 		for (size_t i = 0; i < res.n; i++) {
 			const struct aclm_policy_subject *s = &res.subjects[i];
-			if (s->n_v == 0 && !all)
+			if (!aclm_policy_subject_matches(s, &f))
 				continue;
 			if (s->kind == ACLM_SUBJECT_SITE)
 				printf("site %s: ", s->label);

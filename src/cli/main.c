@@ -240,7 +240,7 @@ static const struct cli_command commands[] = {
 	  "       aclm accounts deactivate CA\n"
 	  "       aclm accounts rollover CA\n" },
 	{ "policy", cmd_policy, "policies and the compliance check of the inventory",
-	  "usage: aclm policy check [--policy NAME] [--all] [--json] [--alert CHANNEL [--every D]]\n"
+	  "usage: aclm policy check [--policy NAME] [--all] [--rule R] [--json] [--alert CHANNEL [--every D]]\n"
 	  "       aclm policy list [--json]\n"
 	  "       aclm policy show NAME\n"
 	  "       aclm policy add FILE [--replace] [--default]\n"

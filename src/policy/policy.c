@@ -825,8 +825,8 @@ const char *aclm_policy_rule_name(const char *s)
 	return i >= 0 ? rule_names[i] : NULL;
 }
 
-static bool subject_selected(const struct aclm_policy_subject *s,
-                             const struct aclm_policy_filter *f)
+bool aclm_policy_subject_matches(const struct aclm_policy_subject *s,
+                                 const struct aclm_policy_filter *f)
 {
 	if (f == NULL)
 		return true;
@@ -853,7 +853,7 @@ json_t *aclm_policy_result_items_json(const struct aclm_policy_result *res,
 	for (size_t i = 0; i < res->n; i++) {
 		const struct aclm_policy_subject *s = &res->subjects[i];
 		json_t *o, *v;
-		if (!subject_selected(s, f))
+		if (!aclm_policy_subject_matches(s, f))
 			continue;
 		if (seen++ < offset || (limit > 0 && json_array_size(items) >= limit))
 			continue;

@@ -178,6 +178,10 @@ def test_builtin_policy_every_rule(aclm, mini_pki):
     # without --all: only the violating; the text form names rule and detail
     doc = aclm.json("policy", "check", "--json", check_rc=1)
     assert len(doc["items"]) == 7 and all(not i["compliant"] for i in doc["items"])
+    # one rule's list
+    doc = aclm.json("policy", "check", "--json", "--rule", "one-site-one-key", check_rc=1)
+    assert sorted(i["label"] for i in doc["items"]) == ["a.example.com", "b.example.com"]
+    assert aclm("policy", "check", "--rule", "bogus")[0] == 2
     rc, out, err = aclm("policy", "check")
     assert rc == 1
     assert "certificate" in out and "key-size" in out and "RSA key of 1024 bits" in out
