@@ -28,10 +28,11 @@ struct aclm_job {
 	int64_t updated_at;
 };
 
-/* Make sure an open job (kind, subject) exists that runs at run_at: create
- * it, or move a pending one to run_at.  A running one is left alone. */
+/* Make sure an open job (kind, subject) exists: create it to run at run_at,
+ * or, when reschedule, move a pending one to run_at (a renewal whose time
+ * changed).  A running one is left alone. */
 int aclm_store_job_ensure(struct aclm_store *st, const char *kind, const char *subject,
-                          int64_t run_at);
+                          int64_t run_at, const char *params_json, bool reschedule);
 /* A new job (not unique by subject: a scan asked for by a user) with its
  * parameters; *id gets its id. */
 int aclm_store_job_add(struct aclm_store *st, const char *kind, const char *subject,
@@ -58,6 +59,18 @@ int aclm_store_job_list(struct aclm_store *st, const char *state, int64_t limit,
                         aclm_job_fn fn, void *ctx);
 /* Finished jobs older than before are deleted (history kept bounded). */
 int aclm_store_job_prune(struct aclm_store *st, int64_t before);
+
+/* The nodes of a deployment (servers, later gateways): each says it is
+ * alive; the API lists them. */
+int aclm_store_node_heartbeat(struct aclm_store *st, const char *name, const char *kind,
+                              const char *address, const char *version, int64_t now);
+struct aclm_node_row {
+	int64_t id;
+	const char *name, *kind, *address, *version;
+	int64_t last_seen;
+};
+typedef int (*aclm_node_fn)(void *ctx, const struct aclm_node_row *row);
+int aclm_store_node_list(struct aclm_store *st, aclm_node_fn fn, void *ctx);
 
 /* PostgreSQL: try to become the scheduling leader (a session advisory
  * lock held until the connection closes).  SQLite: always true (one

@@ -62,6 +62,8 @@ static const struct key_def key_defs[] = {
 	{ "server.lockout_after", T_INT, "5", NULL,
 	  "failed logins in a row that lock an account (0: never)" },
 	{ "server.lockout_time", T_DURATION, "15m", NULL, "how long a locked account stays locked" },
+	{ "scan.rescan_interval", T_DURATION, "24h", NULL,
+	  "aclm server rescans the endpoints it knows this often (0: never)" },
 	{ "scheduler.workers", T_INT, "2", NULL,
 	  "jobs (renewals, ...) run at the same time by one server" },
 	{ "scheduler.interval", T_DURATION, "30s", NULL,

@@ -171,6 +171,14 @@ static int run_child(struct scheduler_job_ctx *ctx, const struct aclm_job *job, 
 		close(err_fd);
 	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
 		;
+	{
+		/* The final count, whatever second the last report was in. */
+		char prog[128];
+		snprintf(prog, sizeof(prog), "{\"endpoints_done\":%lld,\"findings\":%lld}",
+		         (long long)c->endpoints, (long long)c->findings);
+		aclm_store_job_progress(ctx->store, job->id, ctx->owner, prog,
+		                        aclm_now() + ctx->lease_seconds);
+	}
 	return ACLM_OK;
 }
 

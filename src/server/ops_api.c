@@ -396,7 +396,7 @@ static int managed_renew(struct server *s, struct aclm_http_req *req, struct acl
 	if ((rc = aclm_store_managed_get(s->store, id, &m)) != ACLM_OK)
 		return rc;
 	aclm_managed_row_free(&m);
-	if ((rc = aclm_store_job_ensure(s->store, "renew-now", ref, aclm_now())) != ACLM_OK)
+	if ((rc = aclm_store_job_ensure(s->store, "renew-now", ref, aclm_now(), NULL, true)) != ACLM_OK)
 		return rc;
 	server_scheduler_wake(s->sch);
 	return server_reply_json(res, 202, json_pack("{s:s,s:I}", "queued", "renew-now",
@@ -530,7 +530,33 @@ static int acme_cas(struct server *s, struct aclm_http_req *req, struct aclm_htt
 	                                             accounts));
 }
 
+static int add_node(void *ctx, const struct aclm_node_row *r)
+{
+	json_array_append_new(ctx, json_pack("{s:I,s:s,s:s,s:s,s:s,s:o}", "id", (json_int_t)r->id,
+	                                     "name", r->name, "kind", r->kind, "address",
+	                                     r->address, "version", r->version, "last_seen",
+	                                     aclm_json_time(r->last_seen)));
+	return ACLM_OK;
+}
+
+static int nodes_list(struct server *s, struct aclm_http_req *req, struct aclm_http_res *res,
+                      const struct principal *who)
+{
+	json_t *items = json_array();
+	int rc;
+
+	(void)req;
+	(void)who;
+	if ((rc = aclm_store_node_list(s->store, add_node, items)) != ACLM_OK) {
+		json_decref(items);
+		return rc;
+	}
+	return server_reply_json(res, 200, json_pack("{s:o}", "items", items));
+}
+
 const struct api_route server_ops_routes[] = {
+	{ "GET", "/api/v1/nodes", ACCESS_PERM, ACLM_PERM_READ_ALL, nodes_list,
+	  "the servers (and gateways) sharing this store, with their last heartbeat" },
 	{ "GET", "/api/v1/endpoints", ACCESS_PERM, ACLM_PERM_READ_INVENTORY, endpoints_list,
 	  "endpoints with their latest scan result (host, pq=yes|none, reachable, limit, offset)" },
 	{ "GET", "/api/v1/findings", ACCESS_PERM, ACLM_PERM_READ_INVENTORY, findings_list,

@@ -23,6 +23,7 @@
 #include "aclm/keywrap.h"
 #include "aclm/log.h"
 #include "aclm/store_acme.h"
+#include "aclm/store_endpoints.h"
 #include "aclm/store_jobs.h"
 #include "aclm/timeutil.h"
 #include "server-int.h"
@@ -35,6 +36,7 @@ struct scheduler {
 	struct aclm_config *cfg;
 	const char *db_url;
 	const char *config_path;
+	char address[128];           /* this server's URL, for the nodes table */
 	int n_workers;
 	double interval;
 	pthread_t threads[MAX_WORKERS];
@@ -172,11 +174,29 @@ static int collect(void *ctx, const struct aclm_managed_row *m)
 	return ACLM_OK;
 }
 
+/* Periodic rescan of the endpoints the inventory knows (scan.rescan_interval;
+ * 0 turns it off): one open job at a time, the next one planned an interval
+ * after the last. */
+static void plan_rescan(struct worker *w, int64_t now)
+{
+	int64_t every = aclm_config_duration(w->sch->cfg, "scan.rescan_interval"), n = 0;
+	struct aclm_endpoint_filter all = { .pq = -1 };
+
+	if (every <= 0 || aclm_store_count_endpoints(w->store, &all, &n) != ACLM_OK || n == 0)
+		return;
+	if (aclm_store_job_ensure(w->store, "scan", "rescan-known", now + every,
+	                          "{\"known\":true}", false) != ACLM_OK)
+		aclm_warn("scheduler: plan the rescan: %s", aclm_errmsg());
+}
+
 static void plan(struct worker *w)
 {
 	struct plan_ctx p = { .now = aclm_now() };
 	bool leader = false;
 
+	if (aclm_store_node_heartbeat(w->store, w->sch->node, "server", w->sch->address,
+	                              ACLM_VERSION, p.now) != ACLM_OK)
+		aclm_warn("scheduler: heartbeat: %s", aclm_errmsg());
 	if (aclm_store_try_leader(w->store, &leader) != ACLM_OK) {
 		aclm_warn("scheduler: %s", aclm_errmsg());
 		return;
@@ -188,11 +208,13 @@ static void plan(struct worker *w)
 	for (size_t i = 0; i < p.n; i++) {
 		char subject[32];
 		snprintf(subject, sizeof(subject), "%lld", (long long)p.due[i].id);
-		if (aclm_store_job_ensure(w->store, "renew", subject, p.due[i].at) != ACLM_OK)
+		if (aclm_store_job_ensure(w->store, "renew", subject, p.due[i].at, NULL, true) !=
+		    ACLM_OK)
 			aclm_warn("scheduler: plan renewal of managed certificate %s: %s", subject,
 			          aclm_errmsg());
 	}
 	free(p.due);
+	plan_rescan(w, p.now);
 	aclm_store_job_prune(w->store, p.now - 30 * 86400);
 }
 
@@ -306,7 +328,7 @@ static void *worker_main(void *arg)
 }
 
 struct scheduler *server_scheduler_start(struct aclm_config *cfg, const char *db_url,
-                                         const char *config_path)
+                                         const char *config_path, const char *address)
 {
 	struct scheduler *sch = calloc(1, sizeof(*sch));
 	char host[48] = "node";
@@ -316,6 +338,7 @@ struct scheduler *server_scheduler_start(struct aclm_config *cfg, const char *db
 	sch->cfg = cfg;
 	sch->db_url = db_url;
 	sch->config_path = config_path;
+	snprintf(sch->address, sizeof(sch->address), "%s", address != NULL ? address : "");
 	sch->n_workers = (int)aclm_config_int(cfg, "scheduler.workers");
 	sch->interval = (double)aclm_config_duration(cfg, "scheduler.interval");
 	if (sch->n_workers < 1)

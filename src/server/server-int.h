@@ -138,7 +138,7 @@ void server_observe(struct server *s, int status, double seconds);
  * waits for jobs in progress. */
 struct scheduler;
 struct scheduler *server_scheduler_start(struct aclm_config *cfg, const char *db_url,
-                                         const char *config_path);
+                                         const char *config_path, const char *address);
 void server_scheduler_stop(struct scheduler *sch);
 
 /* What a job kind gets from its worker. */

@@ -278,7 +278,7 @@ int aclm_server_run(struct aclm_server_opts *o)
 	ev_timer_start(loop, &sg.housekeeping);
 	/* libcurl's global state before any worker thread uses it. */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	sch = server_scheduler_start(s.cfg, url, s.config_path);
+	sch = server_scheduler_start(s.cfg, url, s.config_path, s.url);
 	s.sch = sch;
 	{
 		/* Alerts run on their own thread and store connection. */

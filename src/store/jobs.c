@@ -12,8 +12,8 @@ static const char SQL_OPEN_JOB[] =
 	"SELECT id, state FROM jobs WHERE kind = ? AND subject = ? "
 	"AND state IN ('pending', 'running')";
 static const char SQL_INSERT_JOB[] =
-	"INSERT INTO jobs (kind, subject, state, run_at, created_at, updated_at) "
-	"VALUES (?, ?, 'pending', ?, ?, ?)";
+	"INSERT INTO jobs (kind, subject, state, run_at, params, created_at, updated_at) "
+	"VALUES (?, ?, 'pending', ?, ?, ?, ?)";
 static const char SQL_MOVE_JOB[] =
 	"UPDATE jobs SET run_at = ?, updated_at = ? WHERE id = ? AND state = 'pending' "
 	"AND run_at <> ?";
@@ -48,6 +48,12 @@ static const char SQL_LIST_STATE_LIMIT[] =
 	JOB_COLS " WHERE state = ? ORDER BY updated_at DESC, id DESC LIMIT ?";
 static const char SQL_PRUNE[] =
 	"DELETE FROM jobs WHERE state IN ('done', 'failed') AND updated_at < ?";
+static const char SQL_NODE_UPSERT[] =
+	"INSERT INTO nodes (name, kind, address, version, last_seen) VALUES (?, ?, ?, ?, ?) "
+	"ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, address = excluded.address, "
+	"version = excluded.version, last_seen = excluded.last_seen";
+static const char SQL_NODES[] =
+	"SELECT id, name, kind, address, version, last_seen FROM nodes ORDER BY name";
 static const char SQL_LEADER[] = "SELECT pg_try_advisory_lock(" STORE_LOCK_SCHEDULER ")";
 
 static int finish(struct aclm_store *st, int rc)
@@ -64,7 +70,7 @@ static int finish(struct aclm_store *st, int rc)
 }
 
 int aclm_store_job_ensure(struct aclm_store *st, const char *kind, const char *subject,
-                          int64_t run_at)
+                          int64_t run_at, const char *params_json, bool reschedule)
 {
 	struct store_query q;
 	int64_t id = 0, now = aclm_now();
@@ -88,10 +94,11 @@ int aclm_store_job_ensure(struct aclm_store *st, const char *kind, const char *s
 	if (rc < 0)
 		return finish(st, rc);
 	if (id == 0) {
-		const struct store_param p[] = { SP_T(kind), SP_T(subject), SP_I(run_at), SP_I(now),
+		const struct store_param p[] = { SP_T(kind), SP_T(subject), SP_I(run_at),
+		                                 SP_T(params_json ? params_json : "{}"), SP_I(now),
 		                                 SP_I(now) };
 		rc = store_run(st, SQL_INSERT_JOB, "add job", p, SP_COUNT(p));
-	} else if (pending) {
+	} else if (pending && reschedule) {
 		const struct store_param p[] = { SP_I(run_at), SP_I(now), SP_I(id), SP_I(run_at) };
 		rc = store_run(st, SQL_MOVE_JOB, "reschedule job", p, SP_COUNT(p));
 	} else {
@@ -258,6 +265,36 @@ int aclm_store_job_prune(struct aclm_store *st, int64_t before)
 	const struct store_param p[] = { SP_I(before) };
 
 	return store_run(st, SQL_PRUNE, "prune jobs", p, 1);
+}
+
+int aclm_store_node_heartbeat(struct aclm_store *st, const char *name, const char *kind,
+                              const char *address, const char *version, int64_t now)
+{
+	const struct store_param p[] = { SP_T(name), SP_T(kind), SP_T(address), SP_T(version),
+	                                 SP_I(now) };
+
+	return store_run(st, SQL_NODE_UPSERT, "record node", p, SP_COUNT(p));
+}
+
+int aclm_store_node_list(struct aclm_store *st, aclm_node_fn fn, void *ctx)
+{
+	const struct store_driver *d = st->drv;
+	struct store_query q;
+	int rc;
+
+	if ((rc = store_query_open(st, &q, SQL_NODES, "list nodes", 0, NULL, 0)) != ACLM_OK)
+		return rc;
+	while ((rc = store_query_step(st, &q)) == 1) {
+		struct aclm_node_row r = {
+			.id = d->column_int64(q.stmt, 0), .name = d->column_text(q.stmt, 1),
+			.kind = d->column_text(q.stmt, 2), .address = d->column_text(q.stmt, 3),
+			.version = d->column_text(q.stmt, 4), .last_seen = d->column_int64(q.stmt, 5),
+		};
+		if ((rc = fn(ctx, &r)) != ACLM_OK)
+			break;
+	}
+	store_query_close(st, &q);
+	return rc < 0 ? rc : ACLM_OK;
 }
 
 int aclm_store_try_leader(struct aclm_store *st, bool *is_leader)

@@ -51,9 +51,12 @@ def tls_server(tmp_path):
 
 
 def test_scan_through_the_api(aclm, tls_server):
-    s = Server(aclm, config="scheduler:\n  interval: 1s\n")
+    s = Server(aclm, config="scheduler:\n  interval: 1s\nscan:\n  rescan_interval: 2s\n")
     try:
         admin = s.login("admin", ADMIN_PW)
+        st, nodes, _ = s.request("GET", "/api/v1/nodes", session=admin)
+        assert st == 200 and len(nodes["items"]) == 1 and nodes["items"][0]["kind"] == "server"
+        assert nodes["items"][0]["address"] == "https://127.0.0.1:%d/" % s.port
         st, body, _ = s.request("POST", "/api/v1/users",
                                 {"name": "v", "password": PW, "role": "viewer"}, session=admin)
         viewer = s.login("v", PW)
@@ -87,8 +90,17 @@ def test_scan_through_the_api(aclm, tls_server):
                              session=viewer)
         assert st == 200 and c["subject_cn"] == "selfsigned.test"
         st, text, _ = s.request("GET", "/metrics", session=viewer)
-        assert re.search(r'^aclm_scans_total 1$', text.decode(), re.M)
+        assert re.search(r'^aclm_scans_total [1-9]\d*$', text.decode(), re.M)
         assert re.search(r'^aclm_endpoints_pq\{pq="none"\} 1$', text.decode(), re.M)
+        # the known endpoint is rescanned on its own (scan.rescan_interval)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            st, scans, _ = s.request("GET", "/api/v1/scans", session=viewer)
+            if len([x for x in scans["items"] if x["status"] == "done"]) >= 2:
+                break
+            time.sleep(0.5)
+        assert len(scans["items"]) >= 2, scans
+        assert "--known" in scans["items"][0]["targets"], scans["items"][0]
         # audit: who asked for the scan
         ev = aclm.sql("SELECT detail FROM events WHERE type = 'api.request'")
         assert any(json.loads(d[0])["route"] == "/api/v1/scans" and
