@@ -81,3 +81,34 @@ def test_scheduler_renews_when_due_and_resumes_after_restart(aclm, short_pebble)
         rc, _, err = s.stop()
     assert rc == 0, err
     assert "runtime error" not in err and "AddressSanitizer" not in err
+
+
+def test_two_servers_share_postgres_one_leader(aclm, short_pebble):
+    """Two servers on one PostgreSQL database: both are nodes, one plans,
+    a due renewal is done once (one new order, not two)."""
+    if aclm.backend != "postgres":
+        pytest.skip("several servers share state through PostgreSQL only")
+    path = write_config(aclm, [pebble_ca(short_pebble)], "scheduler:\n  interval: 1s\n")
+    config = open(path).read()
+    aclm.json("issue", "--json", "two.example.test", "--standalone",
+              "127.0.0.1:%d" % short_pebble.http_port)
+    (mid, first, renew_at), = managed(aclm)
+    a = Server(aclm, config=config)
+    b = Server(aclm, config=config)
+    try:
+        sess = a.login("admin", ADMIN_PW)
+        nodes = wait_for(lambda: len(a.request("GET", "/api/v1/nodes", session=sess)[1]["items"]) == 2
+                         and a.request("GET", "/api/v1/nodes", session=sess)[1]["items"], 15)
+        assert nodes and {n["address"] for n in nodes} == {
+            "https://127.0.0.1:%d/" % a.port, "https://127.0.0.1:%d/" % b.port}
+        # one open renew job for the certificate, whichever server planned it
+        assert len(aclm.sql("SELECT id FROM jobs WHERE kind = 'renew' AND state = 'pending'")) == 1
+        renewed = wait_for(lambda: int(managed(aclm)[0][1]) != int(first), LIFETIME + 30)
+        assert renewed, "not renewed"
+        time.sleep(2)
+        orders = aclm.sql("SELECT state FROM acme_orders WHERE managed_id = %s" % mid)
+        assert [o[0] for o in orders] == ["done", "done"], orders  # issue + one renewal
+    finally:
+        for s in (a, b):
+            rc, _, err = s.stop()
+            assert rc == 0, err
