@@ -236,11 +236,13 @@ class Hostile(threading.Thread):
         self.sock.close()
 
 
-class SmtpStarttls(threading.Thread):
-    """A small SMTP server with STARTTLS (Debian's python3 ssl module)."""
+class StarttlsServer(threading.Thread):
+    """A small SMTP, IMAP or POP3 server with STARTTLS (Debian's python3 ssl
+    module): just enough dialogue to reach the TLS handshake."""
 
-    def __init__(self, cert):
+    def __init__(self, cert, proto="smtp"):
         super().__init__(daemon=True)
+        self.proto = proto
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         self.ctx.load_cert_chain(str(cert.chain), str(cert.key))
@@ -261,20 +263,45 @@ class SmtpStarttls(threading.Thread):
                 continue
             threading.Thread(target=self.serve, args=(c,), daemon=True).start()
 
+    GREETING = {"smtp": b"220 mx.test ESMTP ready\r\n", "imap": b"* OK IMAP4rev1 ready\r\n",
+                "pop3": b"+OK POP3 ready\r\n"}
+
+    def answer(self, line):
+        """(reply, go TLS after it) for one command line."""
+        cmd = line.strip()
+        up = cmd.upper()
+        if self.proto == "smtp":
+            if up.startswith(b"EHLO"):
+                return b"250-mx.test\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 8BITMIME\r\n", False
+            if up == b"STARTTLS":
+                return b"220 2.0.0 go ahead\r\n", True
+            return b"502 unknown\r\n", False
+        if self.proto == "imap":
+            tag, _, rest = cmd.partition(b" ")
+            if rest.upper() == b"CAPABILITY":
+                return (b"* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\n" + tag +
+                        b" OK CAPABILITY completed\r\n"), False
+            if rest.upper() == b"STARTTLS":
+                return tag + b" OK Begin TLS negotiation now\r\n", True
+            return tag + b" BAD unknown\r\n", False
+        if up == b"CAPA":
+            return b"+OK Capability list follows\r\nUSER\r\nSTLS\r\n.\r\n", False
+        if up == b"STLS":
+            return b"+OK Begin TLS\r\n", True
+        return b"-ERR unknown\r\n", False
+
     def serve(self, c):
         try:
             c.settimeout(5)
             f = c.makefile("rb")
-            c.sendall(b"220 mx.test ESMTP ready\r\n")
+            c.sendall(self.GREETING[self.proto])
             while True:
                 line = f.readline(1024)
                 if not line:
                     return
-                cmd = line.strip().upper()
-                if cmd.startswith(b"EHLO"):
-                    c.sendall(b"250-mx.test\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 8BITMIME\r\n")
-                elif cmd == b"STARTTLS":
-                    c.sendall(b"220 2.0.0 go ahead\r\n")
+                reply, go_tls = self.answer(line)
+                c.sendall(reply)
+                if go_tls:
                     t = self.ctx.wrap_socket(c, server_side=True)
                     try:
                         t.recv(100)
@@ -282,11 +309,6 @@ class SmtpStarttls(threading.Thread):
                         pass
                     t.close()
                     return
-                elif cmd == b"QUIT":
-                    c.sendall(b"221 bye\r\n")
-                    return
-                else:
-                    c.sendall(b"502 unknown\r\n")
         except (OSError, ssl.SSLError):
             pass
         finally:
@@ -431,12 +453,14 @@ class Fleet:
         for name, cert, extra, exp in variants:
             self.s_server(name, c[cert], extra, exp)
 
-        smtp = SmtpStarttls(c["good"])
-        smtp.start()
-        self.threads.append(smtp)
-        self.endpoints.append(Endpoint("smtp", smtp.port, expect(
-            versions=tls, classic=["P-256"], protocol="smtp", findings=[nopq], cert="good")))
-        self.smtp_port = smtp.port
+        self.starttls = {}
+        for proto in ("smtp", "imap", "pop3"):
+            srv = StarttlsServer(c["good"], proto)
+            srv.start()
+            self.threads.append(srv)
+            self.endpoints.append(Endpoint(proto, srv.port, expect(
+                versions=tls, classic=["P-256"], protocol=proto, findings=[nopq], cert="good")))
+            self.starttls[proto] = srv.port
 
         for kind, reason, finding in [("silent", "timeout", "unreachable"),
                                       ("garbage", "not-tls", "not-tls"),

@@ -35,8 +35,11 @@ def prime_inventory(aclm, fleet):
 
 def scan(aclm, fleet, *extra):
     targets = ["127.0.0.1:%d" % e.port for e in fleet.endpoints]
+    starttls = []
+    for proto, port in fleet.starttls.items():
+        starttls += ["--starttls", "%d:%s" % (port, proto)]
     return aclm.json("scan", "--json", "--no-progress", *FAST, "--wildcard-max", "1",
-                     "--starttls", "%d:smtp" % fleet.smtp_port, *targets, *extra)
+                     *starttls, *targets, *extra)
 
 
 def check_endpoint(e, got, fleet):
@@ -234,3 +237,18 @@ def test_progress_line_on_a_terminal(aclm_sqlite, fleet):
     assert p.returncode == 0
     assert b"scan: " in err and b"endpoints" in err and b"/s" in err and b"findings" in err
     assert b"scan 1: 2 endpoints, 1 reachable" in out
+
+
+def test_rate_and_per_host_limits(aclm_sqlite, fleet):
+    port = next(e.port for e in fleet.endpoints if e.name == "ng-plain")
+    target = "127.0.0.1:%d" % port
+    t0 = time.time()
+    free = aclm_sqlite.json("scan", "--json", *FAST, target)
+    t_free = time.time() - t0
+    t0 = time.time()
+    slow = aclm_sqlite.json("scan", "--json", *FAST, "--rate", "10", "--per-host", "1", target)
+    t_slow = time.time() - t0
+    # 1 basic + 3 versions + 6 classic + 6 PQ probes = 16 connections at 10/s
+    assert t_slow >= 1.4, (t_slow, t_free)
+    keep = ("versions", "groups", "pq_groups", "pq", "reachable")
+    assert {k: slow["endpoints"][0][k] for k in keep} == {k: free["endpoints"][0][k] for k in keep}
