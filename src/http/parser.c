@@ -441,19 +441,31 @@ static int finish_head(struct aclm_http_parser *p)
 
 /* ---- the byte loop ----------------------------------------------------- */
 
-/* Append one byte of a head line, enforcing the limits of its section. */
-static int head_byte(struct aclm_http_parser *p, unsigned char c, bool in_reqline)
+/* Append the run of ordinary bytes of a head line that starts at d[*i]
+ * (up to CR, LF or NUL, which the caller's state handles), enforcing the
+ * limit of its section.  Over the limit it takes exactly the bytes that
+ * still fit and fails, as if they had come one by one. */
+static int head_run(struct aclm_http_parser *p, const unsigned char *d, size_t len, size_t *i,
+                    bool in_reqline)
 {
-	if (in_reqline) {
-		if (p->head.len - p->line_start + 1 > p->lim.max_request_line)
-			return fail(p, 414, "request line longer than the limit");
-	} else if (p->header_bytes + 1 > p->lim.max_header_bytes) {
-		return fail(p, 431, "header section larger than the limit");
-	} else {
-		p->header_bytes++;
-	}
-	if (aclm_buf_append(&p->head, &c, 1) != ACLM_OK)
-		return fail(p, 431, "header section larger than the limit");
+	size_t j = *i, n, room;
+
+	while (j < len && d[j] != '\r' && d[j] != '\n' && d[j] != '\0')
+		j++;
+	n = j - *i;
+	room = in_reqline ? p->lim.max_request_line - (p->head.len - p->line_start)
+	                  : p->lim.max_header_bytes - p->header_bytes;
+	if (n > room)
+		n = room;
+	if (aclm_buf_append(&p->head, d + *i, n) != ACLM_OK)
+		return fail(p, 503, "out of memory");
+	if (!in_reqline)
+		p->header_bytes += n;
+	*i += n;
+	p->total += n;
+	if (*i < j)     /* the byte at *i does not fit */
+		return in_reqline ? fail(p, 414, "request line longer than the limit")
+		                  : fail(p, 431, "header section larger than the limit");
 	return ACLM_OK;
 }
 
@@ -519,8 +531,8 @@ int aclm_http_parser_feed(struct aclm_http_parser *p, const void *data, size_t l
 				rc = fail(p, 400, "bare LF in the request line");
 			else if (c == '\0')
 				rc = fail(p, 400, "NUL byte in the request line");
-			else
-				rc = head_byte(p, c, true);
+			else if ((rc = head_run(p, d, len, &i, true)) == ACLM_OK)
+				continue;
 			break;
 		case P_REQLINE_LF:
 			if (c != '\n') {
@@ -545,8 +557,8 @@ int aclm_http_parser_feed(struct aclm_http_parser *p, const void *data, size_t l
 				rc = fail(p, 400, "bare LF in the header section");
 			else if (c == '\0')
 				rc = fail(p, 400, "NUL byte in a header");
-			else
-				rc = head_byte(p, c, false);
+			else if ((rc = head_run(p, d, len, &i, false)) == ACLM_OK)
+				continue;
 			break;
 		case P_HEADER_LF:
 			if (c != '\n') {
