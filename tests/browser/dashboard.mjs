@@ -64,6 +64,7 @@ async function settle(page) {
 async function go(page, hash) {
   where = hash;
   await page.evaluate((h) => { location.hash = h; }, hash);
+  await page.waitForFunction((h) => document.getElementById('app').dataset.rendered === h, hash);
   await settle(page);
 }
 

@@ -135,6 +135,7 @@ async function render() {
   if (seq !== state.renderSeq) return;
   clear(main).appendChild(node);
   if (node.dataset && node.dataset.title) document.title = node.dataset.title + ' · aclm';
+  app.dataset.rendered = location.hash || '#/';   // for tests: this route's page is in place
 }
 
 setUnauthorizedHandler(() => {
