@@ -59,6 +59,7 @@ class Cert:
     chain: Path           # leaf + intermediate (what a correct server sends)
     fingerprint: str
     spki: str
+    serial: int = 0
 
 
 class Pki:
@@ -76,6 +77,10 @@ class Pki:
                                 "aclm scan test intermediate", ca=True, days=(-1, 1800))
         self.root_pem = self._write("root.pem", self.root)
         self.inter_pem = self._write("inter.pem", self.inter)
+        self.inter_keyfile = self.d / "inter.key"
+        self.inter_keyfile.write_bytes(self.inter_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
         shared = ec.generate_private_key(ec.SECP256R1())
         loop = ["DNS:localhost", "IP:127.0.0.1"]
         self.leaf("good", sans=loop)
@@ -91,6 +96,11 @@ class Pki:
         self.leaf("shared_b", sans=["DNS:b.test", "IP:127.0.0.1"], key=shared)
         self.leaf("wild", sans=["DNS:*.wild.test", "IP:127.0.0.1"])
         self.leaf("other", sans=loop)
+        # a CA nobody imported: its leaf is untrusted
+        self.stranger_key = ec.generate_private_key(ec.SECP256R1())
+        self.stranger = self._make("stranger", self.stranger_key, None, None, "stranger root",
+                                   ca=True, days=(-1, 3650))
+        self.leaf("untrusted", sans=loop, issuer=(self.stranger, self.stranger_key))
 
     def _write(self, name, cert):
         p = self.d / name
@@ -125,13 +135,15 @@ class Pki:
                 issuer_key.public_key()), critical=False)
         return b.sign(issuer_key if issuer_key is not None else key, digest or hashes.SHA256())
 
-    def leaf(self, name, sans, days=(-1, 89), key=None, self_signed=False, digest=None):
+    def leaf(self, name, sans, days=(-1, 89), key=None, self_signed=False, digest=None,
+             issuer=None):
         key = key or ec.generate_private_key(ec.SECP256R1())
+        issuer = issuer or (self.inter, self.inter_key)
         if self_signed:
             cert = self._make(name + ".test", key, None, None, sans=sans, days=days,
                               digest=digest)
         else:
-            cert = self._make(name + ".test", key, self.inter, self.inter_key, sans=sans,
+            cert = self._make(name + ".test", key, issuer[0], issuer[1], sans=sans,
                               days=days, digest=digest)
         path = self._write(name + ".pem", cert)
         kp = self.d / (name + ".key")
@@ -146,8 +158,28 @@ class Pki:
         import hashlib
         self.certs[name] = Cert(name, path, kp, chain,
                                 cert.fingerprint(hashes.SHA256()).hex(),
-                                hashlib.sha256(spki).hexdigest())
+                                hashlib.sha256(spki).hexdigest(), cert.serial_number)
         return self.certs[name]
+
+    def ocsp_response(self, name):
+        """A DER OCSP response 'good' for the leaf, signed by the intermediate
+        (openssl ocsp as a one-shot responder)."""
+        c = self.certs[name]
+        d = self.d / ("ocsp-" + name)
+        d.mkdir()
+        serial = "%X" % c.serial
+        if len(serial) % 2:
+            serial = "0" + serial
+        (d / "index.txt").write_text("V\t301231235959Z\t\t%s\tunknown\t/CN=%s.test\n"
+                                     % (serial, name))
+        subprocess.run(["openssl", "ocsp", "-issuer", str(self.inter_pem), "-cert", str(c.path),
+                        "-reqout", str(d / "req.der"), "-no_nonce"], check=True,
+                       capture_output=True)
+        subprocess.run(["openssl", "ocsp", "-index", str(d / "index.txt"), "-rsigner",
+                        str(self.inter_pem), "-rkey", str(self.inter_keyfile), "-CA",
+                        str(self.inter_pem), "-reqin", str(d / "req.der"), "-respout",
+                        str(d / "resp.der"), "-ndays", "2"], check=True, capture_output=True)
+        return d / "resp.der"
 
 
 # --------------------------------------------------------------- endpoints
@@ -371,8 +403,9 @@ activate = 1
 
 
 def expect(reachable=True, reason="ok", versions=(), classic=(), pq=(), trust="trusted",
-           hostname=True, protocol="tls", findings=(), cert=None, chain_len=2):
+           hostname=True, protocol="tls", findings=(), cert=None, chain_len=2, ocsp=False):
     return {
+        "ocsp": ocsp,
         "reachable": reachable, "reason": reason, "protocol": protocol,
         "versions": {v: (v in versions) for v in VERSIONS} if reachable else None,
         "groups": {g: (g in classic) for g in CLASSIC} if reachable else None,
@@ -449,6 +482,11 @@ class Fleet:
                                             findings=[um, nopq])),
             ("s-wild-2", "wild", [], expect(versions=tls, classic=grp, cert="wild",
                                             findings=[um, nopq])),
+            ("s-untrusted", "untrusted", ["leaf-only"],
+             expect(versions=tls, classic=grp, cert="untrusted", trust="untrusted", chain_len=1,
+                    findings=["untrusted", um, nopq])),
+            ("s-ocsp", "good", ["-status_file", str(self.pki.ocsp_response("good"))],
+             expect(versions=tls, classic=grp, cert="good", ocsp=True, findings=[nopq])),
         ]
         for name, cert, extra, exp in variants:
             self.s_server(name, c[cert], extra, exp)
