@@ -250,11 +250,19 @@ class Hostile(threading.Thread):
                     c.sendall(bytes([b]))
                     time.sleep(0.2)
             elif self.kind == "bigchain":
-                # A handshake record announcing a 1 MB message, then filler.
+                # A TLS 1.2 ServerHello, then a Certificate message of 1 MB
+                # (a chain of ~700 certificates), streamed in full records.
                 c.recv(4096)
-                c.sendall(b"\x16\x03\x03\x40\x00" + b"\x0b\x10\x00\x00" + b"\x00" * (0x4000 - 4))
-                for _ in range(70):
-                    c.sendall(b"\x16\x03\x03\x40\x00" + b"\x00" * 0x4000)
+                body = b"\x03\x03" + b"\x5a" * 32 + b"\x00" + b"\xc0\x2b" + b"\x00"
+                sh = b"\x02" + len(body).to_bytes(3, "big") + body
+                c.sendall(b"\x16\x03\x03" + len(sh).to_bytes(2, "big") + sh)
+                total = 1 << 20
+                msg = b"\x0b" + (total + 3).to_bytes(3, "big") + total.to_bytes(3, "big")
+                sent = 0
+                while sent < total + 7 and not self.stop.is_set():
+                    chunk = (msg + b"\x30" * 0x4000)[:0x4000] if sent == 0 else b"\x30" * 0x4000
+                    c.sendall(b"\x16\x03\x03" + len(chunk).to_bytes(2, "big") + chunk)
+                    sent += len(chunk)
         except OSError:
             pass
         finally:
