@@ -408,6 +408,108 @@ static void test_findings(void **state)
 	assert_string_equal(got.types, "unreachable:medium,not-tls:medium");
 }
 
+/* --- crafted hello and the ServerHello reader ------------------------------ */
+
+static size_t put_record(unsigned char *out, unsigned type, const unsigned char *p, size_t n)
+{
+	out[0] = (unsigned char)type;
+	out[1] = 3;
+	out[2] = 3;
+	out[3] = (unsigned char)(n >> 8);
+	out[4] = (unsigned char)n;
+	memcpy(out + 5, p, n);
+	return n + 5;
+}
+
+/* A HelloRetryRequest selecting `group` (or a ServerHello when !hrr). */
+static size_t server_hello(unsigned char *out, bool hrr, uint16_t version, uint16_t group)
+{
+	static const unsigned char hrr_random[32] = {
+		0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65,
+		0xB8, 0x91, 0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2,
+		0xC8, 0xA8, 0x33, 0x9C,
+	};
+	unsigned char m[256];
+	size_t n = 4;
+
+	m[n++] = 3; m[n++] = 3;
+	if (hrr)
+		memcpy(m + n, hrr_random, 32);
+	else
+		memset(m + n, 7, 32);
+	n += 32;
+	m[n++] = 0;                              /* session id */
+	m[n++] = 0x13; m[n++] = 0x01; m[n++] = 0;
+	m[n++] = 0; m[n++] = 12;                 /* extensions */
+	m[n++] = 0; m[n++] = 43; m[n++] = 0; m[n++] = 2;
+	m[n++] = (unsigned char)(version >> 8); m[n++] = (unsigned char)version;
+	m[n++] = 0; m[n++] = 51; m[n++] = 0; m[n++] = 2;
+	m[n++] = (unsigned char)(group >> 8); m[n++] = (unsigned char)group;
+	m[0] = 2; m[1] = 0; m[2] = 0; m[3] = (unsigned char)(n - 4);
+	return put_record(out, 0x16, m, n);
+}
+
+static void test_hello(void **state)
+{
+	unsigned char rec[1024], resp[600];
+	struct hello_reader r;
+	size_t n, rn;
+	const unsigned char *ext;
+	bool found = false;
+
+	/* the hello: one handshake record, lengths consistent, our group alone */
+	n = hello_build(rec, sizeof(rec), 0x11EC, "www.example");
+	assert_true(n > 100);
+	assert_int_equal(rec[0], 0x16);
+	assert_int_equal((size_t)(rec[3] << 8 | rec[4]), n - 5);
+	assert_int_equal(rec[5], 1);
+	assert_int_equal((size_t)(rec[6] << 16 | rec[7] << 8 | rec[8]), n - 9);
+	for (ext = rec; ext + 8 <= rec + n; ext++)
+		if (memcmp(ext, "\x00\x0a\x00\x04\x00\x02\x11\xec", 8) == 0)
+			found = true;
+	assert_true(found);
+	assert_non_null(memmem(rec, n, "www.example", 11));
+	assert_int_equal(hello_build(rec, 100, 29, NULL), 0);
+
+	/* an HRR naming the group, fed byte by byte */
+	rn = server_hello(resp, true, 0x0304, 0x11EC);
+	hello_reader_init(&r);
+	for (size_t i = 0; i + 1 < rn; i++)
+		assert_int_equal(hello_feed(&r, resp + i, 1), HELLO_NEED_MORE);
+	assert_int_equal(hello_feed(&r, resp + rn - 1, 1), HELLO_SERVER_HELLO);
+	assert_true(r.is_hrr);
+	assert_int_equal(r.version, 0x0304);
+	assert_int_equal(r.group, 0x11EC);
+
+	/* the message split over two records */
+	{
+		unsigned char two[600];
+		size_t a = put_record(two, 0x16, resp + 5, 20);
+		a += put_record(two + a, 0x16, resp + 25, rn - 25);
+		hello_reader_init(&r);
+		assert_int_equal(hello_feed(&r, two, a), HELLO_SERVER_HELLO);
+		assert_int_equal(r.group, 0x11EC);
+	}
+	/* a plain ServerHello is not an HRR */
+	rn = server_hello(resp, false, 0x0304, 29);
+	hello_reader_init(&r);
+	assert_int_equal(hello_feed(&r, resp, rn), HELLO_SERVER_HELLO);
+	assert_false(r.is_hrr);
+	assert_int_equal(r.group, 29);
+
+	/* an alert, HTTP, an oversized message */
+	hello_reader_init(&r);
+	n = put_record(rec, 0x15, (const unsigned char *)"\x02\x28", 2);
+	assert_int_equal(hello_feed(&r, rec, n), HELLO_ALERT);
+	assert_int_equal(r.alert_desc, 40);
+	hello_reader_init(&r);
+	assert_int_equal(hello_feed(&r, (const unsigned char *)"HTTP/1.1 400 Bad", 16), HELLO_NOT_TLS);
+	hello_reader_init(&r);
+	n = put_record(rec, 0x16, (const unsigned char *)"\x02\x01\x00\x00", 4);
+	assert_int_equal(hello_feed(&r, rec, n), HELLO_ERROR);
+	assert_non_null(strstr(r.why, "4 KiB"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -421,6 +523,7 @@ int main(void)
 		cmocka_unit_test(test_starttls_dialogues),
 		cmocka_unit_test(test_starttls_failures),
 		cmocka_unit_test(test_findings),
+		cmocka_unit_test(test_hello),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
