@@ -130,7 +130,15 @@ try {
   await go(page, '#/');
   await page.waitForSelector('.overview[data-charts-ready="1"]');
   await page.waitForSelector('[data-figure="violations"]');   // compliance comes after the rest
+  await page.waitForSelector('[data-figure="pq"]');
   await settle(page);
+  // PQ readiness: the figure is the report's summary
+  where = 'overview pq';
+  const pqr = await (await context.request.get(URL + 'api/v1/reports/pq-readiness?format=json')).json();
+  const pqText = (await page.textContent('[data-figure="pq"] .value')).replace(/\s/g, '');
+  const pqWant = `${pqr.summary.x25519mlkem768 + pqr.summary.curvesm2mlkem768 - pqr.summary.both}/${pqr.summary.total}`;
+  check(pqText === pqWant, `PQ figure ${pqText}, the report says ${pqWant}`);
+  report.pq = pqText;
   await shot(page, 'overview');
   // a key link of the algorithm distribution filters the list
   const keyLink = page.locator('[data-key]').first();

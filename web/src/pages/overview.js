@@ -59,7 +59,12 @@ export async function overviewPage(ctx) {
     : Promise.resolve(null);
   extra.push(unavailable('failing', t('ov.failing'), 'managed certificates API'));
   extra.push(unavailable('ghost', t('ov.ghost'), 'endpoints API'));
-  extra.push(unavailable('pq', t('ov.pq'), 'endpoints API'));
+  const pqSlot = h('div', { class: 'slot' });
+  const pqPanelSlot = h('div', { class: 'slot' });
+  extra.push(pqSlot);
+  const pq = ctx.can('GET', '/api/v1/reports/{kind}')
+    ? get('/api/v1/reports/pq-readiness?format=json').catch((e) => ({ error: e }))
+    : Promise.resolve(null);
   const figs2 = h('section', { class: 'figures secondary' }, extra);
 
   // Expiry calendar: the next 12 months by UTC day.
@@ -96,7 +101,7 @@ export async function overviewPage(ctx) {
   const page = h('div', { class: 'overview', dataset: { title: t('nav.overview') } },
     h('div', { class: 'page-head' }, h('h1', null, t('nav.overview')),
       h('span', { class: 'muted', id: 'asof' }, t('ov.asof', { t: fmtTime(o.now) }))),
-    figs, figs2, heatPanel, h('div', { class: 'two' }, keysPanel, issuersPanel), complianceSlot);
+    figs, figs2, heatPanel, h('div', { class: 'two' }, keysPanel, issuersPanel), complianceSlot, pqPanelSlot);
 
   // Charts need their boxes in the document to measure them.
   const { chart } = await charts;
@@ -133,7 +138,9 @@ export async function overviewPage(ctx) {
     }, (p) => { if (p.data && p.data.dn) location.hash = listLink({ issuer: p.data.dn }); });
     page.dataset.chartsReady = '1';
   });
-  compliance.then((c) => fillCompliance(c, violationsSlot, complianceSlot, pal, chart));
+  // one after the other: each is a pass over the whole inventory on the server
+  compliance.then((c) => fillCompliance(c, violationsSlot, complianceSlot, pal, chart))
+    .then(() => pq).then((r) => fillPq(r, pqSlot, pqPanelSlot, pal, chart));
   return page;
 }
 
@@ -170,4 +177,44 @@ function fillCompliance(c, figSlot, panelSlot, pal, chart) {
   }, () => { location.hash = '#/policies'; });
   const page = document.querySelector('.overview');
   if (page) page.dataset.complianceReady = '1';
+}
+
+// PQ readiness of the scanned endpoints, from the pq-readiness report's
+// summary (classes: X25519MLKEM768, curveSM2MLKEM768, both, none, unknown).
+const PQ_REPORT = '/api/v1/reports/pq-readiness?format=html';
+function fillPq(r, figSlot, panelSlot, pal, chart) {
+  if (!figSlot.isConnected) return;
+  if (r === null || r.error || !r.summary || typeof r.summary.total !== 'number') {
+    figSlot.replaceWith(unavailable('pq', t('ov.pq'), r && r.error ? r.error.message : 'GET /api/v1/reports/{kind}'));
+    panelSlot.remove();
+    return;
+  }
+  const sm = r.summary;
+  const n = (k) => (typeof sm[k] === 'number' ? sm[k] : 0);
+  const accepting = n('x25519mlkem768') + n('curvesm2mlkem768') - n('both');
+  figSlot.replaceWith(h('a', { class: 'figure', href: PQ_REPORT, target: '_blank', rel: 'noopener',
+                               dataset: { figure: 'pq' }, title: t('ov.open') },
+    h('span', { class: 'value' }, fmtNum(accepting), h('small', { class: 'muted' }, ' / ', fmtNum(sm.total))),
+    h('span', { class: 'label' }, t('ov.pq'))));
+  if (sm.total === 0) {
+    panelSlot.replaceWith(h('section', { class: 'panel', id: 'pq' }, h('h2', null, t('ov.pq')),
+      h('p', { class: 'muted' }, t('ov.pq.none'))));
+    return;
+  }
+  const classes = [
+    ['x25519', n('x25519mlkem768') - n('both'), 'X25519MLKEM768'],
+    ['sm2', n('curvesm2mlkem768') - n('both'), 'curveSM2MLKEM768'],
+    ['both', n('both'), t('ov.pq.both')],
+    ['none', n('none'), t('ov.pq.neither')],
+    ['unknown', n('unknown'), t('ov.pq.unknown')],
+  ].filter((c) => c[1] > 0);
+  const el = h('div', { class: 'chart', id: 'chart-pq', role: 'img', 'aria-label': t('ov.pq') });
+  panelSlot.replaceWith(h('section', { class: 'panel', id: 'pq' }, h('h2', null, t('ov.pq')), el,
+    h('ul', { class: 'chips' }, classes.map((c) => h('li', null, c[2], ' · ', fmtNum(c[1])))),
+    h('p', null, h('a', { href: PQ_REPORT, target: '_blank', rel: 'noopener' }, t('ov.pq.report')))));
+  chart(el, {
+    color: pal.series,
+    series: [{ type: 'pie', radius: ['40%', '70%'], label: { color: pal.text },
+               data: classes.map((c) => ({ name: c[2], value: c[1] })) }],
+  });
 }
