@@ -112,7 +112,8 @@ int acme_account_ensure(struct acme_client *c, struct aclm_store *st, const stru
 			.key_sealed = sealed, .key_sealed_len = sealed_len, .contact = c->ca->contact,
 		};
 		int64_t id = 0;
-		char detail[ACME_MAX_URL + 128];
+		json_t *d;
+		char *detail;
 
 		if ((rc = aclm_store_acme_account_add(st, &nr, &id)) != ACLM_OK) {
 			/* another process stored its account first: use that one */
@@ -131,8 +132,11 @@ int acme_account_ensure(struct acme_client *c, struct aclm_store *st, const stru
 			aclm_acme_account_row_free(&other);
 			goto out;
 		}
-		snprintf(detail, sizeof(detail), "{\"ca\":\"%s\",\"account\":\"%s\"}", c->ca->name, c->kid);
+		d = json_pack("{s:s, s:s}", "ca", c->ca->name, "account", c->kid);
+		detail = d ? json_dumps(d, JSON_COMPACT) : NULL;
 		aclm_store_append_event(st, "acme.account.created", c->ca->name, detail);
+		free(detail);
+		json_decref(d);
 	}
 	aclm_info("CA %s: account %s created", c->ca->name, c->kid);
 out:
