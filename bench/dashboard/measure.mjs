@@ -32,7 +32,7 @@ for (let i = 0; i < runs; i++) {
   await page.waitForSelector('.overview[data-charts-ready="1"]', { timeout: 60000 });
   ov.push(await page.evaluate(() => performance.now()));
   // the compliance figure comes after the charts; let it finish before the next run
-  await page.waitForSelector('[data-figure="violations"]', { timeout: 60000 });
+  await page.waitForSelector('[data-figure="violations"]', { timeout: 300000 });
   ovApi.push(await page.evaluate(async () => {
     const t = performance.now();
     const r = await fetch('/api/v1/overview', { cache: 'no-store' });
