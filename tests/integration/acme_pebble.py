@@ -170,3 +170,40 @@ def pebble_ca(peb, name="pebble", **kw):
     d = {"name": name, "directory": peb.directory, "trust": peb.trust}
     d.update(kw)
     return d
+
+
+def main():
+    """Try aclm against Pebble by hand: starts Pebble and challtestsrv on
+    loopback, writes aclm-pebble.yaml here, prints the command, waits for
+    Ctrl-C."""
+    import argparse
+    import tempfile
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--config", default="aclm-pebble.yaml")
+    a = ap.parse_args()
+    import signal
+    import sys
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # run the finally below
+    work = tempfile.mkdtemp(prefix="aclm-pebble-")
+    peb = Pebble(work).start()
+    try:
+        with open(a.config, "w") as f:
+            f.write("acme:\n  cas:\n    - name: pebble\n      directory: %s\n      trust: %s\n"
+                    % (peb.directory, peb.trust))
+        print("Pebble is at %s (files in %s); %s written.\n" % (peb.directory, work, a.config))
+        print("  aclm --config %s issue a.example.test --standalone 127.0.0.1:%d"
+              % (a.config, peb.http_port))
+        print("  aclm --config %s issue b.example.test --challenge tls-alpn-01 "
+              "--standalone 127.0.0.1:%d" % (a.config, peb.tls_port))
+        print("\nCtrl-C stops Pebble.")
+        peb.pebble.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        peb.stop()
+        import shutil
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
