@@ -85,5 +85,6 @@ int cmd_findings(struct cli *cli, int argc, char **argv);
 int cmd_policy(struct cli *cli, int argc, char **argv);
 int cmd_report(struct cli *cli, int argc, char **argv);
 int cmd_alert(struct cli *cli, int argc, char **argv);
+int cmd_gateway(struct cli *cli, int argc, char **argv);
 
 #endif

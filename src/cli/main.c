@@ -266,6 +266,14 @@ static const struct cli_command commands[] = {
 	  "  --send CHANNEL send it as text through an alert channel (aclm alert) now\n"
 	  "  --every DUR   with --send: at most once per DUR (daily cron + --every 7d: weekly)\n"
 	  "  --lang L      en (default) or zh: headings and labels of the HTML report\n" },
+	{ "gateway", cmd_gateway, "TLS-terminating reverse proxy in front of existing servers",
+	  "usage: aclm gateway [run|check|reload] [--config gw.yaml]\n"
+	  "\n"
+	  "  run     serve (default); SIGHUP reloads, SIGTERM stops\n"
+	  "  check   read and check the configuration, certificates and keys\n"
+	  "  reload  send SIGHUP to the running gateway (its pid_file)\n"
+	  "  -c, --config FILE  the gateway's configuration (default gw.yaml);\n"
+	  "                     format: docs/gateway.md\n" },
 	{ "help", cmd_help, "show help for a command",
 	  "usage: aclm help [COMMAND]\n" },
 	{ "version", cmd_version, "print the version (and --features)",

@@ -1,0 +1,202 @@
+/* Private structures of the gateway (src/gateway). */
+#ifndef ACLM_GATEWAY_INT_H
+#define ACLM_GATEWAY_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+
+#include "aclm/gateway.h"
+#include "aclm/http.h"
+
+#define GW_MAX_NAMES 64
+#define GW_MAX_UPSTREAMS 32
+#define GW_MAX_CERTS 2
+#define GW_MAX_LISTEN 8
+#define GW_DEFAULT_GROUPS "X25519MLKEM768:X25519:P-256"
+
+/* ---- config.c ---- */
+
+struct gw_upstream {
+	char url[300];
+	char host[256];
+	char port[8];
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	atomic_int fails;                 /* consecutive failures */
+	_Atomic int64_t down_until_ms;    /* passive health: skipped until then */
+	atomic_ullong n_requests;
+	atomic_ullong n_failures;
+};
+
+enum gw_pq { GW_PQ_PREFER, GW_PQ_OFFER, GW_PQ_OFF };
+enum gw_cert_source { GW_CERT_FILES, GW_CERT_ACME, GW_CERT_CA };
+
+struct gw_certfile {
+	char cert[4096];
+	char key[4096];
+	struct timespec cert_mtime, key_mtime;
+	time_t not_after;
+	char key_type[16];                /* "ECDSA", "RSA", ... */
+};
+
+struct gw_site {
+	char *names[GW_MAX_NAMES];
+	size_t n_names;
+	struct gw_upstream *ups;          /* n_ups of them */
+	size_t n_ups;
+	atomic_uint rr;                   /* round robin cursor */
+	enum gw_cert_source cert_source;
+	struct gw_certfile certs[GW_MAX_CERTS];
+	size_t n_certs;
+	enum gw_pq pq;
+	unsigned pq_canary_percent;
+	char groups[512];                 /* full preference list */
+	char groups_classic[512];         /* without the hybrid / ML-KEM groups */
+	bool has_pq_group;
+	char hsts[256];                   /* Strict-Transport-Security value, "" none */
+	bool forwarded;                   /* X-Forwarded-For/-Proto and Forwarded */
+	size_t line;
+	SSL_CTX *ctx;                     /* tls.c */
+};
+
+struct gw_timeouts {
+	double handshake, header, body, idle, write;
+	double upstream_connect, upstream_response;
+	double fail_timeout;              /* passive health: down this long */
+};
+
+struct aclm_gw_config {
+	atomic_int refs;
+	char path[4096];
+	char listen[GW_MAX_LISTEN][128];
+	size_t n_listen;
+	char admin[128];                  /* "" none */
+	unsigned workers;
+	char access_log[4096];            /* "" none, "-" stderr */
+	char pid_file[4096];
+	char min_version[8];              /* "1.2" or "1.3" */
+	char ciphersuites[512];
+	char ciphers[512];
+	struct gw_timeouts to;
+	struct aclm_http_limits limits;
+	unsigned max_conns_per_ip;        /* 0: unlimited */
+	struct gw_site *sites;
+	size_t n_sites;
+};
+
+/* The site for a server name (exact first, then the longest wildcard), or
+ * NULL. */
+struct gw_site *gw_config_site(struct aclm_gw_config *cfg, const char *name);
+void gw_config_ref(struct aclm_gw_config *cfg);
+
+/* ---- tls.c ---- */
+
+/* Build the SSL_CTX of every site of cfg; ticket_keys (80 bytes) are shared
+ * by all of them so that resumption works on every worker and across
+ * reloads. */
+int gw_tls_build(struct aclm_gw_config *cfg, const unsigned char *ticket_keys);
+/* Negotiated group name of an established connection ("" unknown). */
+const char *gw_tls_group(SSL *ssl);
+
+/* ---- upstream.c ---- */
+
+/* The next upstream to try for site, skipping those in tried[] (bitmap over
+ * site->ups) and, while healthy ones remain, those marked down.  NULL when
+ * none is left. */
+struct gw_upstream *gw_upstream_pick(struct gw_site *site, uint32_t *tried);
+void gw_upstream_failed(struct gw_upstream *u, const struct gw_timeouts *to);
+void gw_upstream_ok(struct gw_upstream *u);
+int64_t gw_now_ms(void);
+
+/* Per-worker pool of idle keep-alive upstream connections. */
+struct gw_pool;
+struct gw_pool *gw_pool_new(void);
+void gw_pool_free(struct gw_pool *p);
+/* An idle connection to addr, or -1.  Connections closed by the peer
+ * meanwhile are dropped. */
+int gw_pool_take(struct gw_pool *p, const struct sockaddr_storage *addr, socklen_t len);
+/* Give fd back (closed when the pool is full). */
+void gw_pool_put(struct gw_pool *p, const struct sockaddr_storage *addr, socklen_t len, int fd);
+
+/* ---- log.c / admin.c: counters ---- */
+
+struct gw_metrics {
+	atomic_ullong requests;
+	atomic_ullong status[6];          /* by class: 1xx..5xx, [0] other */
+	atomic_ullong handshakes;
+	atomic_ullong handshake_failures;
+	atomic_ullong connections;
+	atomic_ullong bytes_out;
+	pthread_mutex_t mu;               /* handshakes by group and version */
+	char hs_group[16][40];
+	char hs_version[16][12];
+	unsigned long long hs_count[16];
+	size_t n_hs;
+};
+
+extern struct gw_metrics gw_metrics;
+
+struct gw_access {
+	const char *client;
+	const char *sni;
+	const char *tls_version;
+	const char *group;
+	const char *suite;
+	const char *method;
+	const char *path;
+	int status;
+	unsigned long long bytes;
+	const char *upstream;
+	double duration;
+	double upstream_duration;
+};
+
+int gw_log_open(const char *path);
+void gw_log_close(void);
+void gw_log_access(const struct gw_access *a);
+void gw_metrics_handshake(const char *group, const char *version);
+
+struct aclm_gateway;
+/* The admin listener (/metrics) on its own thread. */
+int gw_admin_start(struct aclm_gateway *gw, const char *addr);
+void gw_admin_stop(struct aclm_gateway *gw);
+
+/* ---- worker.c / proxy.c ---- */
+
+struct gw_worker {
+	struct aclm_gateway *gw;
+	struct ev_loop *loop;
+	pthread_t thread;
+	int listen_fds[GW_MAX_LISTEN];
+	size_t n_listen;
+	struct gw_pool *pool;
+	void *accept_watchers;            /* ev_io[n_listen] */
+	void *stop_async;                 /* ev_async */
+	unsigned n_conns;
+	unsigned id;
+	bool thread_started;
+};
+
+struct aclm_gateway {
+	pthread_mutex_t mu;               /* guards cfg */
+	struct aclm_gw_config *cfg;       /* current snapshot */
+	unsigned char ticket_keys[80];
+	struct gw_worker *workers;
+	unsigned n_workers;
+	void *admin;                      /* admin.c */
+};
+
+/* The current snapshot, with a reference for the caller. */
+struct aclm_gw_config *gw_current(struct aclm_gateway *gw);
+/* A new client connection on a worker (proxy.c). */
+void gw_proxy_accept(struct gw_worker *w, int fd, const struct sockaddr_storage *peer,
+                     socklen_t peer_len);
+
+#endif

@@ -1,0 +1,1109 @@
+/* One client connection of the gateway: a state machine as a table.
+ *
+ *   HANDSHAKE -> READ_HEAD -> CONNECT -> SEND_REQ -> READ_RESP_HEAD
+ *             -> STREAM_RESP -> READ_HEAD (keep-alive) ... -> CLOSE
+ *   any refusal: SEND_LOCAL (status page) -> READ_HEAD or LINGER -> CLOSE
+ *
+ * The request is read whole by the HTTP/1.1 parser of src/http (bounded,
+ * smuggling shapes refused) and forwarded re-framed with Content-Length, so
+ * what the upstream sees is never ambiguous.  The response is streamed: its
+ * head is rewritten (hop-by-hop fields, HSTS, Connection) and its body
+ * passed through as it arrives, with the end found from Content-Length or
+ * the chunked framing so that both connections can be kept alive.  Each
+ * handler does what it can without blocking and returns the next state or
+ * ST_WAIT after setting the watchers it waits on. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <openssl/err.h>
+
+#include "aclm/buf.h"
+#include "aclm/err.h"
+#include "aclm/log.h"
+#include "gateway-int.h"
+
+enum {
+	ST_HANDSHAKE,
+	ST_READ_HEAD,
+	ST_CONNECT,
+	ST_SEND_REQ,
+	ST_READ_RESP_HEAD,
+	ST_STREAM_RESP,
+	ST_SEND_LOCAL,
+	ST_LINGER,
+	ST_CLOSE,
+	ST_N,
+	ST_WAIT = -1,
+};
+
+enum framing { FR_NONE, FR_LENGTH, FR_CHUNKED, FR_CLOSE };
+enum chunk_st { CK_SIZE, CK_EXT, CK_DATA, CK_DATA_CR, CK_DATA_LF, CK_TRAILER, CK_TRAILER_LINE,
+                CK_TRAILER_LF };
+
+#define IO_CHUNK 16384
+#define MAX_RESP_HEAD 32768
+#define MAX_OUT ((size_t)1 << 20)
+
+struct conn {
+	struct gw_worker *w;
+	struct aclm_gw_config *cfg;
+	struct gw_site *site;
+	int state;
+	int fd;
+	SSL *ssl;
+	ev_io cio, uio;
+	ev_timer timer;
+	int cev, uev;
+	struct aclm_http_parser *parser;
+	unsigned char in[IO_CHUNK];
+	size_t in_off, in_len;
+	bool head_seen, body_timer, sent_continue;
+	/* request */
+	struct aclm_buf req;
+	size_t req_off;
+	char method[16];
+	char path[256];
+	bool is_head, is_idempotent, client_ka;
+	int client_minor;
+	double t_start, t_up;
+	/* upstream */
+	int ufd;
+	bool u_connecting, u_reused, u_reusable, no_pool;
+	struct gw_upstream *up;
+	uint32_t tried;
+	/* response */
+	struct aclm_buf resp;             /* upstream head being read */
+	struct aclm_buf out;              /* bytes for the client */
+	size_t out_off;
+	enum framing framing;
+	enum chunk_st ck;
+	unsigned ck_digits;
+	size_t ck_line;
+	uint64_t remaining;
+	bool body_done, dechunk, close_after, local_close, lingering;
+	int status;
+	unsigned long long bytes;
+	/* for the log */
+	char peer_ip[64];
+	const char *tls_version, *group, *suite;
+	const char *sni;
+};
+
+static void run(struct conn *c);
+
+static struct ev_loop *L(const struct conn *c)
+{
+	return c->w->loop;
+}
+
+static void watch(struct conn *c, int cev, int uev)
+{
+	if (cev != c->cev) {
+		ev_io_stop(L(c), &c->cio);
+		if (cev) {
+			ev_io_set(&c->cio, c->fd, cev);
+			ev_io_start(L(c), &c->cio);
+		}
+		c->cev = cev;
+	}
+	if (uev != c->uev) {
+		ev_io_stop(L(c), &c->uio);
+		if (uev && c->ufd >= 0) {
+			ev_io_set(&c->uio, c->ufd, uev);
+			ev_io_start(L(c), &c->uio);
+		}
+		c->uev = uev;
+	}
+}
+
+static void arm(struct conn *c, double secs)
+{
+	ev_timer_stop(L(c), &c->timer);
+	ev_timer_set(&c->timer, secs, 0.);
+	ev_timer_start(L(c), &c->timer);
+}
+
+static void close_upstream(struct conn *c)
+{
+	watch(c, c->cev, 0);
+	if (c->ufd >= 0)
+		close(c->ufd);
+	c->ufd = -1;
+	c->u_connecting = false;
+}
+
+static void conn_free(struct conn *c)
+{
+	watch(c, 0, 0);
+	ev_timer_stop(L(c), &c->timer);
+	close_upstream(c);
+	SSL_free(c->ssl);
+	if (c->fd >= 0)
+		close(c->fd);
+	aclm_http_parser_free(c->parser);
+	aclm_buf_free(&c->req);
+	aclm_buf_free(&c->resp);
+	aclm_buf_free(&c->out);
+	c->w->n_conns--;
+	aclm_gw_config_unref(c->cfg);
+	free(c);
+}
+
+/* Close with a reset: for peers dropped on a timeout. */
+static int reset_close(struct conn *c)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	return ST_CLOSE;
+}
+
+/* Wait for what OpenSSL wants after a non-blocking call on the client. */
+static int ssl_wait(struct conn *c, int ret, int uev)
+{
+	switch (SSL_get_error(c->ssl, ret)) {
+	case SSL_ERROR_WANT_READ:
+		watch(c, EV_READ, uev);
+		return ST_WAIT;
+	case SSL_ERROR_WANT_WRITE:
+		watch(c, EV_WRITE, uev);
+		return ST_WAIT;
+	default:
+		ERR_clear_error();
+		return ST_CLOSE;
+	}
+}
+
+static void log_request(struct conn *c)
+{
+	double now = ev_now(L(c));
+	struct gw_access a = {
+		.client = c->peer_ip, .sni = c->sni ? c->sni : "",
+		.tls_version = c->tls_version ? c->tls_version : "",
+		.group = c->group ? c->group : "", .suite = c->suite ? c->suite : "",
+		.method = c->method[0] ? c->method : "-", .path = c->path, .status = c->status,
+		.bytes = c->bytes, .upstream = c->up ? c->up->url : "",
+		.duration = now - c->t_start, .upstream_duration = c->t_up > 0 ? now - c->t_up : 0,
+	};
+
+	gw_log_access(&a);
+}
+
+/* A response of the gateway itself (errors), then close or keep going. */
+static int local_reply(struct conn *c, int status, const char *reason, bool close_after)
+{
+	char body[256];
+	int blen;
+
+	blen = snprintf(body, sizeof(body), "%d %s\n", status, reason);
+	if (blen < 0 || (size_t)blen >= sizeof(body))
+		blen = 0;
+	aclm_buf_reset(&c->out);
+	c->out_off = 0;
+	c->status = status;
+	c->local_close = close_after || !c->client_ka;
+	if (aclm_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+	                    "Content-Length: %d\r\n%s\r\n%s", status,
+	                    aclm_http_status_text(status), blen,
+	                    c->local_close ? "Connection: close\r\n" : "",
+	                    c->is_head ? "" : body))
+		return ST_CLOSE;
+	close_upstream(c);
+	return ST_SEND_LOCAL;
+}
+
+/* ---- handlers ---- */
+
+static int st_handshake(struct conn *c)
+{
+	int r;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		struct gw_site *site = SSL_get_ex_data(c->ssl, 0);
+
+		c->site = site ? site : &c->cfg->sites[0];
+		c->sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+		c->tls_version = SSL_get_version(c->ssl);
+		c->suite = SSL_get_cipher_name(c->ssl);
+		c->group = gw_tls_group(c->ssl);
+		atomic_fetch_add(&gw_metrics.handshakes, 1);
+		gw_metrics_handshake(c->group, c->tls_version);
+		c->head_seen = true;
+		c->t_start = ev_now(L(c));
+		arm(c, c->cfg->to.header);
+		return ST_READ_HEAD;
+	}
+	if (SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_READ &&
+	    SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_WRITE)
+		atomic_fetch_add(&gw_metrics.handshake_failures, 1);
+	return ssl_wait(c, r, 0);
+}
+
+static bool token_in_list(const char *list, const char *tok)
+{
+	size_t tl = strlen(tok);
+
+	while (list && *list) {
+		size_t len;
+
+		list += strspn(list, " \t,");
+		len = strcspn(list, ",");
+		while (len && (list[len - 1] == ' ' || list[len - 1] == '\t'))
+			len--;
+		if (len == tl && !strncasecmp(list, tok, tl))
+			return true;
+		list += strcspn(list, ",");
+	}
+	return false;
+}
+
+static bool hop_by_hop(const char *name, const char *connection)
+{
+	static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
+	                                   "transfer-encoding", "upgrade", "content-length",
+	                                   "expect", "trailer", "http2-settings" };
+
+	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		if (!strcasecmp(name, hop[i]))
+			return true;
+	return connection && token_in_list(connection, name);
+}
+
+/* The request for the upstream: same method, target and end-to-end fields,
+ * forwarded-for fields, and the body with a Content-Length. */
+static int build_request(struct conn *c, const struct aclm_http_msg *m)
+{
+	const char *connection = aclm_http_msg_header(m, "Connection");
+	const char *xff = NULL, *fwd = NULL;
+	struct aclm_buf *b = &c->req;
+	bool has_host = false, v6 = strchr(c->peer_ip, ':') != NULL;
+	int rc = 0;
+
+	aclm_buf_reset(b);
+	c->req_off = 0;
+	rc |= aclm_buf_printf(b, "%s %s HTTP/1.1\r\n", m->method, m->target);
+	for (size_t i = 0; i < m->n_headers; i++) {
+		const struct aclm_http_header *h = &m->headers[i];
+
+		if (hop_by_hop(h->name, connection))
+			continue;
+		if (!strcasecmp(h->name, "host"))
+			has_host = true;
+		if (c->site->forwarded) {
+			if (!strcasecmp(h->name, "x-forwarded-for")) {
+				xff = h->value;
+				continue;
+			}
+			if (!strcasecmp(h->name, "forwarded")) {
+				fwd = h->value;
+				continue;
+			}
+			if (!strcasecmp(h->name, "x-forwarded-proto"))
+				continue;
+		}
+		rc |= aclm_buf_printf(b, "%s: %s\r\n", h->name, h->value);
+	}
+	if (!has_host)
+		rc |= aclm_buf_printf(b, "Host: %s\r\n", c->sni ? c->sni : c->site->names[0]);
+	if (c->site->forwarded) {
+		const char *host = aclm_http_msg_header(m, "Host");
+
+		rc |= aclm_buf_printf(b, "X-Forwarded-For: %s%s%s\r\nX-Forwarded-Proto: https\r\n",
+		                      xff ? xff : "", xff ? ", " : "", c->peer_ip);
+		rc |= aclm_buf_printf(b, "Forwarded: %s%sfor=%s%s%s;proto=https", fwd ? fwd : "",
+		                      fwd ? ", " : "", v6 ? "\"[" : "", c->peer_ip, v6 ? "]\"" : "");
+		if (host && !strpbrk(host, "\"\\"))
+			rc |= aclm_buf_printf(b, ";host=\"%s\"", host);
+		rc |= aclm_buf_puts(b, "\r\n");
+	}
+	if (m->body_len || m->is_chunked || aclm_http_msg_header(m, "Content-Length"))
+		rc |= aclm_buf_printf(b, "Content-Length: %zu\r\n", m->body_len);
+	rc |= aclm_buf_puts(b, "\r\n");
+	if (m->body_len)
+		rc |= aclm_buf_append(b, m->body, m->body_len);
+	return rc ? ACLM_ERR_TOOBIG : 0;
+}
+
+static int start_request(struct conn *c)
+{
+	const struct aclm_http_msg *m = aclm_http_parser_msg(c->parser);
+	size_t plen = strcspn(m->target, "?");
+
+	snprintf(c->method, sizeof(c->method), "%s", m->method);
+	if (plen >= sizeof(c->path))
+		plen = sizeof(c->path) - 1;
+	memcpy(c->path, m->target, plen);
+	c->path[plen] = '\0';
+	c->is_head = !strcmp(m->method, "HEAD");
+	c->is_idempotent = c->is_head || !strcmp(m->method, "GET") ||
+	                   !strcmp(m->method, "PUT") || !strcmp(m->method, "DELETE") ||
+	                   !strcmp(m->method, "OPTIONS") || !strcmp(m->method, "TRACE");
+	c->client_ka = m->keep_alive;
+	c->client_minor = m->version_minor;
+	c->tried = 0;
+	c->up = NULL;
+	c->no_pool = false;
+	c->t_up = 0;
+	c->bytes = 0;
+	atomic_fetch_add(&gw_metrics.requests, 1);
+	if (!strcmp(m->method, "CONNECT"))
+		return local_reply(c, 405, "CONNECT is not proxied", false);
+	if (build_request(c, m))
+		return local_reply(c, 413, "request too large", true);
+	return ST_CONNECT;
+}
+
+static int st_read_head(struct conn *c)
+{
+	for (;;) {
+		if (c->in_off < c->in_len) {
+			size_t used = 0;
+			int rc;
+
+			if (!c->head_seen) {
+				c->head_seen = true;
+				c->t_start = ev_now(L(c));
+				arm(c, c->cfg->to.header);
+			}
+			rc = aclm_http_parser_feed(c->parser, c->in + c->in_off,
+			                           c->in_len - c->in_off, &used);
+			c->in_off += used;
+			if (rc == 1)
+				return start_request(c);
+			if (rc < 0 && rc != ACLM_AGAIN) {
+				const char *meth = aclm_http_parser_method(c->parser);
+
+				snprintf(c->method, sizeof(c->method), "%s", meth ? meth : "-");
+				c->client_ka = false;
+				return local_reply(c, aclm_http_parser_status(c->parser),
+				                   aclm_http_parser_reason(c->parser), true);
+			}
+			if (aclm_http_parser_head_done(c->parser) && !c->body_timer) {
+				c->body_timer = true;
+				arm(c, c->cfg->to.body);
+				if (aclm_http_parser_expects_continue(c->parser) && !c->sent_continue) {
+					static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+					c->sent_continue = true;
+					if (SSL_write(c->ssl, cont, sizeof(cont) - 1) != sizeof(cont) - 1)
+						return ST_CLOSE;
+				}
+			}
+		}
+		c->in_off = c->in_len = 0;
+		ERR_clear_error();
+		int n = SSL_read(c->ssl, c->in, sizeof(c->in));
+		if (n > 0) {
+			c->in_len = (size_t)n;
+			continue;
+		}
+		return ssl_wait(c, n, 0);
+	}
+}
+
+static int upstream_fail(struct conn *c, bool mark)
+{
+	if (mark && c->up)
+		gw_upstream_failed(c->up, &c->cfg->to);
+	if (!mark && c->u_reused && c->up) {
+		/* A pooled connection the upstream had closed: the same upstream,
+		 * on a new connection. */
+		c->tried &= ~(1u << (size_t)(c->up - c->site->ups));
+		c->no_pool = true;
+	}
+	close_upstream(c);
+	return ST_CONNECT;
+}
+
+static int st_connect(struct conn *c)
+{
+	if (c->u_connecting) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
+			aclm_debug("gateway: connect %s: %s", c->up->url, strerror(err));
+			return upstream_fail(c, true);
+		}
+		c->u_connecting = false;
+		return ST_SEND_REQ;
+	}
+	c->up = gw_upstream_pick(c->site, &c->tried);
+	if (!c->up) {
+		aclm_warn("gateway: no upstream left for %s", c->site->names[0]);
+		return local_reply(c, 502, "no upstream available", false);
+	}
+	c->req_off = 0;
+	c->u_reused = false;
+	if (!c->no_pool) {
+		c->ufd = gw_pool_take(c->w->pool, &c->up->addr, c->up->addr_len);
+		if (c->ufd >= 0) {
+			c->u_reused = true;
+			return ST_SEND_REQ;
+		}
+	}
+	c->ufd = socket(c->up->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->ufd < 0) {
+		aclm_warn("gateway: socket: %s", strerror(errno));
+		return local_reply(c, 502, "no upstream available", false);
+	}
+	{
+		int one = 1;
+
+		setsockopt(c->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	if (connect(c->ufd, (struct sockaddr *)&c->up->addr, c->up->addr_len) == 0)
+		return ST_SEND_REQ;
+	if (errno != EINPROGRESS) {
+		aclm_debug("gateway: connect %s: %s", c->up->url, strerror(errno));
+		return upstream_fail(c, true);
+	}
+	c->u_connecting = true;
+	arm(c, c->cfg->to.upstream_connect);
+	watch(c, 0, EV_WRITE);
+	return ST_WAIT;
+}
+
+static int st_send_req(struct conn *c)
+{
+	while (c->req_off < c->req.len) {
+		ssize_t n = send(c->ufd, c->req.data + c->req_off, c->req.len - c->req_off,
+		                 MSG_NOSIGNAL);
+
+		if (n > 0) {
+			c->req_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			arm(c, c->cfg->to.upstream_response);
+			watch(c, 0, EV_WRITE);
+			return ST_WAIT;
+		}
+		return upstream_fail(c, !c->u_reused);
+	}
+	if (c->t_up == 0)
+		c->t_up = ev_now(L(c));
+	aclm_buf_reset(&c->resp);
+	arm(c, c->cfg->to.upstream_response);
+	return ST_READ_RESP_HEAD;
+}
+
+static bool hexval(unsigned char ch, unsigned *v)
+{
+	if (ch >= '0' && ch <= '9')
+		*v = ch - '0';
+	else if (ch >= 'a' && ch <= 'f')
+		*v = ch - 'a' + 10;
+	else if (ch >= 'A' && ch <= 'F')
+		*v = ch - 'A' + 10;
+	else
+		return false;
+	return true;
+}
+
+/* Follow the chunked framing over p[0..n); the bytes that belong to the
+ * body go to c->out (all of them, or only the data when de-chunking for an
+ * HTTP/1.0 client).  *used: bytes of the body; the rest is past its end. */
+static int chunk_feed(struct conn *c, const unsigned char *p, size_t n, size_t *used)
+{
+	size_t i = 0;
+
+	while (i < n && !c->body_done) {
+		unsigned char ch = p[i];
+		unsigned v;
+
+		switch (c->ck) {
+		case CK_SIZE:
+			if (hexval(ch, &v)) {
+				if (++c->ck_digits > 15)
+					return -1;
+				c->remaining = c->remaining * 16 + v;
+				i++;
+				break;
+			}
+			if (!c->ck_digits)
+				return -1;
+			c->ck = CK_EXT;
+			c->ck_line = 0;
+			break;
+		case CK_EXT:
+			i++;
+			if (ch == '\n')
+				c->ck = c->remaining ? CK_DATA : CK_TRAILER;
+			else if (++c->ck_line > 4096)
+				return -1;
+			break;
+		case CK_DATA: {
+			size_t take = n - i < c->remaining ? n - i : (size_t)c->remaining;
+
+			if (c->dechunk && aclm_buf_append(&c->out, p + i, take))
+				return -1;
+			i += take;
+			c->remaining -= take;
+			if (!c->remaining)
+				c->ck = CK_DATA_CR;
+			break;
+		}
+		case CK_DATA_CR:
+			i++;
+			if (ch == '\r')
+				c->ck = CK_DATA_LF;
+			else if (ch == '\n')
+				c->ck = CK_SIZE, c->ck_digits = 0;
+			else
+				return -1;
+			break;
+		case CK_DATA_LF:
+			i++;
+			if (ch != '\n')
+				return -1;
+			c->ck = CK_SIZE;
+			c->ck_digits = 0;
+			break;
+		case CK_TRAILER:
+			i++;
+			if (ch == '\n')
+				c->body_done = true;
+			else if (ch == '\r')
+				c->ck = CK_TRAILER_LF;
+			else
+				c->ck = CK_TRAILER_LINE;
+			break;
+		case CK_TRAILER_LF:
+			i++;
+			if (ch != '\n')
+				return -1;
+			c->body_done = true;
+			break;
+		case CK_TRAILER_LINE:
+			i++;
+			if (ch == '\n')
+				c->ck = CK_TRAILER;
+			else if (++c->ck_line > 32768)
+				return -1;
+			break;
+		}
+	}
+	if (!c->dechunk && aclm_buf_append(&c->out, p, i))
+		return -1;
+	*used = i;
+	return 0;
+}
+
+/* Body bytes from the upstream into c->out; bytes past the end make the
+ * upstream connection unusable for another request. */
+static int body_feed(struct conn *c, const unsigned char *p, size_t n)
+{
+	size_t used = n;
+
+	switch (c->framing) {
+	case FR_NONE:
+		used = 0;
+		break;
+	case FR_LENGTH:
+		used = n < c->remaining ? n : (size_t)c->remaining;
+		if (aclm_buf_append(&c->out, p, used))
+			return -1;
+		c->remaining -= used;
+		c->body_done = c->remaining == 0;
+		break;
+	case FR_CHUNKED:
+		if (chunk_feed(c, p, n, &used))
+			return -1;
+		break;
+	case FR_CLOSE:
+		if (aclm_buf_append(&c->out, p, n))
+			return -1;
+		break;
+	}
+	if (used < n)
+		c->u_reusable = false;
+	return 0;
+}
+
+static bool name_is(const char *line, size_t nlen, const char *name)
+{
+	return strlen(name) == nlen && !strncasecmp(line, name, nlen);
+}
+
+/* Parse the upstream's response head (head_len bytes of c->resp, the
+ * terminating blank line included) and write the client's head to c->out.
+ * Returns 0, 1 for an interim (1xx) response to skip, or -1 when the head
+ * is malformed. */
+static int parse_resp_head(struct conn *c, size_t head_len)
+{
+	char *h = (char *)c->resp.data, *end = h + head_len, *line, *eol;
+	bool has_cl = false, chunked = false, has_te = false, has_hsts = false, up_close = false,
+	     up_ka = false;
+	uint64_t cl = 0;
+	int up_minor, status;
+	struct aclm_buf *o = &c->out;
+	int rc = 0;
+
+	if (head_len < 14 || strncmp(h, "HTTP/1.", 7) || (h[7] != '0' && h[7] != '1') ||
+	    h[8] != ' ' || h[9] < '1' || h[9] > '5' || h[10] < '0' || h[10] > '9' ||
+	    h[11] < '0' || h[11] > '9' || (h[12] != ' ' && h[12] != '\r'))
+		return -1;
+	up_minor = h[7] - '0';
+	status = (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
+	if (status >= 100 && status < 200) {
+		if (status == 101)
+			return -1;
+		return 1;
+	}
+	eol = memchr(h, '\n', head_len);
+	aclm_buf_reset(o);
+	c->out_off = 0;
+	rc |= aclm_buf_append(o, "HTTP/1.1 ", 9);
+	rc |= aclm_buf_append(o, h + 9, (size_t)(eol - (h + 9)) + 1);
+	if (o->len >= 2 && o->data[o->len - 2] != '\r')
+		return -1;
+	for (line = eol + 1; line < end; line = eol + 1) {
+		char *colon, *val;
+		size_t nlen, vlen;
+
+		eol = memchr(line, '\n', (size_t)(end - line));
+		if (!eol)
+			return -1;
+		if (eol == line || (eol == line + 1 && line[0] == '\r'))
+			break;
+		colon = memchr(line, ':', (size_t)(eol - line));
+		if (!colon || colon == line)
+			return -1;
+		nlen = (size_t)(colon - line);
+		for (size_t i = 0; i < nlen; i++)
+			if (line[i] == ' ' || line[i] == '\t' || (unsigned char)line[i] < 0x21)
+				return -1;
+		val = colon + 1;
+		while (val < eol && (*val == ' ' || *val == '\t'))
+			val++;
+		vlen = (size_t)(eol - val);
+		while (vlen && (val[vlen - 1] == '\r' || val[vlen - 1] == ' ' ||
+		                val[vlen - 1] == '\t'))
+			vlen--;
+		if (name_is(line, nlen, "Content-Length")) {
+			uint64_t v = 0;
+
+			if (!vlen)
+				return -1;
+			for (size_t i = 0; i < vlen; i++) {
+				if (val[i] < '0' || val[i] > '9' || v > (UINT64_MAX - 9) / 10)
+					return -1;
+				v = v * 10 + (uint64_t)(val[i] - '0');
+			}
+			if (has_cl && v != cl)
+				return -1;
+			has_cl = true;
+			cl = v;
+			continue;
+		}
+		if (name_is(line, nlen, "Transfer-Encoding")) {
+			has_te = true;
+			chunked = vlen >= 7 && !strncasecmp(val + vlen - 7, "chunked", 7);
+			continue;
+		}
+		if (name_is(line, nlen, "Connection")) {
+			char tmp[256];
+
+			snprintf(tmp, sizeof(tmp), "%.*s", (int)vlen, val);
+			up_close |= token_in_list(tmp, "close");
+			up_ka |= token_in_list(tmp, "keep-alive");
+			continue;
+		}
+		if (name_is(line, nlen, "Keep-Alive") || name_is(line, nlen, "Proxy-Connection") ||
+		    name_is(line, nlen, "Upgrade"))
+			continue;
+		if (name_is(line, nlen, "Strict-Transport-Security"))
+			has_hsts = true;
+		rc |= aclm_buf_append(o, line, nlen);
+		rc |= aclm_buf_append(o, ": ", 2);
+		rc |= aclm_buf_append(o, val, vlen);
+		rc |= aclm_buf_append(o, "\r\n", 2);
+	}
+	c->status = status;
+	c->u_reusable = !up_close && (up_minor == 1 || up_ka);
+	c->body_done = false;
+	c->dechunk = false;
+	c->close_after = !c->client_ka;
+	if (c->is_head || status == 204 || status == 304) {
+		c->framing = FR_NONE;
+		c->body_done = true;
+		if (has_cl)
+			rc |= aclm_buf_printf(o, "Content-Length: %llu\r\n", (unsigned long long)cl);
+	} else if (has_te && chunked) {
+		c->framing = FR_CHUNKED;
+		c->ck = CK_SIZE;
+		c->ck_digits = 0;
+		c->remaining = 0;
+		if (c->client_minor == 0) {
+			c->dechunk = true;
+			c->close_after = true;
+		} else {
+			rc |= aclm_buf_puts(o, "Transfer-Encoding: chunked\r\n");
+		}
+	} else if (has_te) {
+		c->framing = FR_CLOSE;
+		c->u_reusable = false;
+		c->close_after = true;
+	} else if (has_cl) {
+		c->framing = FR_LENGTH;
+		c->remaining = cl;
+		c->body_done = cl == 0;
+		rc |= aclm_buf_printf(o, "Content-Length: %llu\r\n", (unsigned long long)cl);
+	} else {
+		c->framing = FR_CLOSE;
+		c->u_reusable = false;
+		c->close_after = true;
+	}
+	if (c->site->hsts[0] && !has_hsts)
+		rc |= aclm_buf_printf(o, "Strict-Transport-Security: %s\r\n", c->site->hsts);
+	if (c->close_after)
+		rc |= aclm_buf_puts(o, "Connection: close\r\n");
+	else if (c->client_minor == 0)
+		rc |= aclm_buf_puts(o, "Connection: keep-alive\r\n");
+	rc |= aclm_buf_puts(o, "\r\n");
+	return rc ? -1 : 0;
+}
+
+static const unsigned char *find_head_end(const struct aclm_buf *b, size_t *len)
+{
+	for (size_t i = 0; i + 1 < b->len; i++) {
+		if (b->data[i] != '\n')
+			continue;
+		if (b->data[i + 1] == '\n') {
+			*len = i + 2;
+			return b->data;
+		}
+		if (b->data[i + 1] == '\r' && i + 2 < b->len && b->data[i + 2] == '\n') {
+			*len = i + 3;
+			return b->data;
+		}
+	}
+	return NULL;
+}
+
+static int st_read_resp_head(struct conn *c)
+{
+	unsigned char tmp[IO_CHUNK];
+
+	for (;;) {
+		ssize_t n = recv(c->ufd, tmp, sizeof(tmp), 0);
+		size_t head_len;
+		int rc;
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			watch(c, 0, EV_READ);
+			return ST_WAIT;
+		}
+		if (n <= 0) {
+			if (c->resp.len == 0 && c->u_reused)
+				return upstream_fail(c, false);
+			if (c->resp.len == 0 && c->is_idempotent)
+				return upstream_fail(c, true);
+			if (c->up)
+				gw_upstream_failed(c->up, &c->cfg->to);
+			return local_reply(c, 502, "the upstream closed the connection", false);
+		}
+		if (aclm_buf_append(&c->resp, tmp, (size_t)n))
+			return local_reply(c, 502, "upstream response head too large", false);
+	again:
+		if (!find_head_end(&c->resp, &head_len)) {
+			if (c->resp.len > MAX_RESP_HEAD)
+				return local_reply(c, 502, "upstream response head too large", false);
+			continue;
+		}
+		rc = parse_resp_head(c, head_len);
+		if (rc < 0)
+			return local_reply(c, 502, "malformed upstream response", false);
+		if (rc == 1) {
+			/* interim response: drop it, read the final one */
+			memmove(c->resp.data, c->resp.data + head_len, c->resp.len - head_len);
+			c->resp.len -= head_len;
+			goto again;
+		}
+		gw_upstream_ok(c->up);
+		atomic_fetch_add(&c->up->n_requests, 1);
+		if (body_feed(c, c->resp.data + head_len, c->resp.len - head_len))
+			return ST_CLOSE;
+		aclm_buf_reset(&c->resp);
+		arm(c, c->cfg->to.write);
+		return ST_STREAM_RESP;
+	}
+}
+
+static int finish_request(struct conn *c)
+{
+	if (c->status >= 100 && c->status < 600)
+		atomic_fetch_add(&gw_metrics.status[c->status / 100], 1);
+	else
+		atomic_fetch_add(&gw_metrics.status[0], 1);
+	atomic_fetch_add(&gw_metrics.bytes_out, c->bytes);
+	log_request(c);
+	if (c->ufd >= 0 && c->u_reusable && c->body_done && c->up) {
+		watch(c, c->cev, 0);
+		gw_pool_put(c->w->pool, &c->up->addr, c->up->addr_len, c->ufd);
+		c->ufd = -1;
+	} else {
+		close_upstream(c);
+	}
+	aclm_http_parser_reset(c->parser);
+	aclm_buf_reset(&c->req);
+	aclm_buf_reset(&c->out);
+	c->out_off = 0;
+	c->method[0] = '\0';
+	c->path[0] = '\0';
+	c->up = NULL;
+	c->head_seen = c->body_timer = c->sent_continue = false;
+	c->status = 0;
+	arm(c, c->cfg->to.idle);
+	return ST_READ_HEAD;
+}
+
+static int flush_out(struct conn *c)
+{
+	while (c->out_off < c->out.len) {
+		int n;
+
+		ERR_clear_error();
+		n = SSL_write(c->ssl, c->out.data + c->out_off, (int)(c->out.len - c->out_off));
+		if (n <= 0)
+			return ssl_wait(c, n, 0);
+		c->out_off += (size_t)n;
+		c->bytes += (size_t)n;
+		arm(c, c->cfg->to.write);
+	}
+	aclm_buf_reset(&c->out);
+	c->out_off = 0;
+	return 0;
+}
+
+static int st_stream_resp(struct conn *c)
+{
+	unsigned char tmp[IO_CHUNK];
+
+	for (;;) {
+		int rc = flush_out(c);
+		ssize_t n;
+
+		if (rc)
+			return rc;
+		if (c->body_done) {
+			if (c->close_after) {
+				c->local_close = true;
+				log_request(c);
+				c->status = 0;
+				return ST_LINGER;
+			}
+			return finish_request(c);
+		}
+		n = recv(c->ufd, tmp, sizeof(tmp), 0);
+		if (n > 0) {
+			if (body_feed(c, tmp, (size_t)n))
+				return ST_CLOSE;
+			continue;
+		}
+		if (n == 0 && c->framing == FR_CLOSE) {
+			c->body_done = true;
+			c->u_reusable = false;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			arm(c, c->cfg->to.upstream_response);
+			watch(c, 0, EV_READ);
+			return ST_WAIT;
+		}
+		/* the upstream broke off the body: the client cannot get a whole
+		 * response any more */
+		return ST_CLOSE;
+	}
+}
+
+static int st_send_local(struct conn *c)
+{
+	int rc = flush_out(c);
+
+	if (rc)
+		return rc;
+	c->body_done = true;
+	if (c->local_close) {
+		log_request(c);
+		c->status = 0;
+		return ST_LINGER;
+	}
+	return finish_request(c);
+}
+
+/* After the last response: close the write side, then read and discard what
+ * the client still sends for a moment, so that our response is not lost to
+ * a reset caused by unread input. */
+static int st_linger(struct conn *c)
+{
+	unsigned char tmp[4096];
+
+	if (!c->lingering) {
+		c->lingering = true;
+		close_upstream(c);
+		ERR_clear_error();
+		SSL_shutdown(c->ssl);
+		shutdown(c->fd, SHUT_WR);
+		arm(c, 2.0);
+	}
+	for (;;) {
+		ssize_t n = recv(c->fd, tmp, sizeof(tmp), 0);
+
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			watch(c, EV_READ, 0);
+			return ST_WAIT;
+		}
+		return ST_CLOSE;
+	}
+}
+
+static int st_close(struct conn *c)
+{
+	return ST_CLOSE;
+}
+
+struct state_def {
+	const char *name;
+	int (*run)(struct conn *c);
+};
+
+static const struct state_def states[ST_N] = {
+	[ST_HANDSHAKE] = { "handshake", st_handshake },
+	[ST_READ_HEAD] = { "read_head", st_read_head },
+	[ST_CONNECT] = { "connect", st_connect },
+	[ST_SEND_REQ] = { "send_request", st_send_req },
+	[ST_READ_RESP_HEAD] = { "read_response_head", st_read_resp_head },
+	[ST_STREAM_RESP] = { "stream_response", st_stream_resp },
+	[ST_SEND_LOCAL] = { "send_local", st_send_local },
+	[ST_LINGER] = { "linger", st_linger },
+	[ST_CLOSE] = { "close", st_close },
+};
+
+static void run(struct conn *c)
+{
+	for (;;) {
+		int next = states[c->state].run(c);
+
+		if (next == ST_WAIT)
+			return;
+		if (next == ST_CLOSE) {
+			if (c->status && c->state != ST_LINGER)
+				log_request(c);
+			conn_free(c);
+			return;
+		}
+		if (next != c->state)
+			watch(c, 0, 0);
+		c->state = next;
+	}
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	run(w->data);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct conn *c = t->data;
+
+	switch (c->state) {
+	case ST_CONNECT:
+		aclm_debug("gateway: connect %s: timed out", c->up ? c->up->url : "?");
+		c->state = upstream_fail(c, true);
+		run(c);
+		return;
+	case ST_SEND_REQ:
+	case ST_READ_RESP_HEAD:
+		if (c->up)
+			gw_upstream_failed(c->up, &c->cfg->to);
+		c->state = local_reply(c, 504, "the upstream did not answer in time", true);
+		if (c->state == ST_CLOSE) {
+			conn_free(c);
+			return;
+		}
+		run(c);
+		return;
+	case ST_READ_HEAD:
+		if (c->head_seen) {
+			/* slow or stalled request head/body: dropped */
+			reset_close(c);
+		}
+		conn_free(c);
+		return;
+	default:
+		if (c->state == ST_HANDSHAKE)
+			atomic_fetch_add(&gw_metrics.handshake_failures, 1);
+		if (c->status && c->state != ST_LINGER)
+			log_request(c);
+		reset_close(c);
+		conn_free(c);
+		return;
+	}
+}
+
+void gw_proxy_accept(struct gw_worker *w, int fd, const struct sockaddr_storage *peer,
+                     socklen_t peer_len)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	struct aclm_gw_config *cfg;
+	int one = 1;
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	cfg = gw_current(w->gw);
+	c->w = w;
+	c->cfg = cfg;
+	c->fd = fd;
+	c->ufd = -1;
+	c->site = &cfg->sites[0];
+	w->n_conns++;
+	atomic_fetch_add(&gw_metrics.connections, 1);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (peer->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, c->peer_ip,
+		          sizeof(c->peer_ip));
+	else if (peer->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, c->peer_ip,
+		          sizeof(c->peer_ip));
+	aclm_buf_init(&c->req, cfg->limits.max_body + cfg->limits.max_header_bytes +
+	                       cfg->limits.max_request_line + 65536);
+	aclm_buf_init(&c->resp, MAX_RESP_HEAD + IO_CHUNK);
+	aclm_buf_init(&c->out, MAX_OUT);
+	ev_io_init(&c->cio, io_cb, fd, EV_READ);
+	ev_io_init(&c->uio, io_cb, fd, EV_READ);
+	c->cio.data = c->uio.data = c;
+	ev_timer_init(&c->timer, timer_cb, 1., 0.);
+	c->timer.data = c;
+	c->client_ka = true;
+	if (aclm_http_parser_new(&cfg->limits, &c->parser))
+		goto fail;
+	c->ssl = SSL_new(cfg->sites[0].ctx);
+	if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1)
+		goto fail;
+	SSL_set_accept_state(c->ssl);
+	c->state = ST_HANDSHAKE;
+	c->t_start = ev_now(w->loop);
+	arm(c, cfg->to.handshake);
+	run(c);
+	return;
+fail:
+	ERR_clear_error();
+	conn_free(c);
+}

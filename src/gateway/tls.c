@@ -1,0 +1,215 @@
+/* TLS of the gateway: one SSL_CTX per site, built from a configuration
+ * snapshot.  A connection starts on the first site's context; the
+ * client-hello callback picks the site by SNI (SSL_set_SSL_CTX, which also
+ * brings the site's ECDSA and RSA certificates: OpenSSL then picks the one
+ * the client's signature algorithms allow, ECDSA first) and sets the group
+ * list from the site's post-quantum policy.  A reload builds new contexts
+ * and swaps the whole snapshot; handshakes in progress keep the old one. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include "aclm/err.h"
+#include "gateway-int.h"
+
+/* Key-share groups that are classical (RFC 8446 / 7919 code points). */
+static bool is_classic_share(unsigned id)
+{
+	return id == 23 || id == 24 || id == 25 || id == 29 || id == 30 ||
+	       (id >= 256 && id <= 260);
+}
+
+/* True when the client sent a key share for a classical group. */
+static bool client_shares_classic(SSL *ssl)
+{
+	const unsigned char *p;
+	size_t len, n;
+
+	if (!SSL_client_hello_get0_ext(ssl, 51, &p, &len) || len < 2)
+		return false;
+	n = ((size_t)p[0] << 8) | p[1];
+	if (n > len - 2)
+		return false;
+	p += 2;
+	while (n >= 4) {
+		unsigned id = ((unsigned)p[0] << 8) | p[1];
+		size_t klen = ((size_t)p[2] << 8) | p[3];
+
+		if (klen > n - 4)
+			return false;
+		if (is_classic_share(id))
+			return true;
+		p += 4 + klen;
+		n -= 4 + klen;
+	}
+	return false;
+}
+
+/* The server name of the ClientHello, bounded; "" when none. */
+static void client_sni(SSL *ssl, char *out, size_t cap)
+{
+	const unsigned char *p;
+	size_t len, list, nlen;
+
+	out[0] = '\0';
+	if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) || len < 5)
+		return;
+	list = ((size_t)p[0] << 8) | p[1];
+	if (list + 2 > len || p[2] != TLSEXT_NAMETYPE_host_name)
+		return;
+	nlen = ((size_t)p[3] << 8) | p[4];
+	if (nlen + 5 > len || nlen == 0 || nlen >= cap)
+		return;
+	for (size_t i = 0; i < nlen; i++)
+		if (p[5 + i] == 0)
+			return;
+	memcpy(out, p + 5, nlen);
+	out[nlen] = '\0';
+}
+
+static int client_hello_cb(SSL *ssl, int *alert, void *arg)
+{
+	struct aclm_gw_config *cfg = arg;
+	struct gw_site *site;
+	char sni[256];
+	const char *groups;
+
+	client_sni(ssl, sni, sizeof(sni));
+	site = gw_config_site(cfg, sni);
+	if (!site)
+		site = &cfg->sites[0];
+	if (SSL_get_SSL_CTX(ssl) != site->ctx && !SSL_set_SSL_CTX(ssl, site->ctx)) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	if (site->pq == GW_PQ_OFF || !site->has_pq_group) {
+		groups = site->groups_classic;
+	} else {
+		bool prefer = site->pq == GW_PQ_PREFER;
+		unsigned char r = 0;
+
+		if (prefer && site->pq_canary_percent < 100) {
+			if (RAND_bytes(&r, 1) != 1)
+				r = 0;
+			prefer = (unsigned)r % 100 < site->pq_canary_percent;
+		}
+		/* offer: hybrid only for a client that sent no classical share
+		 * (it would otherwise need a HelloRetryRequest). */
+		groups = prefer || !client_shares_classic(ssl) ? site->groups : site->groups_classic;
+	}
+	if (!SSL_set1_groups_list(ssl, groups)) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	SSL_set_ex_data(ssl, 0, site);
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+static int load_pair(struct aclm_gw_config *cfg, struct gw_site *s, SSL_CTX *ctx,
+                     struct gw_certfile *cf)
+{
+	X509 *x;
+	EVP_PKEY *pk;
+	const ASN1_TIME *na;
+	struct tm tm;
+
+	if (SSL_CTX_use_certificate_chain_file(ctx, cf->cert) != 1)
+		return aclm_error_openssl(ACLM_ERR_CONFIG, "%s:%zu: certificate %s", cfg->path,
+		                          s->line, cf->cert);
+	if (SSL_CTX_use_PrivateKey_file(ctx, cf->key, SSL_FILETYPE_PEM) != 1)
+		return aclm_error_openssl(ACLM_ERR_CONFIG, "%s:%zu: key %s", cfg->path, s->line,
+		                          cf->key);
+	if (SSL_CTX_check_private_key(ctx) != 1)
+		return aclm_error_openssl(ACLM_ERR_CONFIG, "%s:%zu: key %s does not match "
+		                          "certificate %s", cfg->path, s->line, cf->key, cf->cert);
+	x = SSL_CTX_get0_certificate(ctx);
+	pk = x ? X509_get0_pubkey(x) : NULL;
+	snprintf(cf->key_type, sizeof(cf->key_type), "%s",
+	         !pk ? "?" : EVP_PKEY_is_a(pk, "EC") ? "ECDSA" :
+	         EVP_PKEY_is_a(pk, "RSA") ? "RSA" : EVP_PKEY_get0_type_name(pk));
+	na = x ? X509_get0_notAfter(x) : NULL;
+	if (na && ASN1_TIME_to_tm(na, &tm) == 1)
+		cf->not_after = timegm(&tm);
+	return 0;
+}
+
+static int build_site(struct aclm_gw_config *cfg, struct gw_site *s,
+                      const unsigned char *ticket_keys)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	int rc;
+
+	if (!ctx)
+		return aclm_error_openssl(ACLM_ERR_CRYPTO, "SSL_CTX_new");
+	SSL_CTX_set_min_proto_version(ctx, !strcmp(cfg->min_version, "1.3") ? TLS1_3_VERSION
+	                                                                    : TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+	if (cfg->ciphersuites[0] && SSL_CTX_set_ciphersuites(ctx, cfg->ciphersuites) != 1) {
+		rc = aclm_error_openssl(ACLM_ERR_CONFIG, "%s: tls.ciphersuites '%s'", cfg->path,
+		                        cfg->ciphersuites);
+		goto fail;
+	}
+	if (cfg->ciphers[0] && SSL_CTX_set_cipher_list(ctx, cfg->ciphers) != 1) {
+		rc = aclm_error_openssl(ACLM_ERR_CONFIG, "%s: tls.ciphers '%s'", cfg->path,
+		                        cfg->ciphers);
+		goto fail;
+	}
+	if (SSL_CTX_set1_groups_list(ctx, s->groups) != 1) {
+		rc = aclm_error_openssl(ACLM_ERR_CONFIG, "%s:%zu: groups '%s' (is the aclm-pq "
+		                        "provider loaded?)", cfg->path, s->line, s->groups);
+		goto fail;
+	}
+	for (size_t i = 0; i < s->n_certs; i++)
+		if ((rc = load_pair(cfg, s, ctx, &s->certs[i])))
+			goto fail;
+	if (s->n_certs == 2 && !strcmp(s->certs[0].key_type, s->certs[1].key_type)) {
+		rc = aclm_error(ACLM_ERR_CONFIG, "%s:%zu: two %s certificates: a site holds at "
+		                "most one ECDSA and one RSA certificate", cfg->path, s->line,
+		                s->certs[0].key_type);
+		goto fail;
+	}
+	if (SSL_CTX_set_tlsext_ticket_keys(ctx, (void *)ticket_keys, 80) != 1) {
+		rc = aclm_error_openssl(ACLM_ERR_CRYPTO, "session ticket keys");
+		goto fail;
+	}
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, cfg);
+	s->ctx = ctx;
+	return 0;
+fail:
+	SSL_CTX_free(ctx);
+	return rc;
+}
+
+int gw_tls_build(struct aclm_gw_config *cfg, const unsigned char *ticket_keys)
+{
+	unsigned char keys[80];
+	int rc;
+
+	if (!ticket_keys) {
+		if (RAND_bytes(keys, sizeof(keys)) != 1)
+			return aclm_error_openssl(ACLM_ERR_CRYPTO, "random ticket keys");
+		ticket_keys = keys;
+	}
+	for (size_t i = 0; i < cfg->n_sites; i++)
+		if ((rc = build_site(cfg, &cfg->sites[i], ticket_keys)))
+			return rc;
+	return 0;
+}
+
+const char *gw_tls_group(SSL *ssl)
+{
+	int id = SSL_get_negotiated_group(ssl);
+	const char *name;
+
+	if (id <= 0)
+		return "";
+	name = SSL_group_to_name(ssl, id);
+	return name ? name : "";
+}
