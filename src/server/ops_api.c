@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/rand.h>
+
 #include "aclm/acme.h"
 #include "aclm/err.h"
 #include "aclm/json.h"
@@ -59,6 +61,20 @@ static json_t *body_json(struct aclm_http_req *req)
 	const unsigned char *body = aclm_http_req_body(req, &len);
 
 	return len > 0 ? json_loadb((const char *)body, len, 0, NULL) : NULL;
+}
+
+/* The subject of a job asked for through the API: unique, since only one
+ * open job may have a given (kind, subject). */
+static void api_subject(char *out, size_t n)
+{
+	unsigned char r[8] = { 0 };
+	char hex[17];
+
+	if (RAND_bytes(r, sizeof(r)) != 1)
+		memcpy(r, &(int64_t){ aclm_now() }, sizeof(r));
+	for (int i = 0; i < 8; i++)
+		snprintf(hex + 2 * i, 3, "%02x", r[i]);
+	snprintf(out, n, "api-%lld-%s", (long long)aclm_now(), hex);
 }
 
 /* --- endpoints and findings ------------------------------------------------- */
@@ -277,7 +293,7 @@ static int scans_create(struct server *s, struct aclm_http_req *req, struct aclm
 		return ACLM_ERR_NOMEM;
 	{
 		char subject[48];
-		snprintf(subject, sizeof(subject), "api-%lld", (long long)aclm_now());
+		api_subject(subject, sizeof(subject));
 		rc = aclm_store_job_add(s->store, "scan", subject, aclm_now(), text, &id);
 	}
 	free(text);
@@ -474,7 +490,7 @@ static int managed_create(struct server *s, struct aclm_http_req *req,
 		return ACLM_ERR_NOMEM;
 	{
 		char subject[48];
-		snprintf(subject, sizeof(subject), "api-%lld", (long long)aclm_now());
+		api_subject(subject, sizeof(subject));
 		rc = aclm_store_job_add(s->store, "issue", subject, aclm_now(), text, &id);
 	}
 	free(text);
