@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -151,6 +152,15 @@ int aclm_gateway_start(struct aclm_gateway *gw)
 	}
 	/* A peer that resets while OpenSSL writes would otherwise end us. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Every connection takes one descriptor, two while proxied. */
+	{
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	if ((rc = gw_log_open(cfg->access_log)))
 		return rc;
 	gw->workers = calloc(n, sizeof(*gw->workers));
