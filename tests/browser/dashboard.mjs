@@ -140,6 +140,17 @@ try {
   check(pqText === pqWant, `PQ figure ${pqText}, the report says ${pqWant}`);
   report.pq = pqText;
   await shot(page, 'overview');
+  // a day of the expiry calendar links to the certificates expiring through it
+  where = 'overview day link';
+  const dayHref = await page.getAttribute('[data-day]', 'href');
+  const expiring = new URLSearchParams(dayHref.split('?')[1]).get('expiring');
+  await page.click('[data-day]');
+  await page.waitForSelector('#certs-count');
+  check((await page.getAttribute('.table-box', 'data-total')) === String(await apiTotal(context, 'expiring=' + expiring)),
+        `day link ${dayHref}: list total differs from the API`);
+  check((await page.textContent('#f-status option:checked')).includes('UTC'), 'the day filter is not shown as a date');
+  await go(page, '#/');
+  await page.waitForSelector('.overview[data-charts-ready="1"]');
   // a key link of the algorithm distribution filters the list
   const keyLink = page.locator('[data-key]').first();
   const key = await keyLink.getAttribute('data-key');

@@ -60,8 +60,11 @@ def test_static_files_headers_and_caching(server):
     # no inline script: every script is a file of /assets
     assert not re.search(r"<script(?![^>]*\bsrc=)", html)
     # revalidation
-    st, body, r = server.request("GET", "/", headers={"If-None-Match": etag})
-    assert st == 304 and body == b""
+    for inm in (etag, "W/" + etag, '"other", ' + etag, "*"):
+        st, body, r = server.request("GET", "/", headers={"If-None-Match": inm})
+        assert st == 304 and body == b"" and r.getheader("ETag") == etag, inm
+    st, body, r = server.request("GET", "/", headers={"If-None-Match": '"other"'})
+    assert st == 200 and body
     assets = index_asset_paths(html)
     assert any(a.endswith(".js") for a in assets) and any(a.endswith(".css") for a in assets)
     total_gz = 0

@@ -22,6 +22,16 @@ function statusOf(p) {
   return '';
 }
 
+// "expiring=86399s" (a calendar day of the overview) reads as a date.
+function customLabel(v) {
+  const m = /^(\d+)s$/.exec(v || '');
+  if (m) {
+    const end = new Date(Date.now() + Number(m[1]) * 1000 - 1000);
+    return t('certs.through', { day: end.toISOString().slice(0, 10) });
+  }
+  return t('certs.custom', { d: v });
+}
+
 function daysClass(d) {
   return d < 0 ? 'bad' : d < 7 ? 'bad' : d < 30 ? 'warn' : 'ok';
 }
@@ -61,7 +71,7 @@ export async function certificatesPage(ctx) {
   h('option', { value: 'exp7', selected: status === 'exp7' }, t('certs.exp7')),
   h('option', { value: 'exp30', selected: status === 'exp30' }, t('certs.exp30')),
   h('option', { value: 'exp90', selected: status === 'exp90' }, t('certs.exp90')),
-  status === 'custom' ? h('option', { value: 'custom', selected: true }, t('certs.custom', { d: p.expiring })) : null);
+  status === 'custom' ? h('option', { value: 'custom', selected: true }, customLabel(p.expiring)) : null);
   const kind = p.ca !== undefined ? 'ca' : p.leaf !== undefined ? 'leaf' : '';
   const kindSel = h('select', { id: 'f-kind', onchange: (e) =>
     setParams({ ca: e.target.value === 'ca' ? '' : null, leaf: e.target.value === 'leaf' ? '' : null }) },
