@@ -8,7 +8,7 @@ import { certificatesPage, certificatePage } from './pages/certificates.js';
 import { auditPage } from './pages/audit.js';
 import { usersPage } from './pages/users.js';
 import { settingsPage } from './pages/settings.js';
-import { modulePage } from './pages/module.js';
+import { modulePage, moduleVisible } from './pages/module.js';
 import { applyTheme, getTheme, setTheme } from './theme.js';
 
 // Pages of the navigation: the route that must exist and be allowed for the
@@ -16,10 +16,10 @@ import { applyTheme, getTheme, setTheme } from './theme.js';
 const NAV = [
   { id: 'overview', path: '/', need: ['GET', '/api/v1/overview'] },
   { id: 'certificates', path: '/certificates', need: ['GET', '/api/v1/certificates'] },
-  { id: 'endpoints', path: '/endpoints', need: null },
-  { id: 'managed', path: '/managed', need: null },
-  { id: 'alerts', path: '/alerts', need: null },
-  { id: 'policies', path: '/policies', need: null },
+  { id: 'endpoints', path: '/endpoints', need: null, module: true },
+  { id: 'managed', path: '/managed', need: null, module: true },
+  { id: 'alerts', path: '/alerts', need: null, module: true },
+  { id: 'policies', path: '/policies', need: null, module: true },
   { id: 'audit', path: '/audit', need: ['GET', '/api/v1/events'] },
   { id: 'users', path: '/users', need: ['GET', '/api/v1/tokens'] },
   { id: 'settings', path: '/settings', need: null },
@@ -91,7 +91,8 @@ function header() {
 function sidebar(active) {
   const c = ctx();
   return h('nav', { class: 'sidebar', 'aria-label': 'main' },
-    h('ul', null, NAV.filter((n) => !n.need || c.can(n.need[0], n.need[1])).map((n) =>
+    h('ul', null, NAV.filter((n) => (!n.need || c.can(n.need[0], n.need[1])) &&
+                                    (!n.module || moduleVisible(c, n.id))).map((n) =>
       h('li', null, h('a', { href: '#' + n.path, id: 'nav-' + n.id,
                              'aria-current': active === n.id ? 'page' : null,
                              class: active === n.id ? 'active' : null }, t('nav.' + n.id))))));

@@ -49,16 +49,28 @@ function render(data) {
   return h('pre', null, String(data));
 }
 
+// The GET routes of a module this server has.
+function moduleRoutes(routes, id) {
+  return [...routes.keys()].filter((k) => k.startsWith('GET ') &&
+    MODULES[id].prefixes.some((p) => k.slice(4).startsWith(p)));
+}
+
+// Hidden from the navigation when the server has the module's routes but the
+// role may read none of them.
+export function moduleVisible(ctx, id) {
+  const found = moduleRoutes(ctx.routes, id);
+  return found.length === 0 || found.some((k) => ctx.can('GET', k.slice(4)));
+}
+
 export async function modulePage(ctx, id) {
   const mod = MODULES[id];
-  const found = [...ctx.routes.keys()].filter((k) => k.startsWith('GET ') &&
-    mod.prefixes.some((p) => k.slice(4).startsWith(p)));
+  const found = moduleRoutes(ctx.routes, id);
   const sections = [];
   for (const key of found) {
     const path = key.slice(4);
     if (!ctx.can('GET', path)) continue;
     if (path.startsWith('/api/v1/reports/{')) {
-      sections.push(h('section', { class: 'panel' }, h('h2', null, 'Reports'),
+      sections.push(h('section', { class: 'panel' }, h('h2', null, t('reports.title')),
         h('ul', { class: 'chips' }, REPORT_KINDS.map((k) => h('li', null, k, ': ',
           ['html', 'csv', 'json'].map((f) => h('a', { href: `/api/v1/reports/${k}?format=${f}`, target: '_blank', rel: 'noopener' }, f, ' ')))))));
       continue;
@@ -79,7 +91,8 @@ export async function modulePage(ctx, id) {
   const title = t(id + '.title');
   return h('div', { class: 'module', dataset: { title } },
     h('div', { class: 'page-head' }, h('h1', null, title)),
-    sections.length ? sections :
+    sections.length ? sections : found.length ?
+      h('section', { class: 'panel na', dataset: { denied: '1' } }, h('p', null, t('na.denied', { role: t('role.' + ctx.me.role) }))) :
       h('section', { class: 'panel na', dataset: { na: '1' } }, h('h2', null, t('na.title')),
         h('p', null, t('na.body', { routes: mod.prefixes.map((p) => p + '…').join(', ') }))));
 }
@@ -109,7 +122,7 @@ async function complianceSection(ctx) {
     h('ul', { class: 'chips' }, Object.entries(sm.by_rule).filter(([, n]) => n > 0).map(([r, n]) => h('li', null, h('code', null, r), ' · ', String(n)))),
     h('h3', null, t('ov.c.violating'), ' ', h('span', { class: 'muted' }, t('generic.items', { n: c.total_items }))),
     c.items.length ? h('div', { class: 'table-scroll' }, h('table', { class: 'grid', id: 'violations' },
-      h('thead', null, h('tr', null, h('th', null, 'kind'), h('th', null, 'subject'), h('th', null, 'rule'), h('th', null, 'detail'))),
+      h('thead', null, h('tr', null, ['kind', 'subject', 'rule', 'detail'].map((c) => h('th', { scope: 'col' }, t('comp.' + c))))),
       h('tbody', null, c.items.map((it) => it.violations.map((v, i) => h('tr', null,
         h('td', null, i === 0 ? it.kind : ''), h('td', null, i === 0 ? link(it) : ''),
         h('td', null, h('code', null, v.rule)), h('td', { class: 'detail' }, v.detail || '')))))))
