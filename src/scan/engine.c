@@ -84,6 +84,7 @@ struct aclm_scan {
 	aclm_scan_progress_fn on_progress;
 	void *ctx;
 	bool src_done;
+	bool pumping;              /* pump() is on the stack: no recursion */
 	int stop_rc;
 
 	struct scan_host *hosts[HOST_BUCKETS];
@@ -707,8 +708,15 @@ static int take_endpoint(struct aclm_scan *s)
 	return 1;
 }
 
+/* Start what the limits allow.  A connection that fails at once (connect
+ * to an unroutable address) finishes inside conn_start() and calls pump()
+ * again: that nested call returns at once and this loop carries on, so a
+ * sweep of unroutable space never deepens the stack. */
 static void pump(struct aclm_scan *s)
 {
+	if (s->pumping)
+		return;
+	s->pumping = true;
 	while (s->in_flight < s->o.concurrency && s->stop_rc == 0) {
 		int rc = start_pending(s);
 		if (rc < 0)
@@ -719,6 +727,7 @@ static void pump(struct aclm_scan *s)
 		if (rc <= 0)
 			break;
 	}
+	s->pumping = false;
 	if (s->stop_rc != 0 && s->in_flight == 0) {
 		/* Stopped: endpoints with probes not started are dropped. */
 		while (s->active != NULL) {
