@@ -39,6 +39,18 @@ int aclm_gateway_reload(struct aclm_gateway *gw);
 /* True when a certificate or key file of the running configuration changed
  * on disk since it was loaded (checked by the daemon once a second). */
 bool aclm_gateway_certs_changed(struct aclm_gateway *gw);
+/* True when some site has cert_source acme. */
+bool aclm_gw_config_needs_acme(const struct aclm_gw_config *cfg);
+
+/* What sites with cert_source acme need: the store (used by the gateway's
+ * ACME thread only, from now on), the KEK and the CAs of aclm.yaml
+ * (acme.cas).  All must outlive the gateway.  Call before start. */
+struct aclm_store;
+struct aclm_kek;
+struct aclm_acme_ca;
+int aclm_gateway_set_acme(struct aclm_gateway *gw, struct aclm_store *store,
+                          const struct aclm_kek *kek, const struct aclm_acme_ca *cas,
+                          size_t n_cas);
 /* Stop the workers (open connections are closed) and free everything. */
 void aclm_gateway_free(struct aclm_gateway *gw);
 

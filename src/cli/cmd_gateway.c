@@ -9,9 +9,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
+#include "aclm/acme.h"
 #include "aclm/buf.h"
 #include "aclm/err.h"
 #include "aclm/gateway.h"
+#include "aclm/keywrap.h"
 #include "aclm/log.h"
 #include "cli-int.h"
 
@@ -32,16 +36,26 @@ static int write_pid_file(const char *path)
 	return 0;
 }
 
-static int run_gateway(const char *path)
+static int run_gateway(struct cli *cli, const char *path)
 {
 	struct aclm_gw_config *cfg = NULL;
 	struct aclm_gateway *gw = NULL;
+	struct aclm_acme_ca *cas = NULL;
+	struct aclm_kek kek;
+	size_t n_cas = 0;
+	bool has_acme;
 	sigset_t set;
 	const char *pid_file;
 	int rc;
 
 	if ((rc = aclm_gw_config_load(path, &cfg)))
 		return cli_fail("gateway: %s", aclm_errmsg());
+	has_acme = aclm_gw_config_needs_acme(cfg);
+	/* Sites with cert_source acme: the CAs, store and KEK of aclm.yaml. */
+	if (has_acme && cli_acme_setup(cli, &kek, &cas, &n_cas) != EXIT_OK) {
+		aclm_gw_config_unref(cfg);
+		return EXIT_FAILED;
+	}
 	pid_file = aclm_gw_config_pid_file(cfg);
 	if (pid_file[0] && (rc = write_pid_file(pid_file))) {
 		aclm_gw_config_unref(cfg);
@@ -54,9 +68,13 @@ static int run_gateway(const char *path)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if ((rc = aclm_gateway_new(cfg, &gw)) || (rc = aclm_gateway_start(gw))) {
+	if ((rc = aclm_gateway_new(cfg, &gw)) ||
+	    (has_acme && (rc = aclm_gateway_set_acme(gw, cli->store, &kek, cas, n_cas))) ||
+	    (rc = aclm_gateway_start(gw))) {
 		cli_fail("gateway: %s", aclm_errmsg());
 		aclm_gateway_free(gw);
+		aclm_acme_cas_free(cas, n_cas);
+		OPENSSL_cleanse(&kek, sizeof(kek));
 		return EXIT_FAILED;
 	}
 	for (;;) {
@@ -75,6 +93,8 @@ static int run_gateway(const char *path)
 	}
 	aclm_info("gateway: stopping");
 	aclm_gateway_free(gw);
+	aclm_acme_cas_free(cas, n_cas);
+	OPENSSL_cleanse(&kek, sizeof(kek));
 	return EXIT_OK;
 }
 
@@ -157,7 +177,7 @@ int cmd_gateway(struct cli *cli, int argc, char **argv)
 	if (optind < argc)
 		return cli_usage_error("gateway", "unexpected argument '%s'", argv[optind]);
 	if (!strcmp(action, "run"))
-		return run_gateway(path);
+		return run_gateway(cli, path);
 	if (!strcmp(action, "check"))
 		return check_gateway(path);
 	if (!strcmp(action, "reload"))

@@ -468,11 +468,36 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 
 			if (src && !strcmp(src, "files"))
 				s->cert_source = GW_CERT_FILES;
-			else if (src && (!strcmp(src, "acme") || !strcmp(src, "ca")))
-				return cerr(ld, v, "cert_source: '%s' is not supported yet by this "
-				            "build (use files)", src);
+			else if (src && !strcmp(src, "acme"))
+				s->cert_source = GW_CERT_ACME;
+			else if (src && !strcmp(src, "ca"))
+				return cerr(ld, v, "cert_source: 'ca' is not supported yet by this "
+				            "build (use acme with the built-in CA's ACME directory, or "
+				            "files)");
 			else
-				return cerr(ld, v, "cert_source: expected files, acme or ca");
+				return cerr(ld, v, "cert_source: expected files or acme");
+		} else if (!strcmp(key, "acme_cas")) {
+			if ((rc = need_seq(ld, v, "acme_cas")))
+				return rc;
+			FOR_ITEMS(ld, v, it) {
+				if (s->n_acme_cas == 4)
+					return cerr(ld, it, "acme_cas: at most 4");
+				if ((rc = get_str(ld, it, key, s->acme_cas[s->n_acme_cas],
+				                  sizeof(s->acme_cas[0]))))
+					return rc;
+				s->n_acme_cas++;
+			}
+		} else if (!strcmp(key, "acme_key")) {
+			const char *kt = scalar(v);
+
+			if (kt && !strcmp(kt, "ec256"))
+				s->acme_key = 0;
+			else if (kt && !strcmp(kt, "ec384"))
+				s->acme_key = 1;
+			else if (kt && !strcmp(kt, "rsa2048"))
+				s->acme_key = 2;
+			else
+				return cerr(ld, v, "acme_key: expected ec256, ec384 or rsa2048");
 		} else if (!strcmp(key, "pq")) {
 			const char *m = scalar(v);
 
@@ -504,15 +529,45 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 				return rc;
 		} else {
 			return cerr(ld, k, "site: unknown field '%s' (names, upstreams, certificates, "
-			            "cert_source, pq, pq_canary_percent, groups, hsts, forwarded)", key);
+			            "cert_source, acme_cas, acme_key, pq, pq_canary_percent, groups, "
+			            "hsts, forwarded)", key);
 		}
+	}
+	if (s->cert_source == GW_CERT_ACME) {
+		struct gw_certfile *cf = &s->certs[0];
+		struct stat st;
+
+		if (s->n_certs)
+			return cerr(ld, map, "site: cert_source acme and certificates exclude each "
+			            "other");
+		if (!ld->cfg->state_dir[0])
+			return cerr(ld, map, "site: cert_source acme needs state_dir (where the "
+			            "certificates obtained are kept)");
+		for (size_t i = 0; i < s->n_names; i++)
+			if (s->names[i][0] == '*')
+				return cerr(ld, map, "site: '%s': a wildcard cannot be validated by "
+				            "http-01", s->names[i]);
+		if (snprintf(cf->cert, sizeof(cf->cert), "%s/%s.crt", ld->cfg->state_dir,
+		             s->names[0]) >= (int)sizeof(cf->cert) ||
+		    snprintf(cf->key, sizeof(cf->key), "%s/%s.key", ld->cfg->state_dir,
+		             s->names[0]) >= (int)sizeof(cf->key))
+			return cerr(ld, map, "site: state_dir too long");
+		cf->is_missing = stat(cf->cert, &st) != 0;
+		if (!cf->is_missing)
+			cf->cert_mtime = st.st_mtim;
+		if (!cf->is_missing && stat(cf->key, &st) == 0)
+			cf->key_mtime = st.st_mtim;
+		else
+			cf->is_missing = true;
+		s->n_certs = 1;
 	}
 	if (!s->n_names)
 		return cerr(ld, map, "site: names is required");
 	if (!s->n_ups)
 		return cerr(ld, map, "site %s: upstreams is required", s->names[0]);
 	if (!s->n_certs)
-		return cerr(ld, map, "site %s: certificates is required", s->names[0]);
+		return cerr(ld, map, "site %s: certificates (or cert_source: acme) is required",
+		            s->names[0]);
 	if ((rc = split_groups(ld, groups_node, s)))
 		return rc;
 	if (has_canary && !has_pq)
@@ -547,6 +602,22 @@ static int load_root(struct ld *ld, yaml_node_t *root)
 					return rc;
 				c->n_listen++;
 			}
+		} else if (!strcmp(key, "http_listen")) {
+			if ((rc = need_seq(ld, v, "http_listen")))
+				return rc;
+			FOR_ITEMS(ld, v, it) {
+				if (c->n_http_listen == GW_MAX_LISTEN)
+					return cerr(ld, it, "http_listen: at most %d addresses",
+					            GW_MAX_LISTEN);
+				if ((rc = get_str(ld, it, key, c->http_listen[c->n_http_listen],
+				                  sizeof(c->http_listen[0]))) ||
+				    (rc = check_addr(ld, it, key, c->http_listen[c->n_http_listen])))
+					return rc;
+				c->n_http_listen++;
+			}
+		} else if (!strcmp(key, "state_dir")) {
+			if ((rc = get_str(ld, v, key, c->state_dir, sizeof(c->state_dir) - 64)))
+				return rc;
 		} else if (!strcmp(key, "admin")) {
 			if ((rc = get_str(ld, v, key, c->admin, sizeof(c->admin))) ||
 			    (rc = check_addr(ld, v, key, c->admin)))
@@ -573,14 +644,16 @@ static int load_root(struct ld *ld, yaml_node_t *root)
 		} else if (!strcmp(key, "sites")) {
 			sites = v;
 		} else {
-			return cerr(ld, k, "unknown field '%s' (listen, admin, workers, access_log, "
-			            "pid_file, timeouts, limits, tls, sites)", key);
+			return cerr(ld, k, "unknown field '%s' (listen, http_listen, admin, workers, "
+			            "access_log, pid_file, state_dir, timeouts, limits, tls, sites)", key);
 		}
 	}
 	if (!c->n_listen)
 		return cerr(ld, root, "listen: at least one address is required");
 	if (!sites)
 		return cerr(ld, root, "sites: at least one site is required");
+	if (c->state_dir[0])
+		snprintf(c->webroot, sizeof(c->webroot), "%s/webroot", c->state_dir);
 	if ((rc = need_seq(ld, sites, "sites")))
 		return rc;
 	c->n_sites = (size_t)(sites->data.sequence.items.top - sites->data.sequence.items.start);
@@ -639,6 +712,14 @@ void gw_config_ref(struct aclm_gw_config *cfg)
 size_t aclm_gw_config_n_sites(const struct aclm_gw_config *cfg)
 {
 	return cfg->n_sites;
+}
+
+bool aclm_gw_config_needs_acme(const struct aclm_gw_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_sites; i++)
+		if (cfg->sites[i].cert_source == GW_CERT_ACME)
+			return true;
+	return false;
 }
 
 const char *aclm_gw_config_pid_file(const struct aclm_gw_config *cfg)

@@ -44,6 +44,7 @@ struct gw_certfile {
 	struct timespec cert_mtime, key_mtime;
 	time_t not_after;
 	char key_type[16];                /* "ECDSA", "RSA", ... */
+	bool is_missing;                  /* acme: not issued yet (a stand-in is served) */
 };
 
 struct gw_site {
@@ -62,6 +63,9 @@ struct gw_site {
 	bool has_pq_group;
 	char hsts[256];                   /* Strict-Transport-Security value, "" none */
 	bool forwarded;                   /* X-Forwarded-For/-Proto and Forwarded */
+	char acme_cas[4][64];             /* acme: CA names of acme.cas, in order; none: all */
+	size_t n_acme_cas;
+	int acme_key;                     /* enum aclm_keygen */
 	size_t line;
 	SSL_CTX *ctx;                     /* tls.c */
 };
@@ -78,6 +82,10 @@ struct aclm_gw_config {
 	char listen[GW_MAX_LISTEN][128];
 	size_t n_listen;
 	char admin[128];                  /* "" none */
+	char http_listen[GW_MAX_LISTEN][128]; /* plain HTTP: http-01 answers, else redirect */
+	size_t n_http_listen;
+	char state_dir[4096];             /* certificates obtained by ACME */
+	char webroot[4096];               /* http-01 document root: state_dir/webroot */
 	unsigned workers;
 	char access_log[4096];            /* "" none, "-" stderr */
 	char pid_file[4096];
@@ -174,7 +182,8 @@ struct gw_worker {
 	struct aclm_gateway *gw;
 	struct ev_loop *loop;
 	pthread_t thread;
-	int listen_fds[GW_MAX_LISTEN];
+	int listen_fds[2 * GW_MAX_LISTEN];
+	bool listen_tls[2 * GW_MAX_LISTEN];
 	size_t n_listen;
 	struct gw_pool *pool;
 	void *accept_watchers;            /* ev_io[n_listen] */
@@ -191,12 +200,20 @@ struct aclm_gateway {
 	struct gw_worker *workers;
 	unsigned n_workers;
 	void *admin;                      /* admin.c */
+	void *acme;                       /* acme.c */
 };
 
 /* The current snapshot, with a reference for the caller. */
 struct aclm_gw_config *gw_current(struct aclm_gateway *gw);
 /* A new client connection on a worker (proxy.c). */
 void gw_proxy_accept(struct gw_worker *w, int fd, const struct sockaddr_storage *peer,
-                     socklen_t peer_len);
+                     socklen_t peer_len, bool is_tls);
+
+/* ---- acme.c ---- */
+
+/* Obtain and renew the certificates of the sites with cert_source acme on
+ * a thread of its own (gw->acme set by aclm_gateway_set_acme). */
+int gw_acme_start(struct aclm_gateway *gw);
+void gw_acme_stop(struct aclm_gateway *gw);
 
 #endif

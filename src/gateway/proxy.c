@@ -197,7 +197,24 @@ static void log_request(struct conn *c)
 	gw_log_access(&a);
 }
 
-/* A response of the gateway itself (errors), then close or keep going. */
+/* A response of the gateway itself, then close or keep going. */
+static int reply(struct conn *c, int status, const char *extra_headers, const void *body,
+                 size_t blen, bool close_after)
+{
+	aclm_buf_reset(&c->out);
+	c->out_off = 0;
+	c->status = status;
+	c->local_close = close_after || !c->client_ka;
+	if (aclm_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+	                    "Content-Length: %zu\r\n%s%s\r\n", status,
+	                    aclm_http_status_text(status), blen, extra_headers,
+	                    c->local_close ? "Connection: close\r\n" : "") ||
+	    (!c->is_head && aclm_buf_append(&c->out, body, blen)))
+		return ST_CLOSE;
+	close_upstream(c);
+	return ST_SEND_LOCAL;
+}
+
 static int local_reply(struct conn *c, int status, const char *reason, bool close_after)
 {
 	char body[256];
@@ -206,18 +223,61 @@ static int local_reply(struct conn *c, int status, const char *reason, bool clos
 	blen = snprintf(body, sizeof(body), "%d %s\n", status, reason);
 	if (blen < 0 || (size_t)blen >= sizeof(body))
 		blen = 0;
-	aclm_buf_reset(&c->out);
-	c->out_off = 0;
-	c->status = status;
-	c->local_close = close_after || !c->client_ka;
-	if (aclm_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
-	                    "Content-Length: %d\r\n%s\r\n%s", status,
-	                    aclm_http_status_text(status), blen,
-	                    c->local_close ? "Connection: close\r\n" : "",
-	                    c->is_head ? "" : body))
-		return ST_CLOSE;
-	close_upstream(c);
-	return ST_SEND_LOCAL;
+	return reply(c, status, "", body, (size_t)blen, close_after);
+}
+
+/* Client I/O, TLS or plain: > 0 bytes moved, else 0 and *next is ST_WAIT
+ * (watchers set) or ST_CLOSE. */
+static int io_read(struct conn *c, void *buf, size_t cap, int *next)
+{
+	ssize_t n;
+
+	if (c->ssl) {
+		int r;
+
+		ERR_clear_error();
+		r = SSL_read(c->ssl, buf, (int)cap);
+		if (r > 0)
+			return r;
+		*next = ssl_wait(c, r, 0);
+		return 0;
+	}
+	n = recv(c->fd, buf, cap, 0);
+	if (n > 0)
+		return (int)n;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		watch(c, EV_READ, 0);
+		*next = ST_WAIT;
+	} else {
+		*next = ST_CLOSE;
+	}
+	return 0;
+}
+
+static int io_write(struct conn *c, const void *buf, size_t len, int *next)
+{
+	ssize_t n;
+
+	if (c->ssl) {
+		int r;
+
+		ERR_clear_error();
+		r = SSL_write(c->ssl, buf, (int)len);
+		if (r > 0)
+			return r;
+		*next = ssl_wait(c, r, 0);
+		return 0;
+	}
+	n = send(c->fd, buf, len, MSG_NOSIGNAL);
+	if (n > 0)
+		return (int)n;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		watch(c, EV_WRITE, 0);
+		*next = ST_WAIT;
+	} else {
+		*next = ST_CLOSE;
+	}
+	return 0;
 }
 
 /* ---- handlers ---- */
@@ -334,6 +394,49 @@ static int build_request(struct conn *c, const struct aclm_http_msg *m)
 	return rc ? ACLM_ERR_TOOBIG : 0;
 }
 
+/* The plain-HTTP listener: http-01 tokens from the webroot, everything
+ * else redirected to HTTPS. */
+static int plain_request(struct conn *c, const struct aclm_http_msg *m)
+{
+	static const char prefix[] = "/.well-known/acme-challenge/";
+	const char *host = aclm_http_msg_header(m, "Host");
+	char hdr[1024];
+	size_t hlen;
+
+	if (!strncmp(m->target, prefix, sizeof(prefix) - 1)) {
+		const char *tok = m->target + sizeof(prefix) - 1;
+		size_t len = strlen(tok);
+		char path[4400];
+		struct aclm_buf b;
+		int next;
+
+		if (len == 0 || len > 256 || strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+		                                          "qrstuvwxyz0123456789-_") != len ||
+		    !c->cfg->webroot[0])
+			return local_reply(c, 404, "no such challenge", false);
+		snprintf(path, sizeof(path), "%s%s", c->cfg->webroot, m->target);
+		aclm_buf_init(&b, 4096);
+		if (aclm_buf_read_file(&b, path)) {
+			aclm_buf_free(&b);
+			return local_reply(c, 404, "no such challenge", false);
+		}
+		next = reply(c, 200, "", b.data, b.len, false);
+		aclm_buf_free(&b);
+		return next;
+	}
+	if (!host || !*host || strlen(host) > 255 ||
+	    strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-[]:") !=
+	    strlen(host))
+		return local_reply(c, 400, "a Host header is needed for the redirect", false);
+	hlen = strcspn(host, host[0] == '[' ? "]" : ":");
+	if (host[0] == '[' && host[hlen] == ']')
+		hlen++;
+	if (m->target[0] != '/' || strlen(m->target) > 700)
+		return local_reply(c, 400, "cannot redirect this target", false);
+	snprintf(hdr, sizeof(hdr), "Location: https://%.*s%s\r\n", (int)hlen, host, m->target);
+	return reply(c, 301, hdr, "moved to https\n", 15, false);
+}
+
 static int start_request(struct conn *c)
 {
 	const struct aclm_http_msg *m = aclm_http_parser_msg(c->parser);
@@ -356,6 +459,8 @@ static int start_request(struct conn *c)
 	c->t_up = 0;
 	c->bytes = 0;
 	atomic_fetch_add(&gw_metrics.requests, 1);
+	if (!c->ssl)
+		return plain_request(c, m);
 	if (!strcmp(m->method, "CONNECT"))
 		return local_reply(c, 405, "CONNECT is not proxied", false);
 	if (build_request(c, m))
@@ -394,20 +499,22 @@ static int st_read_head(struct conn *c)
 				if (aclm_http_parser_expects_continue(c->parser) && !c->sent_continue) {
 					static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
+					int next = ST_CLOSE;
+
 					c->sent_continue = true;
-					if (SSL_write(c->ssl, cont, sizeof(cont) - 1) != sizeof(cont) - 1)
+					if (io_write(c, cont, sizeof(cont) - 1, &next) != sizeof(cont) - 1)
 						return ST_CLOSE;
 				}
 			}
 		}
 		c->in_off = c->in_len = 0;
-		ERR_clear_error();
-		int n = SSL_read(c->ssl, c->in, sizeof(c->in));
+		int next = ST_CLOSE;
+		int n = io_read(c, c->in, sizeof(c->in), &next);
 		if (n > 0) {
 			c->in_len = (size_t)n;
 			continue;
 		}
-		return ssl_wait(c, n, 0);
+		return next;
 	}
 }
 
@@ -872,12 +979,11 @@ static int finish_request(struct conn *c)
 static int flush_out(struct conn *c)
 {
 	while (c->out_off < c->out.len) {
-		int n;
+		int next = ST_CLOSE;
+		int n = io_write(c, c->out.data + c->out_off, c->out.len - c->out_off, &next);
 
-		ERR_clear_error();
-		n = SSL_write(c->ssl, c->out.data + c->out_off, (int)(c->out.len - c->out_off));
 		if (n <= 0)
-			return ssl_wait(c, n, 0);
+			return next;
 		c->out_off += (size_t)n;
 		c->bytes += (size_t)n;
 		arm(c, c->cfg->to.write);
@@ -954,7 +1060,8 @@ static int st_linger(struct conn *c)
 		c->lingering = true;
 		close_upstream(c);
 		ERR_clear_error();
-		SSL_shutdown(c->ssl);
+		if (c->ssl)
+			SSL_shutdown(c->ssl);
 		shutdown(c->fd, SHUT_WR);
 		arm(c, 2.0);
 	}
@@ -1057,7 +1164,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 void gw_proxy_accept(struct gw_worker *w, int fd, const struct sockaddr_storage *peer,
-                     socklen_t peer_len)
+                     socklen_t peer_len, bool is_tls)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	struct aclm_gw_config *cfg;
@@ -1094,12 +1201,19 @@ void gw_proxy_accept(struct gw_worker *w, int fd, const struct sockaddr_storage 
 	c->client_ka = true;
 	if (aclm_http_parser_new(&cfg->limits, &c->parser))
 		goto fail;
+	c->t_start = ev_now(w->loop);
+	if (!is_tls) {
+		c->state = ST_READ_HEAD;
+		c->head_seen = true;
+		arm(c, cfg->to.header);
+		run(c);
+		return;
+	}
 	c->ssl = SSL_new(cfg->sites[0].ctx);
 	if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1)
 		goto fail;
 	SSL_set_accept_state(c->ssl);
 	c->state = ST_HANDSHAKE;
-	c->t_start = ev_now(w->loop);
 	arm(c, cfg->to.handshake);
 	run(c);
 	return;

@@ -137,6 +137,34 @@ static int load_pair(struct aclm_gw_config *cfg, struct gw_site *s, SSL_CTX *ctx
 	return 0;
 }
 
+/* A site waiting for its first ACME certificate serves a throw-away
+ * self-signed one (clients see an untrusted certificate, not a wrong site's
+ * or none); it is replaced as soon as the real one is on disk. */
+static int use_stand_in(struct aclm_gw_config *cfg, struct gw_site *s, SSL_CTX *ctx)
+{
+	EVP_PKEY *pk = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_NAME *nm = NULL;
+	int rc = 0;
+
+	if (!pk || !x || !(nm = X509_NAME_new()) ||
+	    !X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_UTF8, (const unsigned char *)s->names[0],
+	                                -1, -1, 0) ||
+	    !X509_set_version(x, 2) || !ASN1_INTEGER_set(X509_get_serialNumber(x), 1) ||
+	    !X509_set_subject_name(x, nm) || !X509_set_issuer_name(x, nm) ||
+	    !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
+	    !X509_gmtime_adj(X509_getm_notAfter(x), 86400) || !X509_set_pubkey(x, pk) ||
+	    !X509_sign(x, pk, EVP_sha256()) || SSL_CTX_use_certificate(ctx, x) != 1 ||
+	    SSL_CTX_use_PrivateKey(ctx, pk) != 1)
+		rc = aclm_error_openssl(ACLM_ERR_CRYPTO, "%s:%zu: stand-in certificate for %s",
+		                        cfg->path, s->line, s->names[0]);
+	snprintf(s->certs[0].key_type, sizeof(s->certs[0].key_type), "none");
+	X509_NAME_free(nm);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	return rc;
+}
+
 static int build_site(struct aclm_gw_config *cfg, struct gw_site *s,
                       const unsigned char *ticket_keys)
 {
@@ -166,7 +194,8 @@ static int build_site(struct aclm_gw_config *cfg, struct gw_site *s,
 		goto fail;
 	}
 	for (size_t i = 0; i < s->n_certs; i++)
-		if ((rc = load_pair(cfg, s, ctx, &s->certs[i])))
+		if ((rc = s->certs[i].is_missing ? use_stand_in(cfg, s, ctx)
+		                                  : load_pair(cfg, s, ctx, &s->certs[i])))
 			goto fail;
 	if (s->n_certs == 2 && !strcmp(s->certs[0].key_type, s->certs[1].key_type)) {
 		rc = aclm_error(ACLM_ERR_CONFIG, "%s:%zu: two %s certificates: a site holds at "

@@ -78,7 +78,11 @@ out:
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct gw_worker *w = io->data;
+	bool is_tls = true;
 
+	for (size_t l = 0; l < w->n_listen; l++)
+		if (w->listen_fds[l] == io->fd)
+			is_tls = w->listen_tls[l];
 	for (int i = 0; i < 64; i++) {
 		struct sockaddr_storage peer;
 		socklen_t len = sizeof(peer);
@@ -91,7 +95,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 				aclm_warn("gateway: accept: %s", strerror(errno));
 			return;
 		}
-		gw_proxy_accept(w, fd, &peer, len);
+		gw_proxy_accept(w, fd, &peer, len, is_tls);
 	}
 }
 
@@ -175,16 +179,20 @@ int aclm_gateway_start(struct aclm_gateway *gw)
 		w->id = i;
 		w->loop = ev_loop_new(EVFLAG_AUTO);
 		w->pool = gw_pool_new();
-		ios = calloc(cfg->n_listen, sizeof(*ios));
+		ios = calloc(cfg->n_listen + cfg->n_http_listen, sizeof(*ios));
 		stop = calloc(1, sizeof(*stop));
 		w->accept_watchers = ios;
 		w->stop_async = stop;
 		gw->n_workers = i + 1;
 		if (!w->loop || !w->pool || !ios || !stop)
 			return aclm_error(ACLM_ERR_NOMEM, "out of memory");
-		for (size_t l = 0; l < cfg->n_listen; l++) {
-			if ((rc = listen_on(cfg->listen[l], &w->listen_fds[l])))
+		for (size_t l = 0; l < cfg->n_listen + cfg->n_http_listen; l++) {
+			bool is_tls = l < cfg->n_listen;
+
+			if ((rc = listen_on(is_tls ? cfg->listen[l] : cfg->http_listen[l - cfg->n_listen],
+			                    &w->listen_fds[l])))
 				return rc;
+			w->listen_tls[l] = is_tls;
 			w->n_listen = l + 1;
 			ev_io_init(&ios[l], accept_cb, w->listen_fds[l], EV_READ);
 			ios[l].data = w;
@@ -194,6 +202,8 @@ int aclm_gateway_start(struct aclm_gateway *gw)
 		ev_async_start(w->loop, stop);
 	}
 	if (cfg->admin[0] && (rc = gw_admin_start(gw, cfg->admin)))
+		return rc;
+	if (aclm_gw_config_needs_acme(cfg) && (rc = gw_acme_start(gw)))
 		return rc;
 	for (unsigned i = 0; i < gw->n_workers; i++)
 		if (pthread_create(&gw->workers[i].thread, NULL, worker_main, &gw->workers[i])) {
@@ -221,6 +231,8 @@ int aclm_gateway_reload(struct aclm_gateway *gw)
 	/* Listeners, workers and the admin address stay as started. */
 	next->n_listen = gw->cfg->n_listen;
 	memcpy(next->listen, gw->cfg->listen, sizeof(next->listen));
+	next->n_http_listen = gw->cfg->n_http_listen;
+	memcpy(next->http_listen, gw->cfg->http_listen, sizeof(next->http_listen));
 	next->workers = gw->cfg->workers;
 	memcpy(next->admin, gw->cfg->admin, sizeof(next->admin));
 	pthread_mutex_lock(&gw->mu);
@@ -236,8 +248,10 @@ static bool mtime_differs(const char *path, const struct timespec *ts)
 {
 	struct stat st;
 
+	/* A missing file (being replaced, or not issued yet): look again
+	 * next time. */
 	if (stat(path, &st))
-		return false;      /* a file being replaced: look again next time */
+		return false;
 	return st.st_mtim.tv_sec != ts->tv_sec || st.st_mtim.tv_nsec != ts->tv_nsec;
 }
 
@@ -267,6 +281,7 @@ void aclm_gateway_free(struct aclm_gateway *gw)
 		if (gw->workers[i].thread_started)
 			pthread_join(gw->workers[i].thread, NULL);
 	gw_admin_stop(gw);
+	gw_acme_stop(gw);
 	for (unsigned i = 0; i < gw->n_workers; i++) {
 		struct gw_worker *w = &gw->workers[i];
 

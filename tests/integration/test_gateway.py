@@ -128,8 +128,14 @@ def test_keep_alive_on_both_sides(gw, nginx):
     # 20 requests on one client connection and (two workers, one pool each)
     # far fewer upstream connections
     assert len(conns) <= 2, conns
+    # one access-log line per request (written just after the response)
+    end = time.time() + 2
+    while len(gw.log_lines()) < 20 and time.time() < end:
+        time.sleep(0.05)
     lines = gw.log_lines()
-    assert len(lines) >= 20
+    assert len(lines) == 20
+    assert {l["status"] for l in lines} == {200} and {l["sni"] for l in lines} == {"a.test"}
+    assert all(l["tls_version"] == "TLSv1.3" and l["suite"].startswith("TLS_") for l in lines)
 
 
 def test_streams_a_large_body_and_posts(gw, nginx):
