@@ -220,6 +220,7 @@ class Hostile(threading.Thread):
         self.port = self.sock.getsockname()[1]
         self.stop = threading.Event()
         self.open = []
+        self.accepted = 0
 
     def run(self):
         self.sock.settimeout(0.2)
@@ -228,6 +229,7 @@ class Hostile(threading.Thread):
                 c, _ = self.sock.accept()
             except OSError:
                 continue
+            self.accepted += 1
             threading.Thread(target=self.serve, args=(c,), daemon=True).start()
 
     def serve(self, c):
@@ -508,6 +510,7 @@ class Fleet:
                 versions=tls, classic=["P-256"], protocol=proto, findings=[nopq], cert="good")))
             self.starttls[proto] = srv.port
 
+        self.hostile = {}
         for kind, reason, finding in [("silent", "timeout", "unreachable"),
                                       ("garbage", "not-tls", "not-tls"),
                                       ("reset", "reset", "unreachable"),
@@ -516,6 +519,7 @@ class Fleet:
             h = Hostile(kind)
             h.start()
             self.threads.append(h)
+            self.hostile[kind] = h
             self.endpoints.append(Endpoint(kind, h.port, expect(
                 reachable=False, reason=reason, findings=[finding])))
         self.endpoints.append(Endpoint("refused", free_port(),

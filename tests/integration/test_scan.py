@@ -76,9 +76,15 @@ def check_endpoint(e, got, fleet):
 
 def test_ground_truth(aclm, fleet):
     prime_inventory(aclm, fleet)
+    before = {k: h.accepted for k, h in fleet.hostile.items()}
     t0 = time.time()
     res = scan(aclm, fleet)
     elapsed = time.time() - t0
+    # A hostile server that never completes a handshake costs one connection
+    # (and at most one timeout); one that speaks TLS but fails it is probed
+    # further, each probe bounded.
+    for kind in ("silent", "garbage", "reset", "drip"):
+        assert fleet.hostile[kind].accepted - before[kind] == 1, kind
     by_port = fleet.by_port()
     got = {ep["port"]: ep for ep in res["endpoints"]}
     assert sorted(got) == sorted(by_port)
@@ -88,7 +94,7 @@ def test_ground_truth(aclm, fleet):
     assert res["summary"]["endpoints"] == len(fleet.endpoints)
     assert res["summary"]["reachable"] == reachable
     # Hostile servers cost one timeout, not one per probe.
-    assert elapsed < 15, elapsed
+    assert elapsed < 25, elapsed
 
     # --- findings, as stored: per endpoint, plus the inventory-wide ones
     rows = aclm.json("findings", "--json")
