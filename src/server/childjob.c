@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "aclm/buf.h"
 #include "aclm/err.h"
@@ -83,7 +84,50 @@ static void take_stderr(struct child_out *c, const char *data, size_t n)
 	c->err_tail[c->err_len] = '\0';
 }
 
-static int spawn(char **argv, int *out_fd, int *err_fd, pid_t *pid)
+/* The child's environment: ours, with the store URL in ACLM_STORE_URL
+ * (never on the command line, where `ps` shows a password in it).  Built
+ * before fork: between fork and exec only async-signal-safe calls. */
+static char **child_env(const char *db_url)
+{
+	extern char **environ;
+	size_t n = 0, k = 0;
+	char **env;
+
+	while (environ[n] != NULL)
+		n++;
+	env = calloc(n + 2, sizeof(*env));
+	if (env == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "ACLM_STORE_URL=", 15) != 0)
+			env[k++] = environ[i];
+	env[k] = malloc(strlen(db_url) + 16);
+	if (env[k] == NULL) {
+		free(env);
+		return NULL;
+	}
+	memcpy(env[k], "ACLM_STORE_URL=", 15);
+	memcpy(env[k] + 15, db_url, strlen(db_url) + 1);
+	env[k + 1] = NULL;
+	return env;
+}
+
+static void child_env_free(char **env)
+{
+	size_t i = 0;
+
+	if (env == NULL)
+		return;
+	while (env[i] != NULL && env[i + 1] != NULL)
+		i++;
+	if (env[i] != NULL) {
+		OPENSSL_cleanse(env[i], strlen(env[i]));
+		free(env[i]);  /* the one we made is last */
+	}
+	free(env);
+}
+
+static int spawn(char **argv, char **envp, int *out_fd, int *err_fd, pid_t *pid)
 {
 	int o[2] = { -1, -1 }, e[2] = { -1, -1 };
 
@@ -110,7 +154,7 @@ static int spawn(char **argv, int *out_fd, int *err_fd, pid_t *pid)
 			dup2(devnull, 0);
 		dup2(o[1], 1);
 		dup2(e[1], 2);
-		execv(argv[0], argv);
+		execve(argv[0], argv, envp);
 		_exit(127);
 	}
 	close(o[1]);
@@ -128,11 +172,16 @@ static int run_child(struct scheduler_job_ctx *ctx, const struct aclm_job *job, 
 {
 	int out_fd = -1, err_fd = -1;
 	int64_t last_report = 0;
+	char **envp = child_env(ctx->db_url);
 	pid_t pid = -1;
 	ssize_t n;
 	int rc;
 
-	if ((rc = spawn(argv, &out_fd, &err_fd, &pid)) != ACLM_OK)
+	if (envp == NULL)
+		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
+	rc = spawn(argv, envp, &out_fd, &err_fd, &pid);
+	child_env_free(envp);
+	if (rc != ACLM_OK)
 		return rc;
 	while (out_fd >= 0 || err_fd >= 0) {
 		struct pollfd p[2] = { { out_fd, POLLIN, 0 }, { err_fd, POLLIN, 0 } };
@@ -196,7 +245,8 @@ static void child_error(struct child_out *c, int status, const char *what, char 
 	         c->err_len > 0 ? (nl != NULL ? nl + 1 : c->err_tail) : "no output");
 }
 
-/* argv[0..] of `aclm --db URL [--config PATH]`; returns the count. */
+/* argv[0..] of `aclm [--config PATH]` (the store URL goes in the
+ * environment); returns the count. */
 static int base_argv(struct scheduler_job_ctx *ctx, char *self, size_t self_size, char **argv)
 {
 	ssize_t n = readlink("/proc/self/exe", self, self_size - 1);
@@ -206,8 +256,6 @@ static int base_argv(struct scheduler_job_ctx *ctx, char *self, size_t self_size
 		return aclm_error(ACLM_ERR_IO, "cannot find the aclm binary (/proc/self/exe)");
 	self[n] = '\0';
 	argv[argc++] = self;
-	argv[argc++] = (char *)"--db";
-	argv[argc++] = (char *)ctx->db_url;
 	if (ctx->config_path != NULL) {
 		argv[argc++] = (char *)"--config";
 		argv[argc++] = (char *)ctx->config_path;
