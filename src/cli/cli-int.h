@@ -77,6 +77,7 @@ struct aclm_acme_ca;
 int cli_acme_setup(struct cli *cli, struct aclm_kek *kek, struct aclm_acme_ca **cas,
                    size_t *n_cas);
 int cmd_server(struct cli *cli, int argc, char **argv);
+int cmd_ca(struct cli *cli, int argc, char **argv);
 int cmd_user(struct cli *cli, int argc, char **argv);
 int cmd_token(struct cli *cli, int argc, char **argv);
 int cmd_audit(struct cli *cli, int argc, char **argv);

@@ -190,6 +190,27 @@ static const struct cli_command commands[] = {
 	  "run  evaluates every rule and delivers due alerts once (aclm server does it\n"
 	  "     every alerts.interval). A failed delivery is retried with exponential\n"
 	  "     backoff (alerts.retry_base, alerts.max_attempts); list shows the errors.\n" },
+	{ "ca", cmd_ca, "the built-in CA: hierarchies, issuance, revocation, ACME server",
+	  "usage: aclm ca init [--name N] [--json]\n"
+	  "       aclm ca issue --csr FILE [--profile P] [--out FILE] [--name N]\n"
+	  "       aclm ca revoke SERIAL [--reason R] [--name N]\n"
+	  "       aclm ca list [--revoked] [--algo A] [--json] [--name N]\n"
+	  "       aclm ca export-roots [--out FILE] [--name N]\n"
+	  "       aclm ca crl [--algo ecdsa|rsa|sm2] [--out FILE] [--name N]\n"
+	  "       aclm ca renew-early SERIAL | --issued-before TIME [--name N]\n"
+	  "       aclm ca serve [--listen ADDR]\n"
+	  "\n"
+	  "init creates the CA's three hierarchies: ECDSA (P-384 root, P-256 issuing),\n"
+	  "RSA (4096 / 2048) and SM2 (SM2-with-SM3, distinguishing ID 1234567812345678);\n"
+	  "keys are sealed in the database under the KEK. N defaults to ca.name (main).\n"
+	  "issue signs a CSR (PEM or DER) with the hierarchy of its key type and prints\n"
+	  "the chain; a bad signature or weak key is refused (badCSR), names outside\n"
+	  "ca.dns_suffixes / ca.ip_ranges too (rejectedIdentifier).\n"
+	  "Profiles: default (90 days), shortlived (7 days), intranet (47 days, clientAuth).\n"
+	  "R: unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,\n"
+	  "cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise.\n"
+	  "renew-early moves the ARI window of certificates to now (mass renewal).\n"
+	  "serve runs aclm server (the ACME server is at /acme/N/directory).\n" },
 	{ "issue", cmd_issue, "obtain certificates from an ACME CA and keep them renewed",
 	  "usage: aclm issue [OPTIONS] NAME...\n"
 	  "\n"

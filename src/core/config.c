@@ -89,6 +89,20 @@ static const struct key_def key_defs[] = {
 	  "profile|account_key|timeout|rate_limit",
 	  "ACME CAs in priority order: a list of {name, directory, trust, contact, eab_kid, "
 	  "eab_hmac, preferred_chain, profile, account_key, timeout, rate_limit} (docs/cli.md)" },
+	{ "ca.name", T_STRING, "main", NULL,
+	  "the built-in CA `aclm server` creates on first start and serves at /acme/NAME/directory" },
+	{ "ca.url", T_STRING, "", NULL,
+	  "base URL put in issued certificates for the CRL and OCSP (default: the server's URL)" },
+	{ "ca.dns_suffixes", T_LIST, "", NULL,
+	  "DNS names the built-in CA issues for (suffixes such as corp.internal; empty: any)" },
+	{ "ca.ip_ranges", T_LIST, "", NULL,
+	  "IP ranges (CIDR) the built-in CA issues for (empty: 10/8, 172.16/12, 192.168/16, "
+	  "127/8, fc00::/7, ::1)" },
+	{ "ca.http01_port", T_INT, "80", NULL, "port the built-in CA's http-01 validation connects to" },
+	{ "ca.tlsalpn01_port", T_INT, "443", NULL,
+	  "port the built-in CA's tls-alpn-01 validation connects to" },
+	{ "ca.orders_per_hour", T_INT, "300", NULL,
+	  "new orders one ACME account may place per hour (rateLimited beyond)" },
 };
 #define N_KEYS (sizeof(key_defs) / sizeof(key_defs[0]))
 

@@ -387,12 +387,63 @@ static const char schema_policy[] =
 	");"
 	"CREATE UNIQUE INDEX policies_one_default ON policies (is_default) WHERE is_default = 1;";
 
+/* The built-in CA and its ACME server (src/ca, docs/internals/ca.md):
+ * hierarchies (certificates and sealed keys live in certificates/keys),
+ * what each CA issued and revoked, and the ACME server's objects
+ * (accounts, orders, authorizations, challenges) as JSON bodies keyed by
+ * the random reference in their URLs. */
+static const char schema_ca[] =
+	"CREATE TABLE ca_hierarchies ("
+	" id @ID@,"
+	" ca TEXT NOT NULL,"
+	" algo TEXT NOT NULL,"                  /* "ecdsa", "rsa", "sm2" */
+	" root_cert_id BIGINT NOT NULL REFERENCES certificates (id),"
+	" issuing_cert_id BIGINT NOT NULL REFERENCES certificates (id),"
+	" crl_number BIGINT NOT NULL DEFAULT 0,"
+	" created_at BIGINT NOT NULL,"
+	" UNIQUE (ca, algo)"
+	");"
+	"CREATE TABLE ca_issued ("
+	" id @ID@,"
+	" ca TEXT NOT NULL,"
+	" algo TEXT NOT NULL,"
+	" serial TEXT NOT NULL,"                /* upper-case hex, as aclm_cert.serial_hex */
+	" cert_id BIGINT NOT NULL REFERENCES certificates (id),"
+	" profile TEXT NOT NULL,"
+	" account_ref TEXT,"                    /* ACME account, NULL when issued by hand */
+	" not_before BIGINT NOT NULL,"
+	" not_after BIGINT NOT NULL,"
+	" issued_at BIGINT NOT NULL,"
+	" revoked_at BIGINT,"
+	" revocation_reason INTEGER,"           /* RFC 5280 CRLReason */
+	" renew_after BIGINT,"                  /* ARI window moved earlier by an operator */
+	" UNIQUE (ca, serial)"
+	");"
+	"CREATE INDEX ca_issued_revoked ON ca_issued (ca, algo, revoked_at);"
+	"CREATE TABLE ca_acme_objects ("
+	" id @ID@,"
+	" ca TEXT NOT NULL,"
+	" kind TEXT NOT NULL,"                  /* account, order, authz, challenge */
+	" ref TEXT NOT NULL UNIQUE,"            /* random, in the object's URL */
+	" account_ref TEXT,"
+	" status TEXT NOT NULL,"
+	" lookup TEXT,"                         /* account: JWK thumbprint; authz: identifier */
+	" body TEXT NOT NULL,"                  /* JSON */
+	" expires_at BIGINT,"
+	" created_at BIGINT NOT NULL,"
+	" updated_at BIGINT NOT NULL"
+	");"
+	"CREATE INDEX ca_acme_objects_lookup ON ca_acme_objects (ca, kind, lookup);"
+	"CREATE INDEX ca_acme_objects_account ON ca_acme_objects (account_ref, kind, created_at);"
+	"CREATE INDEX ca_acme_objects_status ON ca_acme_objects (kind, status);";
+
 static const struct migration migrations[] = {
 	{ 1, "initial schema", schema_1, NULL, NULL },
 	{ 2, "scan", schema_scan, NULL, NULL },
 	{ 3, "acme", schema_acme, NULL, NULL },
 	{ 4, "server", schema_server, NULL, NULL },
 	{ 5, "policy", schema_policy, NULL, NULL },
+	{ 6, "ca", schema_ca, NULL, NULL },
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
