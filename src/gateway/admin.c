@@ -39,11 +39,14 @@ static int metrics(struct aclm_http_req *req, struct aclm_http_res *res, void *a
 		                      (unsigned long long)atomic_load(&gw_metrics.status[i]));
 	rc |= aclm_buf_printf(&b, "# TYPE aclm_gateway_connections_total counter\n"
 	                      "aclm_gateway_connections_total %llu\n"
+	                      "# TYPE aclm_gateway_refused_connections_total counter\n"
+	                      "aclm_gateway_refused_connections_total %llu\n"
 	                      "# TYPE aclm_gateway_handshake_failures_total counter\n"
 	                      "aclm_gateway_handshake_failures_total %llu\n"
 	                      "# TYPE aclm_gateway_response_bytes_total counter\n"
 	                      "aclm_gateway_response_bytes_total %llu\n",
 	                      (unsigned long long)atomic_load(&gw_metrics.connections),
+	                      (unsigned long long)atomic_load(&gw_metrics.refused),
 	                      (unsigned long long)atomic_load(&gw_metrics.handshake_failures),
 	                      (unsigned long long)atomic_load(&gw_metrics.bytes_out));
 	rc |= aclm_buf_puts(&b, "# TYPE aclm_gateway_handshakes_total counter\n");

@@ -141,6 +141,7 @@ struct gw_metrics {
 	atomic_ullong handshakes;
 	atomic_ullong handshake_failures;
 	atomic_ullong connections;
+	atomic_ullong refused;            /* over connections_per_ip */
 	atomic_ullong bytes_out;
 	pthread_mutex_t mu;               /* handshakes by group and version */
 	char hs_group[16][40];
@@ -208,6 +209,14 @@ struct aclm_gw_config *gw_current(struct aclm_gateway *gw);
 /* A new client connection on a worker (proxy.c). */
 void gw_proxy_accept(struct gw_worker *w, int fd, const struct sockaddr_storage *peer,
                      socklen_t peer_len, bool is_tls);
+
+/* ---- clients.c ---- */
+
+/* Count a new connection of peer; false (not counted) when it already has
+ * limit open (limit 0: no limit, always true). */
+bool gw_clients_enter(const struct sockaddr_storage *peer, unsigned limit);
+/* The end of a connection counted by gw_clients_enter. */
+void gw_clients_leave(const struct sockaddr_storage *peer);
 
 /* ---- acme.c ---- */
 

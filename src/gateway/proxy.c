@@ -92,6 +92,8 @@ struct conn {
 	int status;
 	unsigned long long bytes;
 	/* for the log */
+	struct sockaddr_storage peer;
+	bool is_counted;                  /* in gw_clients (connections per IP) */
 	char peer_ip[64];
 	const char *tls_version, *group, *suite;
 	const char *sni;
@@ -153,6 +155,8 @@ static void conn_free(struct conn *c)
 	aclm_buf_free(&c->resp);
 	aclm_buf_free(&c->out);
 	c->w->n_conns--;
+	if (c->is_counted)
+		gw_clients_leave(&c->peer);
 	aclm_gw_config_unref(c->cfg);
 	free(c);
 }
@@ -1175,6 +1179,19 @@ void gw_proxy_accept(struct gw_worker *w, int fd, const struct sockaddr_storage 
 		return;
 	}
 	cfg = gw_current(w->gw);
+	if (!gw_clients_enter(peer, cfg->max_conns_per_ip)) {
+		/* over limits.connections_per_ip: refused before any TLS work */
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(fd);
+		aclm_gw_config_unref(cfg);
+		free(c);
+		atomic_fetch_add(&gw_metrics.refused, 1);
+		return;
+	}
+	c->is_counted = cfg->max_conns_per_ip > 0;
+	memcpy(&c->peer, peer, peer_len < sizeof(c->peer) ? peer_len : sizeof(c->peer));
 	c->w = w;
 	c->cfg = cfg;
 	c->fd = fd;

@@ -418,3 +418,20 @@ def test_certificate_swap_and_reload_under_wrk(gw_factory, nginx, certs, tmp_pat
     assert "requests in" in out, out + err
     assert "Non-2xx" not in out and "Socket errors" not in out, out
     assert served_cn(g.port) == "second"
+
+
+def test_connections_per_client_ip(gw_factory, nginx, certs):
+    g = gw_factory(site_yaml([nginx.port], [certs["ec"]]), extra="limits: {connections_per_ip: 3}\n")
+    held = [g.connect() for _ in range(3)]
+    with pytest.raises((ConnectionResetError, ssl.SSLError, OSError)):
+        with g.connect() as s:
+            http_request(s, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    held.pop().close()
+    time.sleep(0.3)
+    status, _, _ = get(g)
+    assert status == 200
+    for s in held:
+        s.close()
+    m = subprocess.run(["curl", "-s", f"http://127.0.0.1:{g.admin}/metrics"], capture_output=True,
+                       text=True).stdout
+    assert "aclm_gateway_refused_connections_total 1" in m
