@@ -27,6 +27,7 @@ struct aclm_acme_responder {
 	pthread_t thread;
 	bool running;
 	int n_conns;
+	struct responder_conn *conns;  /* open connections (closed on stop) */
 	pthread_mutex_t mu;          /* guards tokens */
 	struct responder_token *tokens;
 	size_t n_tokens;

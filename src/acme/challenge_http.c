@@ -33,7 +33,8 @@
 #define MAX_CONNS 256
 static const char PREFIX[] = "/.well-known/acme-challenge/";
 
-struct conn {
+struct responder_conn {
+	struct responder_conn *next, *prev;
 	struct aclm_acme_responder *r;
 	int fd;
 	ev_io io;
@@ -43,8 +44,14 @@ struct conn {
 	size_t len;
 };
 
-static void conn_close(struct conn *c)
+static void conn_close(struct responder_conn *c)
 {
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		c->r->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
 	ev_io_stop(c->r->loop, &c->io);
 	ev_timer_stop(c->r->loop, &c->timer);
 	if (c->ssl != NULL) {
@@ -64,7 +71,7 @@ const struct responder_token *responder_find(struct aclm_acme_responder *r, cons
 	return NULL;
 }
 
-static void http_reply(struct conn *c)
+static void http_reply(struct responder_conn *c)
 {
 	char path[512], out[1024];
 	const char *keyauth = NULL;
@@ -93,7 +100,7 @@ static void http_reply(struct conn *c)
 
 static void on_conn(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct conn *c = w->data;
+	struct responder_conn *c = w->data;
 	ssize_t n;
 
 	if (c->ssl != NULL) {
@@ -134,7 +141,7 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct aclm_acme_responder *r = w->data;
-	struct conn *c;
+	struct responder_conn *c;
 	int fd = accept4(r->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	if (fd < 0)
@@ -145,6 +152,10 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	c->r = r;
 	c->fd = fd;
+	c->next = r->conns;
+	if (r->conns != NULL)
+		r->conns->prev = c;
+	r->conns = c;
 	r->n_conns++;
 	if (r->type == ACLM_CHALL_TLSALPN01) {
 		c->ssl = SSL_new(r->ssl_ctx);
@@ -308,8 +319,10 @@ void aclm_acme_responder_stop(struct aclm_acme_responder *r)
 		ev_async_send(r->loop, &r->stop_w);
 		pthread_join(r->thread, NULL);
 	}
+	while (r->conns != NULL)
+		conn_close(r->conns);  /* the loop has stopped: no watcher runs any more */
 	if (r->loop != NULL)
-		ev_loop_destroy(r->loop);  /* connections still open are closed with the fds below */
+		ev_loop_destroy(r->loop);
 	if (r->fd >= 0)
 		close(r->fd);
 	for (size_t i = 0; i < r->n_tokens; i++) {

@@ -304,3 +304,49 @@ def test_revoke_by_certificate_key(acme, peb, tmp_path, aclm_sqlite_other):
     ev = other.sql("SELECT detail FROM events WHERE type = 'acme.revoked'")
     assert json.loads(ev[0][0])["by"] == "certificate key"
     assert other.sql("SELECT COUNT(*) FROM acme_accounts") == [["0"]]
+
+
+def test_responder_survives_idle_garbage_and_oversized(acme, peb):
+    """While aclm answers challenges, hostile clients of its responder (an
+    idle connection, garbage, an oversized request, a path outside the
+    challenge directory) get 404s or are closed; issuing goes on, and the
+    process exits cleanly (ASan builds check for leaks)."""
+    import socket
+    import time
+    names = ["r%02d.example.test" % i for i in range(12)]
+    from conftest import BIN
+    p = subprocess.Popen([BIN, "--db", acme.db, "issue", "--json", "--each", "--concurrency", "2",
+                          *names, "--standalone", "127.0.0.1:%d" % peb.http_port],
+                         cwd=acme.tmp, env=acme.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    socks = []
+    try:
+        end = time.time() + 10
+        while time.time() < end:
+            try:
+                s = socket.create_connection(("127.0.0.1", peb.http_port), timeout=1)
+                break
+            except OSError:
+                time.sleep(0.01)
+        socks.append(s)                                   # idle
+        g = socket.create_connection(("127.0.0.1", peb.http_port), timeout=5)
+        g.sendall(b"\x16\x03\x01garbage\r\n\r\n")
+        assert g.recv(100).startswith(b"HTTP/1.1 404")
+        g.close()
+        t = socket.create_connection(("127.0.0.1", peb.http_port), timeout=5)
+        t.sendall(b"GET /.well-known/acme-challenge/../../etc/passwd HTTP/1.1\r\n\r\n")
+        assert t.recv(100).startswith(b"HTTP/1.1 404")
+        t.close()
+        o = socket.create_connection(("127.0.0.1", peb.http_port), timeout=5)
+        o.sendall(b"GET /" + b"a" * 5000)
+        data = o.recv(100)
+        assert data == b"" or data.startswith(b"HTTP/1.1 404")
+        o.close()
+        out, err = p.communicate(timeout=60)
+    finally:
+        for s in socks:
+            s.close()
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err
+    res = json.loads(out)
+    assert len(res) == 12 and all("error" not in r for r in res)
