@@ -1060,8 +1060,17 @@ int aclm_acme_issue(struct aclm_store *st, const struct aclm_kek *kek,
 out:
 	if (rc != ACLM_OK) {
 		char saved[1024];
+		struct aclm_managed_row m;
+		int64_t delay = 300;
 		aclm_strlcpy(saved, aclm_errmsg(), sizeof(saved));
-		aclm_store_managed_set_failure(st, res->managed_id, NULL, saved, aclm_now() + 300);
+		/* 5 min, doubling with each failure in a row, at most a day */
+		if (aclm_store_managed_get(st, res->managed_id, &m) == ACLM_OK) {
+			delay = (int64_t)300 << (m.failures < 9 ? m.failures : 9);
+			if (delay > 86400)
+				delay = 86400;
+			aclm_managed_row_free(&m);
+		}
+		aclm_store_managed_set_failure(st, res->managed_id, NULL, saved, aclm_now() + delay);
 		aclm_error(rc, "%s", saved);
 	}
 	if (r.responder != NULL && r.responder != req->solver.responder)

@@ -328,13 +328,17 @@ int aclm_acme_renew(struct aclm_store *st, const struct aclm_kek *kek,
 				listed = true;
 		if (!listed || (d->m.status != NULL && strcmp(d->m.status, "revoked") == 0))
 			continue;
-		if (o->force || d->m.current_cert_id == 0) {
+		if (o->force) {
 			d->selected = true;
 			continue;
 		}
 		if (d->m.next_attempt_at > now) {
 			aclm_time_iso(d->m.next_attempt_at, iso, sizeof(iso));
 			report(o, &d->m, "backing off after a failure until %s", iso);
+			continue;
+		}
+		if (d->m.current_cert_id == 0) {  /* never issued: due now */
+			d->selected = true;
 			continue;
 		}
 		/* ARI decides when the CA offers it; else the lifetime rule */

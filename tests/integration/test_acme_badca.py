@@ -108,3 +108,17 @@ def test_bad_ca(aclm_sqlite, pki, badca, mode, expect):
     assert "CA bad-%s" % mode in err and expect in err, err
     assert len(err.strip().splitlines()) <= 2, err
     assert len(aclm_sqlite.list()) == before
+
+
+def test_failures_back_off(aclm_sqlite, badca):
+    import time
+    write_config(aclm_sqlite, [{"name": "bad", "directory": "http://127.0.0.1:%d/garbage/dir" % badca}])
+    for _ in range(3):
+        aclm_sqlite.run("issue", "bo.example.test", "--standalone", "127.0.0.1:0", check_rc=1)
+    failures, nxt, err = aclm_sqlite.sql(
+        "SELECT failures, next_attempt_at, last_error FROM managed_certificates")[0]
+    assert failures == "3" and "CA bad" in err
+    # 5 min, doubled per failure before this one: 20 min
+    assert abs(int(nxt) - (int(time.time()) + 1200)) < 60
+    res = aclm_sqlite.json("renew", "--all", "--json")
+    assert res[0]["result"].startswith("backing off")
