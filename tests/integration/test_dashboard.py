@@ -145,8 +145,6 @@ def test_dashboard_in_chromium(server, pki, tmp_path):
     need_browser()
     shots = os.path.join(str(tmp_path), "dashboard-shots")
     url = "https://127.0.0.1:%d/" % server.port
-    # one scanned endpoint (the server itself) for the PQ readiness figure
-    server.aclm.run("scan", "127.0.0.1:%d" % server.port, check_rc=0)
     cmd = ["node", os.path.join(BROWSER_DIR, "dashboard.mjs"), "--url", url,
            "--admin-password", ADMIN_PW, "--import", pki.cert_path("extra"),
            "--import-name", "extra.example.test", "--shots", shots]
@@ -162,7 +160,11 @@ def test_dashboard_in_chromium(server, pki, tmp_path):
     # the overview was read before the import through the UI added one
     assert f["total"] == o["total"] - 1 and f["expired"] == o["expired"]
     assert f["expiring_7d"] == o["expiring_7d"]
+    # the scan started in the UI found the server itself; the PQ figure counts it
+    assert result["scanned"] == "127.0.0.1:%d" % server.port
     assert result["pq"].endswith("/1"), result["pq"]
+    # its self-signed certificate is served but not managed: one ghost
+    assert result["ghost"] == 1, result
     # the import went through the API under the admin's name, into the audit log
     st, c, _ = server.request("GET", "/api/v1/certificates/%d" % result["imported_id"], session=admin)
     assert st == 200 and "DNS:extra.example.test" in c["sans"]

@@ -9,6 +9,8 @@ import { auditPage } from './pages/audit.js';
 import { usersPage } from './pages/users.js';
 import { settingsPage } from './pages/settings.js';
 import { modulePage, moduleVisible } from './pages/module.js';
+import { endpointsPage } from './pages/endpoints.js';
+import { managedPage } from './pages/managed.js';
 import { applyTheme, getTheme, setTheme } from './theme.js';
 
 // Pages of the navigation: the route that must exist and be allowed for the
@@ -62,7 +64,9 @@ function resolve(path) {
   if (path === '/audit') return { nav: 'audit', page: auditPage };
   if (path === '/users') return { nav: 'users', page: usersPage };
   if (path === '/settings') return { nav: 'settings', page: settingsPage };
-  if (['/endpoints', '/managed', '/alerts', '/policies'].includes(path)) {  // data from other modules
+  if (path === '/endpoints') return { nav: 'endpoints', page: endpointsPage };
+  if (path === '/managed') return { nav: 'managed', page: managedPage };
+  if (['/alerts', '/policies'].includes(path)) {  // data from other modules
     const id = path.slice(1);
     return { nav: id, page: (c) => modulePage(c, id) };
   }

@@ -60,8 +60,28 @@ export async function overviewPage(ctx) {
   const compliance = ctx.can('GET', '/api/v1/compliance')
     ? get('/api/v1/compliance?violating=1&limit=1').catch((e) => ({ error: e }))
     : Promise.resolve(null);
-  extra.push(unavailable('failing', t('ov.failing'), 'managed certificates API'));
-  extra.push(unavailable('ghost', t('ov.ghost'), 'endpoints API'));
+  // Failing renewals: managed certificates whose last attempts failed.
+  if (ctx.can('GET', '/api/v1/managed')) {
+    const slot = h('div', { class: 'slot' });
+    extra.push(slot);
+    get('/api/v1/managed').then((r) => {
+      if (slot.isConnected) slot.replaceWith(figure('failing', t('ov.failing'), r.items.filter((m) => m.failures > 0).length, '#/managed'));
+    }, (e) => { if (slot.isConnected) slot.replaceWith(unavailable('failing', t('ov.failing'), e.message)); });
+  } else if (!hidden('/api/v1/managed')) {
+    extra.push(unavailable('failing', t('ov.failing'), 'GET /api/v1/managed'));
+  }
+  // Ghost certificates: served somewhere but neither imported nor issued
+  // through aclm (the scanner's open "unmanaged" findings), each counted once.
+  if (ctx.can('GET', '/api/v1/findings')) {
+    const slot = h('div', { class: 'slot' });
+    extra.push(slot);
+    get('/api/v1/findings?type=unmanaged').then((r) => {
+      const certs = new Set(r.items.map((f) => f.cert_id ?? f.fingerprint ?? `${f.ip}:${f.port}`));
+      if (slot.isConnected) slot.replaceWith(figure('ghost', t('ov.ghost'), certs.size, '#/endpoints'));
+    }, (e) => { if (slot.isConnected) slot.replaceWith(unavailable('ghost', t('ov.ghost'), e.message)); });
+  } else if (!hidden('/api/v1/findings')) {
+    extra.push(unavailable('ghost', t('ov.ghost'), 'GET /api/v1/findings'));
+  }
   const pqSlot = h('div', { class: 'slot' });
   const pqPanelSlot = h('div', { class: 'slot' });
   if (!hidden('/api/v1/reports/{kind}')) extra.push(pqSlot);
