@@ -487,14 +487,28 @@ int aclm_store_schema_version(struct aclm_store *st, int *version)
 	return ACLM_OK;
 }
 
-/* The first migration above version v.  migrations[] is in increasing
- * version order (aclm_store_migrate checks it); numbers are normally 1..N. */
-static const struct migration *next_migration(int v)
+static const char SQL_HAS_VERSION[] = "SELECT COUNT(*) FROM schema_migrations WHERE version = ?";
+static const char SQL_N_VERSIONS[] = "SELECT COUNT(*) FROM schema_migrations";
+
+/* The first listed migration the database has not recorded, or NULL.  Every
+ * missing one is applied, not only those above the highest recorded: a
+ * migration numbered below one that landed first (two branches of work) is
+ * never skipped. */
+static int next_migration(struct aclm_store *st, const struct migration **out)
 {
-	for (size_t i = 0; i < N_MIGRATIONS; i++)
-		if (migrations[i].version > v)
-			return &migrations[i];
-	return &migrations[N_MIGRATIONS - 1];  /* not reached: v < code version */
+	*out = NULL;
+	for (size_t i = 0; i < N_MIGRATIONS; i++) {
+		const struct store_param p[] = { SP_I(migrations[i].version) };
+		int64_t n = 0;
+		int rc = store_int64(st, SQL_HAS_VERSION, "read the schema versions", p, 1, &n);
+		if (rc < 0)
+			return rc;
+		if (n == 0) {
+			*out = &migrations[i];
+			return ACLM_OK;
+		}
+	}
+	return ACLM_OK;
 }
 
 static int too_new(struct aclm_store *st, int version)
@@ -536,9 +550,10 @@ static int expand(const struct aclm_store *st, const struct migration *m, struct
 	return rc;
 }
 
-/* One step under the migration lock: read the version (*seen) and, if
- * behind, apply the next migration.  *version gets the version after it. */
-static int migrate_step(struct aclm_store *st, int *seen, int *version)
+/* One step under the migration lock: read the version (*seen) and apply the
+ * next missing migration, if any (*applied).  *version gets the highest
+ * recorded version after it. */
+static int migrate_step(struct aclm_store *st, int *seen, int *version, bool *applied)
 {
 	struct aclm_buf script;
 	const struct migration *m;
@@ -556,15 +571,17 @@ static int migrate_step(struct aclm_store *st, int *seen, int *version)
 	if ((rc = store_int64(st, SQL_VERSION, "read the schema version", NULL, 0, &v)) < 0)
 		goto fail;
 	*seen = *version = (int)v;
+	*applied = false;
 	if (v > aclm_store_code_version()) {
 		rc = too_new(st, (int)v);
 		goto fail;
 	}
-	if (v == aclm_store_code_version()) {
+	if ((rc = next_migration(st, &m)) != ACLM_OK)
+		goto fail;
+	if (m == NULL) {
 		rc = aclm_store_commit(st);  /* another process was first */
 		goto out;
 	}
-	m = next_migration((int)v);
 	if ((rc = expand(st, m, &script)) != ACLM_OK)
 		goto fail;
 	if ((rc = store_exec(st, aclm_buf_cstr(&script), "apply migration")) != ACLM_OK) {
@@ -579,7 +596,9 @@ static int migrate_step(struct aclm_store *st, int *seen, int *version)
 	}
 	if ((rc = aclm_store_commit(st)) != ACLM_OK)
 		goto out;
-	*version = m->version;
+	*applied = true;
+	if (m->version > *version)
+		*version = m->version;
 	goto out;
 fail:
 	{
@@ -596,6 +615,7 @@ out:
 int aclm_store_migrate(struct aclm_store *st, int *from, int *to)
 {
 	int v = 0, seen = 0, first = -1, rc;
+	bool up_to_date = false;
 
 	if (st->depth != 0)
 		return aclm_error(ACLM_ERR_USAGE, "%s: cannot migrate inside a transaction",
@@ -606,18 +626,25 @@ int aclm_store_migrate(struct aclm_store *st, int *from, int *to)
 			                  "migrations[] must be in increasing order",
 			                  migrations[i].version, migrations[i].name,
 			                  migrations[i - 1].version);
-	/* Without the lock first: the common case is "up to date". */
+	/* Without the lock first: the common case is "up to date" (every listed
+	 * version recorded, none newer). */
 	if ((rc = aclm_store_schema_version(st, &v)) != ACLM_OK)
 		return rc;
 	if (v > aclm_store_code_version())
 		return too_new(st, v);
-	if (v < aclm_store_code_version()) {
-		do {
-			if ((rc = migrate_step(st, &seen, &v)) != ACLM_OK)
-				return rc;
-			if (first < 0)
-				first = seen;
-		} while (v < aclm_store_code_version());
+	if (v > 0) {
+		int64_t n = 0;
+		if ((rc = store_int64(st, SQL_N_VERSIONS, "read the schema versions", NULL, 0, &n)) < 0)
+			return rc;
+		up_to_date = v == aclm_store_code_version() && n == (int64_t)N_MIGRATIONS;
+	}
+	while (!up_to_date) {
+		bool applied = false;
+		if ((rc = migrate_step(st, &seen, &v, &applied)) != ACLM_OK)
+			return rc;
+		if (first < 0)
+			first = seen;
+		up_to_date = !applied;
 	}
 	if (from != NULL)
 		*from = first >= 0 ? first : v;
