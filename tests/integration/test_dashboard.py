@@ -175,3 +175,41 @@ def test_dashboard_in_chromium(server, pki, tmp_path):
         path = os.path.join(shots, name + ".png")
         assert os.path.getsize(path) > 5000, path
     print("dashboard: %s; screenshots in %s" % (json.dumps(result), shots))
+
+
+def test_managed_certificate_from_pebble_in_chromium(aclm_sqlite, tmp_path):
+    """Create a managed certificate in the dashboard; Pebble issues it; it
+    shows with its certificate and that certificate's expiry."""
+    need_browser()
+    if shutil.which("pebble") is None:
+        pytest.skip("pebble is not installed (scripts/install-deps --test)")
+    from acme_pebble import Pebble, pebble_ca, write_config
+    peb = Pebble(str(tmp_path / "pebble")).start()
+    try:
+        path = write_config(aclm_sqlite, [pebble_ca(peb)], "scheduler:\n  interval: 1s\n")
+        with open(path) as f:
+            s = Server(aclm_sqlite, config=f.read())
+        try:
+            shots = os.path.join(str(tmp_path), "dashboard-shots")
+            p = subprocess.run(
+                ["node", os.path.join(BROWSER_DIR, "managed.mjs"),
+                 "--url", "https://127.0.0.1:%d/" % s.port, "--admin-password", ADMIN_PW,
+                 "--name", "dash.example.test", "--ca", "pebble",
+                 "--standalone", "127.0.0.1:%d" % peb.http_port, "--shots", shots],
+                cwd=BROWSER_DIR, capture_output=True, text=True, timeout=300)
+            lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+            assert lines, p.stdout + p.stderr
+            result = json.loads(lines[-1])
+            assert p.returncode == 0 and result["ok"], json.dumps(result, indent=1) + p.stderr
+            admin = s.login("admin", ADMIN_PW)
+            st, man, _ = s.request("GET", "/api/v1/managed", session=admin)
+            assert [m["current_cert_id"] for m in man["items"]] == [result["cert_id"]]
+            st, c, _ = s.request("GET", "/api/v1/certificates/%d" % result["cert_id"], session=admin)
+            assert "DNS:dash.example.test" in c["sans"] and c["not_after"] == result["not_after"]
+            assert c["days_left"] > 0
+            assert os.path.getsize(os.path.join(shots, "managed-issued.png")) > 5000
+        finally:
+            rc, out, err = s.stop()
+            assert "runtime error" not in err and "AddressSanitizer" not in err, err
+    finally:
+        peb.stop()

@@ -24,6 +24,7 @@ function createForm(ctx, cas, done) {
     ['ec256,rsa2048', 'sm2,ec256'].map((k) => h('option', { value: k }, k)));
   const challenge = h('select', { id: 'mg-challenge' }, ['http-01', 'tls-alpn-01', 'dns-01'].map((c) => h('option', { value: c }, c)));
   const webroot = h('input', { id: 'mg-webroot', placeholder: '/var/www/html' });
+  const standalone = h('input', { id: 'mg-standalone', placeholder: '0.0.0.0:80' });
   const caBoxes = cas.map((c) => h('input', { type: 'checkbox', value: c.name, id: 'mg-ca-' + c.name }));
   const status = h('div', { id: 'mg-status', 'aria-live': 'polite' });
   const btn = h('button', { type: 'submit', class: 'primary', id: 'mg-create' }, t('mg.create'));
@@ -32,6 +33,7 @@ function createForm(ctx, cas, done) {
     const body = { names: names.value.split(/[\s,]+/).filter(Boolean), key: key.value, challenge: challenge.value };
     if (dual.value) body.dual = dual.value;
     if (webroot.value.trim()) body.webroot = webroot.value.trim();
+    if (standalone.value.trim()) body.standalone = standalone.value.trim();
     const chosen = caBoxes.filter((b) => b.checked).map((b) => b.value);
     if (chosen.length) body.cas = chosen;
     btn.disabled = true;
@@ -50,6 +52,7 @@ function createForm(ctx, cas, done) {
   h('label', { class: 'field' }, t('mg.dual'), dual),
   h('label', { class: 'field' }, t('mg.challenge'), challenge),
   h('label', { class: 'field' }, 'webroot', webroot),
+  h('label', { class: 'field' }, t('mg.standalone'), standalone),
   cas.length ? h('fieldset', { class: 'field' }, h('legend', null, t('mg.cas')),
     caBoxes.map((b) => h('label', { class: 'inline' }, b, ' ', b.value))) : null,
   btn, status);
