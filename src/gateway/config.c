@@ -426,6 +426,8 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 		if (!key)
 			return cerr(ld, k, "site: keys must be strings");
 		if (!strcmp(key, "names")) {
+			if (s->n_names)
+				return cerr(ld, k, "names given twice");
 			if ((rc = need_seq(ld, v, "names")))
 				return rc;
 			FOR_ITEMS(ld, v, it) {
@@ -447,6 +449,8 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 		} else if (!strcmp(key, "upstreams")) {
 			size_t n;
 
+			if (s->ups)
+				return cerr(ld, k, "upstreams given twice");
 			if ((rc = need_seq(ld, v, "upstreams")))
 				return rc;
 			n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
@@ -461,6 +465,8 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 				s->n_ups++;
 			}
 		} else if (!strcmp(key, "certificates")) {
+			if (s->n_certs)
+				return cerr(ld, k, "certificates given twice");
 			if ((rc = load_certs(ld, s, v)))
 				return rc;
 		} else if (!strcmp(key, "cert_source")) {
