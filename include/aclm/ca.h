@@ -125,4 +125,84 @@ int aclm_ca_ocsp_respond(struct aclm_store *st, const struct aclm_kek *kek, cons
 int aclm_ca_renewal_window(struct aclm_store *st, const char *ca, const char *serial,
                            int64_t *start, int64_t *end);
 
+/* --- the ACME server (RFC 8555, RFC 9773 ARI, RFC 8737, RFC 8738) -------
+ *
+ * Transport-neutral: the front end (src/server/ca_api.c) hands each request
+ * to aclm_ca_acme_handle() on one thread (the one that owns the store) and
+ * sends what it returns.  Validations are network work: the handler only
+ * queues them; the front end takes them, runs aclm_ca_acme_validate() on
+ * another thread, and reports the result back with
+ * aclm_ca_acme_validation_done() on the store's thread. */
+
+struct aclm_ca_acme;
+
+struct aclm_ca_acme_opts {
+	const struct aclm_kek *kek;          /* signs certificates (kept by the caller) */
+	struct aclm_ca_policy policy;        /* which identifiers are allowed */
+	const char *cert_base_url;           /* CRL/OCSP URLs in certificates; NULL: the
+	                                      * request's own base */
+	int http01_port;                     /* 80 */
+	int tlsalpn01_port;                  /* 443 */
+	const char *connect_to;              /* validation connects here for DNS names
+	                                      * (NULL: resolve the name) */
+	const char *dns_resolver;            /* "ADDR[:PORT]" for dns-01; NULL: system */
+	int64_t orders_per_hour;             /* per account; 0: no limit */
+	int64_t authz_reuse;                 /* seconds a valid authorization is reused */
+	double validation_timeout;           /* seconds; 10 */
+};
+
+int aclm_ca_acme_new(const struct aclm_ca_acme_opts *opts, struct aclm_ca_acme **out);
+void aclm_ca_acme_free(struct aclm_ca_acme *a);
+
+struct aclm_ca_acme_req {
+	const char *method;        /* "GET", "HEAD", "POST" */
+	const char *ca;            /* from /acme/<ca>/... */
+	const char *path;          /* after /acme/<ca>: "/directory", "/order/ABC/finalize" */
+	const char *base;          /* "https://host:port/acme/<ca>" as the client sees it */
+	const char *content_type;
+	const unsigned char *body;
+	size_t body_len;
+};
+
+#define ACLM_CA_ACME_MAX_LINKS 4
+struct aclm_ca_acme_res {
+	int status;
+	const char *content_type;
+	char *body;
+	size_t body_len;
+	char nonce[64];            /* Replay-Nonce, "" for none */
+	char location[512];
+	char links[ACLM_CA_ACME_MAX_LINKS][600];
+	int n_links;
+	int64_t retry_after;       /* seconds, 0 none */
+};
+void aclm_ca_acme_res_free(struct aclm_ca_acme_res *r);
+
+/* Always fills res (a problem document when the request is refused);
+ * returns 0, or a negative error for failures of the server itself (the
+ * problem is then serverInternal). */
+int aclm_ca_acme_handle(struct aclm_ca_acme *a, struct aclm_store *st,
+                        const struct aclm_ca_acme_req *req, struct aclm_ca_acme_res *res);
+
+struct aclm_ca_acme_validation {
+	char challenge[48];        /* challenge ref */
+	char type[16];             /* "http-01", "tls-alpn-01", "dns-01" */
+	char ident_type[4];        /* "dns", "ip" */
+	char value[256];
+	char token[64];
+	char keyauth[160];
+	/* results */
+	bool ok;
+	char problem[32];          /* "connection", "unauthorized", "dns", "tls", "incorrectResponse" */
+	char error[512];
+};
+/* Validations queued by handled requests (at most max); the caller runs them. */
+size_t aclm_ca_acme_take(struct aclm_ca_acme *a, struct aclm_ca_acme_validation *out, size_t max);
+/* Run one validation (network, blocking, bounded by the timeout); any thread. */
+void aclm_ca_acme_validate(const struct aclm_ca_acme *a, struct aclm_ca_acme_validation *v);
+int aclm_ca_acme_validation_done(struct aclm_ca_acme *a, struct aclm_store *st,
+                                 const struct aclm_ca_acme_validation *v);
+/* After a restart: queue every challenge that was being validated. */
+int aclm_ca_acme_resume(struct aclm_ca_acme *a, struct aclm_store *st);
+
 #endif

@@ -94,12 +94,16 @@ struct aclm_ca_acme_obj {
 void aclm_ca_acme_obj_free(struct aclm_ca_acme_obj *o);
 
 int aclm_store_ca_acme_add(struct aclm_store *st, const struct aclm_ca_acme_obj *o);
-/* New status and body (and expiry when expires_at > 0). */
+/* New status and body (and expiry when expires_at > 0, lookup when not
+ * NULL). */
 int aclm_store_ca_acme_update(struct aclm_store *st, const char *ref, const char *status,
-                              const char *body, int64_t expires_at);
+                              const char *body, int64_t expires_at, const char *lookup);
 /* ACLM_ERR_NOTFOUND when (ca, kind, ref) does not exist. */
 int aclm_store_ca_acme_get(struct aclm_store *st, const char *ca, const char *kind,
                            const char *ref, struct aclm_ca_acme_obj *out);
+/* By kind and ref alone (refs are unique over all CAs). */
+int aclm_store_ca_acme_find_ref(struct aclm_store *st, const char *kind, const char *ref,
+                                struct aclm_ca_acme_obj *out);
 /* The newest object of (ca, kind) with this lookup (and account, if not
  * NULL) whose status is one of statuses ("valid", "pending,valid"). */
 int aclm_store_ca_acme_find(struct aclm_store *st, const char *ca, const char *kind,

@@ -45,3 +45,36 @@ int ca_store_cert(struct aclm_store *st, const char *ca, X509 *x, int64_t *id,
 int ca_add_ext(X509 *cert, X509 *issuer, int nid, const char *value);
 
 #endif
+
+struct aclm_ca_acme;
+struct aclm_ca_acme_opts;
+/* acme_server.c: the options the validator needs. */
+const struct aclm_ca_acme_opts *ca_acme_opts(const struct aclm_ca_acme *a);
+
+/* --- acme_jws.c ---------------------------------------------------------- */
+#include <jansson.h>
+
+int ca_b64url_decode(const char *in, size_t in_len, unsigned char **out, size_t *out_len);
+void ca_b64url_encode(const unsigned char *in, size_t len, char *out, size_t out_size);
+/* A public JWK (EC P-256/P-384, RSA >= 2048, OKP Ed25519) as a key. */
+int ca_jwk_to_pkey(json_t *jwk, EVP_PKEY **out);
+/* RFC 7638 thumbprint, base64url (43 characters). */
+int ca_jwk_thumbprint(json_t *jwk, char out[64]);
+bool ca_jws_alg_allowed(const char *alg);
+int ca_jws_verify_sig(const char *alg, EVP_PKEY *pk, const unsigned char *data, size_t len,
+                      const unsigned char *sig, size_t sig_len);
+
+/* A flattened JWS, decoded (not yet verified). */
+struct ca_jws {
+	json_t *protected_hdr;
+	json_t *payload;           /* NULL for POST-as-GET (empty payload) */
+	bool is_post_as_get;
+	const char *alg, *nonce, *url, *kid;  /* in protected_hdr */
+	json_t *jwk;               /* in protected_hdr, or NULL */
+	char *signing_input;       /* protected "." payload, as sent */
+	size_t signing_input_len;
+	unsigned char *sig;
+	size_t sig_len;
+};
+int ca_jws_parse(const unsigned char *body, size_t len, struct ca_jws *j);
+void ca_jws_free(struct ca_jws *j);

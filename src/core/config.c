@@ -103,6 +103,11 @@ static const struct key_def key_defs[] = {
 	  "port the built-in CA's tls-alpn-01 validation connects to" },
 	{ "ca.orders_per_hour", T_INT, "300", NULL,
 	  "new orders one ACME account may place per hour (rateLimited beyond)" },
+	{ "ca.validation_connect_to", T_STRING, "", NULL,
+	  "connect every http-01 / tls-alpn-01 validation of a DNS name to this address "
+	  "(lab and test networks; empty: resolve the name)" },
+	{ "ca.dns_resolver", T_STRING, "", NULL,
+	  "resolver ADDR[:PORT] the built-in CA asks for dns-01 TXT records (empty: the system's)" },
 };
 #define N_KEYS (sizeof(key_defs) / sizeof(key_defs[0]))
 

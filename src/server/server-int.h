@@ -129,6 +129,10 @@ extern const size_t server_n_alert_routes;
 extern const struct api_route server_ops_routes[];
 extern const size_t server_n_ops_routes;
 
+/* ca_api.c: the built-in CA's ACME server, CRLs and OCSP (public routes). */
+extern const struct api_route server_ca_routes[];
+extern const size_t server_n_ca_routes;
+
 /* metrics.c */
 extern const struct api_route server_metrics_routes[];
 extern const size_t server_n_metrics_routes;

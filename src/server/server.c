@@ -239,6 +239,7 @@ int aclm_server_run(struct aclm_server_opts *o)
 	    (rc = server_add_routes(&s, server_alert_routes, server_n_alert_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_policy_routes, server_n_policy_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_metrics_routes, server_n_metrics_routes)) != ACLM_OK ||
+	    (rc = server_add_routes(&s, server_ca_routes, server_n_ca_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_ui_routes, server_n_ui_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_overview_routes, server_n_overview_routes)) != ACLM_OK)
 		goto out;

@@ -345,9 +345,12 @@ static const char SQL_OBJ_ADD[] =
 	"expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_OBJ_UPDATE[] =
 	"UPDATE ca_acme_objects SET status = ?, body = ?, updated_at = ?, "
-	"expires_at = CASE WHEN ? > 0 THEN ? ELSE expires_at END WHERE ref = ?";
+	"expires_at = CASE WHEN ? > 0 THEN ? ELSE expires_at END, lookup = COALESCE(?, lookup) "
+	"WHERE ref = ?";
 static const char SQL_OBJ_GET[] =
 	"SELECT " OBJ_COLS " FROM ca_acme_objects WHERE ca = ? AND kind = ? AND ref = ?";
+static const char SQL_OBJ_GET_REF[] =
+	"SELECT " OBJ_COLS " FROM ca_acme_objects WHERE kind = ? AND ref = ?";
 static const char SQL_OBJ_FIND[] =
 	"SELECT " OBJ_COLS " FROM ca_acme_objects WHERE ca = ? AND kind = ? AND lookup = ? "
 	"AND COALESCE(?, account_ref) = account_ref ORDER BY id DESC";
@@ -402,11 +405,11 @@ int aclm_store_ca_acme_add(struct aclm_store *st, const struct aclm_ca_acme_obj 
 }
 
 int aclm_store_ca_acme_update(struct aclm_store *st, const char *ref, const char *status,
-                              const char *body, int64_t expires_at)
+                              const char *body, int64_t expires_at, const char *lookup)
 {
 	const struct store_param p[] = {
 		SP_T(status), SP_T(body), SP_I(aclm_now()), SP_I(expires_at), SP_I(expires_at),
-		SP_T(ref),
+		SP_T(lookup), SP_T(ref),
 	};
 	return write_one(st, SQL_OBJ_UPDATE, "update ACME object", p, SP_COUNT(p));
 }
@@ -419,6 +422,25 @@ int aclm_store_ca_acme_get(struct aclm_store *st, const char *ca, const char *ki
 	int rc;
 
 	if ((rc = store_query_open(st, &q, SQL_OBJ_GET, "read ACME object", 0, p,
+	                           SP_COUNT(p))) != ACLM_OK)
+		return rc;
+	rc = store_query_step(st, &q);
+	if (rc == 1)
+		rc = read_obj(st, q.stmt, out);
+	else if (rc == 0)
+		rc = ACLM_ERR_NOTFOUND;
+	store_query_close(st, &q);
+	return rc;
+}
+
+int aclm_store_ca_acme_find_ref(struct aclm_store *st, const char *kind, const char *ref,
+                                struct aclm_ca_acme_obj *out)
+{
+	const struct store_param p[] = { SP_T(kind), SP_T(ref) };
+	struct store_query q;
+	int rc;
+
+	if ((rc = store_query_open(st, &q, SQL_OBJ_GET_REF, "read ACME object", 0, p,
 	                           SP_COUNT(p))) != ACLM_OK)
 		return rc;
 	rc = store_query_step(st, &q);
