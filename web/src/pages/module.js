@@ -34,7 +34,7 @@ function itemsTable(items) {
     h('tbody', null, items.slice(0, 500).map((it) => h('tr', null, cols.map((c) => h('td', null, cell(c, it[c]))))))));
 }
 
-function render(data) {
+export function renderData(data) {
   if (Array.isArray(data)) return itemsTable(data);
   if (data && typeof data === 'object') {
     const scalars = Object.entries(data).filter(([, v]) => v === null || typeof v !== 'object');
@@ -42,7 +42,7 @@ function render(data) {
     const objects = Object.entries(data).filter(([, v]) => v && typeof v === 'object' && !Array.isArray(v));
     return h('div', null,
       scalars.length ? h('dl', { class: 'kv' }, scalars.map(([k, v]) => [h('dt', null, k), h('dd', null, cell(k, v))])) : null,
-      objects.map(([k, v]) => h('div', null, h('h3', null, k), render(v))),
+      objects.map(([k, v]) => h('div', null, h('h3', null, k), renderData(v))),
       lists.map(([k, v]) => h('div', null, h('h3', null, k, ' ', h('span', { class: 'muted' }, t('generic.items', { n: v.length }))),
         itemsTable(v))));
   }
@@ -82,7 +82,7 @@ export async function modulePage(ctx, id) {
     }
     let body;
     try {
-      body = render(await get(path));
+      body = renderData(await get(path));
     } catch (e) {
       body = h('p', { class: 'error' }, t('error', { msg: e.message }));
     }
