@@ -39,6 +39,16 @@ def server(aclm_sqlite, pki):
     assert "runtime error" not in err and "AddressSanitizer" not in err, err
 
 
+@pytest.fixture
+def server_both(aclm, pki):
+    """The server on SQLite and on PostgreSQL, with the test PKI imported."""
+    aclm.run("import", pki.tree, check_rc=0)
+    s = Server(aclm)
+    yield s
+    rc, out, err = s.stop()
+    assert "runtime error" not in err and "AddressSanitizer" not in err, err
+
+
 def index_asset_paths(html):
     return re.findall(r'(?:src|href)="(/assets/[^"]+)"', html)
 
@@ -99,7 +109,8 @@ def test_static_files_headers_and_caching(server):
     assert st == 401
 
 
-def test_overview_matches_the_list_api(server, pki):
+def test_overview_matches_the_list_api(server_both, pki):
+    server = server_both
     admin = server.login("admin", ADMIN_PW)
     st, o, _ = server.request("GET", "/api/v1/overview", session=admin)
     assert st == 200, o
