@@ -45,6 +45,11 @@ struct scan_cli {
 	uint64_t by_sev[5];
 	bool header_done;
 	int store_rc;
+	/* Results are committed in batches (one transaction per BATCH_MAX
+	 * endpoints or BATCH_SECONDS); each endpoint is a savepoint inside. */
+	bool in_batch;
+	int batch_n;
+	int64_t batch_started;
 	struct aclm_buf table;      /* summary rows, printed at the end */
 };
 
@@ -466,11 +471,35 @@ out:
 	return rc;
 }
 
+#define BATCH_MAX 200
+#define BATCH_SECONDS 2
+
+static int batch_commit(struct scan_cli *sc)
+{
+	if (!sc->in_batch)
+		return ACLM_OK;
+	sc->in_batch = false;
+	sc->batch_n = 0;
+	return aclm_store_commit(sc->cli->store);
+}
+
 static int on_result(void *ctx, const struct aclm_scan_result *r)
 {
 	struct scan_cli *sc = ctx;
-	int rc = store_result(sc, r);
+	int rc;
 
+	if (!sc->in_batch) {
+		if ((rc = aclm_store_begin(sc->cli->store)) != ACLM_OK) {
+			sc->store_rc = rc;
+			return rc;
+		}
+		sc->in_batch = true;
+		sc->batch_started = aclm_now();
+	}
+	rc = store_result(sc, r);
+	if (rc == ACLM_OK && (++sc->batch_n >= BATCH_MAX ||
+	                      aclm_now() - sc->batch_started >= BATCH_SECONDS))
+		rc = batch_commit(sc);
 	if (rc != ACLM_OK)
 		sc->store_rc = rc;
 	return rc;
@@ -890,6 +919,10 @@ int cmd_scan(struct cli *cli, int argc, char **argv)
 	run_rc = aclm_scan_run(scan, &src, on_result, on_progress, &sc);
 	if (sc.progress)
 		fputs("\r\033[K", stderr);
+	if (run_rc == ACLM_OK)
+		run_rc = batch_commit(&sc);
+	else if (sc.in_batch)
+		aclm_store_rollback(cli->store);
 	if (run_rc != ACLM_OK) {
 		char saved[1024];
 		snprintf(saved, sizeof(saved), "%s", aclm_errmsg());

@@ -392,8 +392,8 @@ static void handshake_step(struct scan_conn *c)
 	conn_done(c, false);
 }
 
-/* The answer to a crafted hello: accepted when the server's (retry)
- * ServerHello is TLS 1.3 and names the offered group. */
+/* The answer to a crafted hello: the probe table says what "accepted" is
+ * (the version taken; for a group, TLS 1.3 and the group named). */
 static void on_hello(struct scan_conn *c, int revents)
 {
 	unsigned char buf[2048];
@@ -410,8 +410,7 @@ static void on_hello(struct scan_conn *c, int revents)
 	v = hello_feed(c->hello, buf, (size_t)n);
 	if (v == HELLO_NEED_MORE)
 		return;
-	c->raw_accepted = v == HELLO_SERVER_HELLO && c->hello->version == 0x0304 &&
-	                  c->hello->group == probe_raw_group(c->def);
+	c->raw_accepted = v == HELLO_SERVER_HELLO && probe_raw_accepts(c->def, c->hello);
 	conn_done(c, c->raw_accepted == 1);
 }
 
@@ -419,8 +418,7 @@ static void start_hello(struct scan_conn *c)
 {
 	unsigned char rec[1024];
 	struct aclm_scan_result *r = &c->ep->res;
-	size_t len = hello_build(rec, sizeof(rec), probe_raw_group(c->def),
-	                         r->ep.sni[0] ? r->ep.sni : NULL);
+	size_t len = probe_raw_hello(c->def, rec, sizeof(rec), r->ep.sni[0] ? r->ep.sni : NULL);
 
 	c->state = C_HELLO;
 	c->raw_accepted = 0;

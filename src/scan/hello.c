@@ -1,11 +1,12 @@
-/* Crafted TLS 1.3 ClientHello for group probes, and a bounded reader of the
- * server's first handshake message.
+/* Crafted ClientHellos for the version and group probes, and a bounded
+ * reader of the server's first handshake message.
  *
- * The hello offers exactly one group in supported_groups and an empty
- * key_share: a server that supports the group must answer with a
+ * TLS 1.3: the hello offers its groups in supported_groups and an empty
+ * key_share: a server that supports one must answer with a
  * HelloRetryRequest naming it (RFC 8446 §4.1.4), one that does not with an
- * alert.  Neither side computes a key, so a group probe costs the server
- * one small message instead of a full handshake.  The reader handles the
+ * alert.  TLS 1.0-1.2: a plain hello at that version; the ServerHello says
+ * which version the server took.  Neither side computes a key, so such a
+ * probe costs the server one small message instead of a full handshake.  The reader handles the
  * ServerHello split over several records (at most HELLO_MAX bytes) and is
  * fuzzed by tests/fuzz/fuzz_scan_hello.c. */
 #include <stdio.h>
@@ -28,27 +29,39 @@ static void put16(unsigned char *p, size_t v)
 	p[1] = (unsigned char)v;
 }
 
-size_t hello_build(unsigned char *out, size_t cap, uint16_t group, const char *sni)
+size_t hello_build(unsigned char *out, size_t cap, uint16_t version, const uint16_t *groups,
+                   size_t n_groups, const char *sni)
 {
-	static const uint16_t suites[] = { 0x1301, 0x1302, 0x1303, 0x1304, 0x1305 };
+	static const uint16_t suites13[] = { 0x1301, 0x1302, 0x1303, 0x1304, 0x1305 };
+	/* TLS 1.0-1.2: ECDHE and RSA key exchange, ECDSA and RSA certificates,
+	 * GCM, ChaCha20, CBC (what any server of those versions may pick). */
+	static const uint16_t suites12[] = {
+		0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9, 0xCCA8, 0xC009, 0xC013, 0xC00A, 0xC014,
+		0xC023, 0xC027, 0xC024, 0xC028, 0x009E, 0x009F, 0x0033, 0x0039, 0x009C, 0x009D,
+		0x002F, 0x0035, 0x003C, 0x003D, 0x000A,
+	};
 	static const uint16_t sigalgs[] = {
 		0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0809, 0x080a, 0x080b,
 		0x0807, 0x0808, 0x0401, 0x0501, 0x0601, 0x0708, 0x0203, 0x0201,
 	};
+	const bool tls13 = version == 0x0304;
+	const uint16_t *suites = tls13 ? suites13 : suites12;
+	size_t n_suites = tls13 ? sizeof(suites13) / sizeof(suites13[0])
+	                        : sizeof(suites12) / sizeof(suites12[0]);
 	size_t sni_len = sni != NULL ? strlen(sni) : 0, n = 0, body, exts;
 	unsigned char *p = out;
 
-	if (sni_len > 255 || cap < 512)
+	if (sni_len > 255 || n_groups == 0 || n_groups > 32 || cap < 512)
 		return 0;
 	/* record header and handshake header, lengths filled in at the end */
 	p[n++] = 0x16; p[n++] = 0x03; p[n++] = 0x01; n += 2;
 	p[n++] = 0x01; n += 3;
 	body = n;
-	p[n++] = 0x03; p[n++] = 0x03;                     /* legacy_version */
+	put16(p + n, tls13 ? 0x0303 : version); n += 2;   /* legacy_version */
 	RAND_bytes(p + n, 32); n += 32;                   /* random */
 	p[n++] = 32; RAND_bytes(p + n, 32); n += 32;      /* session id (middlebox compat) */
-	put16(p + n, sizeof(suites)); n += 2;
-	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++, n += 2)
+	put16(p + n, n_suites * 2); n += 2;
+	for (size_t i = 0; i < n_suites; i++, n += 2)
 		put16(p + n, suites[i]);
 	p[n++] = 1; p[n++] = 0;                           /* null compression */
 	exts = n; n += 2;
@@ -58,14 +71,22 @@ size_t hello_build(unsigned char *out, size_t cap, uint16_t group, const char *s
 		memcpy(p + n + 9, sni, sni_len);
 		n += 9 + sni_len;
 	}
-	put16(p + n, 43); put16(p + n + 2, 3); p[n + 4] = 2; put16(p + n + 5, 0x0304); n += 7;
-	put16(p + n, 10); put16(p + n + 2, 4); put16(p + n + 4, 2); put16(p + n + 6, group); n += 8;
+	put16(p + n, 10); put16(p + n + 2, n_groups * 2 + 2); put16(p + n + 4, n_groups * 2);
+	n += 6;
+	for (size_t i = 0; i < n_groups; i++, n += 2)
+		put16(p + n, groups[i]);
 	put16(p + n, 13); put16(p + n + 2, sizeof(sigalgs) + 2); put16(p + n + 4, sizeof(sigalgs));
 	n += 6;
 	for (size_t i = 0; i < sizeof(sigalgs) / sizeof(sigalgs[0]); i++, n += 2)
 		put16(p + n, sigalgs[i]);
-	put16(p + n, 51); put16(p + n + 2, 2); put16(p + n + 4, 0); n += 6;  /* key_share: none */
-	put16(p + n, 45); put16(p + n + 2, 2); p[n + 4] = 1; p[n + 5] = 1; n += 6;  /* psk_dhe_ke */
+	if (tls13) {
+		put16(p + n, 43); put16(p + n + 2, 3); p[n + 4] = 2; put16(p + n + 5, 0x0304); n += 7;
+		put16(p + n, 51); put16(p + n + 2, 2); put16(p + n + 4, 0); n += 6;  /* no share */
+		put16(p + n, 45); put16(p + n + 2, 2); p[n + 4] = 1; p[n + 5] = 1; n += 6;
+	} else {
+		put16(p + n, 11); put16(p + n + 2, 2); p[n + 4] = 1; p[n + 5] = 0; n += 6;
+		put16(p + n, 0xff01); put16(p + n + 2, 1); p[n + 4] = 0; n += 5;
+	}
 	put16(p + exts, n - exts - 2);
 	p[body - 3] = (unsigned char)((n - body) >> 16);
 	put16(p + body - 2, n - body);

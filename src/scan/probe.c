@@ -274,7 +274,7 @@ void probe_record(const struct probe_def *d, struct aclm_scan_result *r, SSL *ss
 
 bool probe_is_raw(const struct probe_def *d, const struct aclm_scan_result *r)
 {
-	if (d->kind == PROBE_PQ_GROUP)
+	if (d->kind == PROBE_PQ_GROUP || d->kind == PROBE_VERSION)
 		return true;
 	/* Classic groups: TLS 1.3 servers answer a keyless hello; TLS 1.2 ones
 	 * need the real thing (the group shows in ServerKeyExchange). */
@@ -282,21 +282,70 @@ bool probe_is_raw(const struct probe_def *d, const struct aclm_scan_result *r)
 	       (!r->reachable || strcmp(r->negotiated_version, "TLSv1.3") == 0);
 }
 
-uint16_t probe_raw_group(const struct probe_def *d)
+static const uint16_t wire_version[ACLM_SCAN_N_VERSIONS] = { 0x0301, 0x0302, 0x0303, 0x0304 };
+
+size_t probe_raw_hello(const struct probe_def *d, unsigned char *out, size_t cap,
+                       const char *sni)
 {
-	return d->kind == PROBE_PQ_GROUP ? scan_pq_groups[d->index].id
-	                                 : scan_classic_groups[d->index].id;
+	uint16_t groups[32];
+	size_t n = 0;
+
+	switch (d->kind) {
+	case PROBE_VERSION:
+		/* every group we know, so the answer is about the version only */
+		for (size_t i = 0; i < scan_n_classic_groups; i++)
+			if (d->index == 3 || scan_classic_groups[i].id < 256)
+				groups[n++] = scan_classic_groups[i].id;
+		if (d->index == 3)
+			for (size_t i = 0; i < scan_n_pq_groups; i++)
+				groups[n++] = scan_pq_groups[i].id;
+		return hello_build(out, cap, wire_version[d->index], groups, n, sni);
+	case PROBE_GROUP:
+		groups[0] = scan_classic_groups[d->index].id;
+		return hello_build(out, cap, 0x0304, groups, 1, sni);
+	case PROBE_PQ_GROUP:
+		groups[0] = scan_pq_groups[d->index].id;
+		return hello_build(out, cap, 0x0304, groups, 1, sni);
+	case PROBE_BASIC:
+		break;
+	}
+	return 0;
+}
+
+bool probe_raw_accepts(const struct probe_def *d, const struct hello_reader *h)
+{
+	switch (d->kind) {
+	case PROBE_VERSION:
+		return h->version == wire_version[d->index];
+	case PROBE_GROUP:
+		return h->version == 0x0304 && h->group == scan_classic_groups[d->index].id;
+	case PROBE_PQ_GROUP:
+		return h->version == 0x0304 && h->group == scan_pq_groups[d->index].id;
+	case PROBE_BASIC:
+		break;
+	}
+	return false;
 }
 
 void probe_record_raw(const struct probe_def *d, struct aclm_scan_result *r, bool accepted)
 {
-	if (d->kind == PROBE_PQ_GROUP) {
+	switch (d->kind) {
+	case PROBE_VERSION:
+		r->versions_probed |= 1u << d->index;
+		if (accepted)
+			r->versions |= 1u << d->index;
+		break;
+	case PROBE_PQ_GROUP:
 		r->pq_probed |= 1u << d->index;
 		if (accepted)
 			r->pq_groups |= 1u << d->index;
-	} else if (d->kind == PROBE_GROUP) {
+		break;
+	case PROBE_GROUP:
 		r->groups_probed |= 1u << d->index;
 		if (accepted)
 			r->groups |= 1u << d->index;
+		break;
+	case PROBE_BASIC:
+		break;
 	}
 }

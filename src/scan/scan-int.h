@@ -50,9 +50,11 @@ enum starttls_step starttls_feed(struct starttls *st, const unsigned char *data,
 
 /* --- crafted TLS 1.3 ClientHello (hello.c) ---------------------------- */
 
-/* A ClientHello record offering only `group`, no key share, TLS 1.3 only;
- * returns its length (0 if cap < 512 or the SNI is too long). */
-size_t hello_build(unsigned char *out, size_t cap, uint16_t group, const char *sni);
+/* A ClientHello record at `version` (0x0301..0x0304) offering `groups`;
+ * for TLS 1.3 with an empty key_share.  Returns its length (0 if cap < 512,
+ * no or more than 32 groups, or the SNI is too long). */
+size_t hello_build(unsigned char *out, size_t cap, uint16_t version, const uint16_t *groups,
+                   size_t n_groups, const char *sni);
 
 enum hello_verdict {
 	HELLO_NEED_MORE = 0,
@@ -116,8 +118,11 @@ void probes_free(struct probe_def *defs, size_t n_defs);
 void probe_record(const struct probe_def *d, struct aclm_scan_result *r, SSL *ssl, bool ok);
 /* Whether this probe, on this endpoint, is asked with a crafted hello. */
 bool probe_is_raw(const struct probe_def *d, const struct aclm_scan_result *r);
-/* The group a crafted-hello probe offers. */
-uint16_t probe_raw_group(const struct probe_def *d);
+/* The crafted hello of a probe into out (its length, 0 on failure), and
+ * whether the server's answer means "accepted". */
+size_t probe_raw_hello(const struct probe_def *d, unsigned char *out, size_t cap,
+                       const char *sni);
+bool probe_raw_accepts(const struct probe_def *d, const struct hello_reader *h);
 /* Record a crafted-hello probe: accepted or not. */
 void probe_record_raw(const struct probe_def *d, struct aclm_scan_result *r, bool accepted);
 

@@ -458,7 +458,10 @@ static void test_hello(void **state)
 	bool found = false;
 
 	/* the hello: one handshake record, lengths consistent, our group alone */
-	n = hello_build(rec, sizeof(rec), 0x11EC, "www.example");
+	{
+		const uint16_t g[] = { 0x11EC };
+		n = hello_build(rec, sizeof(rec), 0x0304, g, 1, "www.example");
+	}
 	assert_true(n > 100);
 	assert_int_equal(rec[0], 0x16);
 	assert_int_equal((size_t)(rec[3] << 8 | rec[4]), n - 5);
@@ -469,7 +472,17 @@ static void test_hello(void **state)
 			found = true;
 	assert_true(found);
 	assert_non_null(memmem(rec, n, "www.example", 11));
-	assert_int_equal(hello_build(rec, 100, 29, NULL), 0);
+	{
+		const uint16_t g[] = { 29, 23 };
+		assert_int_equal(hello_build(rec, 100, 0x0304, g, 1, NULL), 0);
+		assert_int_equal(hello_build(rec, sizeof(rec), 0x0304, g, 0, NULL), 0);
+		/* TLS 1.2: legacy_version says it, no supported_versions */
+		n = hello_build(rec, sizeof(rec), 0x0303, g, 2, NULL);
+		assert_true(n > 100);
+		assert_int_equal(rec[9], 3);
+		assert_int_equal(rec[10], 3);
+		assert_null(memmem(rec, n, "\x00\x2b\x00\x03\x02\x03\x04", 7));
+	}
 
 	/* an HRR naming the group, fed byte by byte */
 	rn = server_hello(resp, true, 0x0304, 0x11EC);
