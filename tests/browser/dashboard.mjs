@@ -264,6 +264,23 @@ try {
   check((await page.textContent('#token-secret')).length > 20, 'no token shown');
   await shot(page, 'users');
 
+  // Alerts: a channel and a rule made in the UI appear in their lists.
+  if (routes['/api/v1/alert-channels']) {
+    await go(page, '#/alerts');
+    where = 'alerts';
+    await page.fill('#ch-name', 'ops-hook');
+    await page.selectOption('#ch-kind', 'webhook');
+    await page.fill('#ch-url', 'https://127.0.0.1:9/hook');
+    await page.click('#channel-add button[type="submit"]');
+    await page.waitForSelector('#alert-channels tr[data-name="ops-hook"]');
+    await page.fill('#rule-name', 'expiring-soon');
+    await page.selectOption('#rule-kind', 'expiry');
+    await page.selectOption('#rule-channel', 'ops-hook');
+    await page.click('#rule-add button[type="submit"]');
+    await page.waitForSelector('#alert-rules tr[data-name="expiring-soon"]');
+    check(await page.locator('#alerts-msg .error').count() === 0, await page.textContent('#alerts-msg'));
+  }
+
   // The pages of other modules, as the API has them.
   report.modules = {};
   for (const m of ['endpoints', 'managed', 'alerts', 'policies', 'settings']) {

@@ -97,6 +97,10 @@ const en = {
   'mg.col.failures': 'Failures', 'mg.col.error': 'Last error', 'mg.history': 'History', 'mg.renew': 'Renew now',
   'mg.queued': 'Renewal queued.', 'mg.h.created': 'Created', 'mg.h.ca': 'CA', 'mg.h.state': 'State',
   'mg.h.cert': 'Certificate', 'mg.h.error': 'Reason of failure',
+  'al.alerts': 'Alerts raised', 'al.rules': 'Rules', 'al.channels': 'Channels', 'al.name': 'Name', 'al.kind': 'Kind',
+  'al.from': 'From', 'al.to': 'To', 'al.secret': 'Password / signing secret', 'al.add': 'Add',
+  'al.channel': 'Channel', 'al.renotify': 'Notify again after', 'al.channel.add': 'New channel',
+  'al.rule.add': 'New rule', 'al.confirm': 'Delete {name}?',
   'role.admin': 'admin', 'role.operator': 'operator', 'role.auditor': 'auditor', 'role.viewer': 'viewer',
 };
 
@@ -196,6 +200,10 @@ const zh = {
   'mg.col.failures': '失败次数', 'mg.col.error': '最近错误', 'mg.history': '历史', 'mg.renew': '立即续期',
   'mg.queued': '已排队续期。', 'mg.h.created': '创建时间', 'mg.h.ca': 'CA', 'mg.h.state': '状态',
   'mg.h.cert': '证书', 'mg.h.error': '失败原因',
+  'al.alerts': '已触发的告警', 'al.rules': '规则', 'al.channels': '通知渠道', 'al.name': '名称', 'al.kind': '类型',
+  'al.from': '发件人', 'al.to': '收件人', 'al.secret': '密码 / 签名密钥', 'al.add': '添加',
+  'al.channel': '渠道', 'al.renotify': '再次通知间隔', 'al.channel.add': '新建渠道',
+  'al.rule.add': '新建规则', 'al.confirm': '删除 {name}？',
   'role.admin': '管理员', 'role.operator': '操作员', 'role.auditor': '审计员', 'role.viewer': '只读用户',
 };
 

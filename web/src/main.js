@@ -11,6 +11,7 @@ import { settingsPage } from './pages/settings.js';
 import { modulePage, moduleVisible } from './pages/module.js';
 import { endpointsPage } from './pages/endpoints.js';
 import { managedPage } from './pages/managed.js';
+import { alertsPage } from './pages/alerts.js';
 import { applyTheme, getTheme, setTheme } from './theme.js';
 
 // Pages of the navigation: the route that must exist and be allowed for the
@@ -66,7 +67,8 @@ function resolve(path) {
   if (path === '/settings') return { nav: 'settings', page: settingsPage };
   if (path === '/endpoints') return { nav: 'endpoints', page: endpointsPage };
   if (path === '/managed') return { nav: 'managed', page: managedPage };
-  if (['/alerts', '/policies'].includes(path)) {  // data from other modules
+  if (path === '/alerts') return { nav: 'alerts', page: alertsPage };
+  if (path === '/policies') {  // data from other modules
     const id = path.slice(1);
     return { nav: id, page: (c) => modulePage(c, id) };
   }
