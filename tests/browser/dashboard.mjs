@@ -340,6 +340,14 @@ try {
     check(await v.page.locator('#nav-policies').count() === 0, 'a viewer sees the policies page');
     check(await v.page.locator('[data-figure="violations"]').count() === 0, 'a viewer sees policy violations');
   }
+  if (readAll.paths['/api/v1/managed']) check(await v.page.locator('#nav-managed').count() === 0, 'a viewer sees managed certificates');
+  if (readAll.paths['/api/v1/alerts']) check(await v.page.locator('#nav-alerts').count() === 0, 'a viewer sees the alerts');
+  if (readAll.paths['/api/v1/endpoints']) {
+    await go(v.page, '#/endpoints');
+    check(await v.page.locator('#endpoints-table').count() === 1, 'a viewer does not see the endpoints');
+    check(await v.page.locator('#scan-form').count() === 0, 'a viewer may start a scan');
+    await shot(v.page, 'viewer-endpoints');
+  }
   await go(v.page, '#/certificates');
   await v.page.waitForSelector('#certs-table');
   check(await v.page.locator('#import-box').count() === 0, 'a viewer sees the import');
