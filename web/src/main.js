@@ -56,12 +56,16 @@ function ctx(extra) {
   };
 }
 
+function safeDecode(s) {
+  try { return decodeURIComponent(s); } catch (e) { return s; }
+}
+
 function resolve(path) {
   let m;
   if (path === '/' || path === '/overview') return { nav: 'overview', page: overviewPage };
   if (path === '/certificates') return { nav: 'certificates', page: certificatesPage };
   if ((m = path.match(/^\/certificates\/([^/]+)$/)))
-    return { nav: 'certificates', page: certificatePage, params: { id: decodeURIComponent(m[1]) } };
+    return { nav: 'certificates', page: certificatePage, params: { id: safeDecode(m[1]) } };
   if (path === '/audit') return { nav: 'audit', page: auditPage };
   if (path === '/users') return { nav: 'users', page: usersPage };
   if (path === '/settings') return { nav: 'settings', page: settingsPage };
