@@ -72,6 +72,11 @@ int aclm_store_managed_set_failure(struct aclm_store *st, int64_t id, const char
                                    const char *error, int64_t next_attempt_at);
 /* The managed certificate whose current certificate is cert_id; 0 if none. */
 int aclm_store_managed_by_cert(struct aclm_store *st, int64_t cert_id, int64_t *id);
+/* Stop managing: the row, its orders and authorizations, its open jobs and
+ * the other half's link to it go in one transaction with an audit event
+ * ("managed.deleted", by actor).  Certificates stay in the inventory.
+ * ACLM_ERR_EXISTS while an order is in flight. */
+int aclm_store_managed_delete(struct aclm_store *st, const char *actor, int64_t id);
 
 struct aclm_acme_order_row {
 	int64_t id;

@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 
 #include "aclm/acme.h"
+#include "aclm/csr.h"
 #include "aclm/err.h"
 #include "aclm/json.h"
 #include "aclm/scan.h"
@@ -505,6 +506,147 @@ static int managed_create(struct server *s, struct aclm_http_req *req,
 	return server_reply_json(res, 202, job_json(&job));
 }
 
+/* Change what aclm keeps: CA order, key type, profile, how challenges are
+ * answered.  It applies from the next renewal ("renew now" to apply at
+ * once). */
+static int managed_update(struct server *s, struct aclm_http_req *req,
+                          struct aclm_http_res *res, const struct principal *who)
+{
+	static const char *const solver_keys[] = { "challenge", "standalone", "webroot",
+	                                           "dns_hook" };
+	json_t *j = body_json(req), *solver = NULL, *v;
+	struct aclm_managed_row m;
+	enum aclm_keygen kg;
+	char *cas_text = NULL, *solver_text = NULL, *key = NULL, *profile = NULL;
+	int64_t id, got = 0;
+	int rc;
+
+	if (aclm_parse_int64(aclm_http_req_param(req, "id"), &id) != ACLM_OK || id <= 0) {
+		json_decref(j);
+		return bad(res, "managed certificate id: want a positive integer");
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return bad(res, "want a JSON object with any of cas, key, profile, challenge, "
+		           "standalone, webroot, dns_hook");
+	}
+	if ((rc = aclm_store_managed_get(s->store, id, &m)) != ACLM_OK) {
+		json_decref(j);
+		return rc;
+	}
+	if ((v = json_object_get(j, "cas")) != NULL) {
+		struct aclm_acme_ca *all = NULL;
+		size_t n_all = 0;
+		if (!json_is_array(v) || json_array_size(v) == 0) {
+			rc = bad(res, "cas: want a non-empty array of CA names");
+			goto out;
+		}
+		if (aclm_acme_cas_load(s->cfg, &all, &n_all) != ACLM_OK) {
+			rc = server_reply_error(res, 409, "config", aclm_errmsg());
+			goto out;
+		}
+		for (size_t i = 0; i < json_array_size(v); i++) {
+			const char *name = json_string_value(json_array_get(v, i));
+			if (name == NULL || aclm_acme_ca_find(all, n_all, name) == NULL) {
+				rc = bad(res, "cas[%zu]: no CA '%s' in acme.cas", i, name ? name : "?");
+				aclm_acme_cas_free(all, n_all);
+				goto out;
+			}
+		}
+		aclm_acme_cas_free(all, n_all);
+		cas_text = json_dumps(v, JSON_COMPACT);
+	}
+	if ((v = json_object_get(j, "key")) != NULL) {
+		if (!json_is_string(v) || aclm_keygen_parse(json_string_value(v), &kg) != ACLM_OK) {
+			rc = bad(res, "key: want ec256, ec384, rsa2048, rsa3072, rsa4096 or sm2");
+			goto out;
+		}
+		key = aclm_strdup(aclm_keygen_name(kg));
+	}
+	if ((v = json_object_get(j, "profile")) != NULL) {
+		if (!json_is_string(v)) {
+			rc = bad(res, "profile: want a string");
+			goto out;
+		}
+		profile = aclm_strdup(json_string_value(v));
+	}
+	for (size_t i = 0; i < sizeof(solver_keys) / sizeof(solver_keys[0]); i++) {
+		v = json_object_get(j, solver_keys[i]);
+		if (v == NULL)
+			continue;
+		if (!json_is_string(v)) {
+			rc = bad(res, "%s: want a string", solver_keys[i]);
+			goto out;
+		}
+		if (solver == NULL)
+			solver = json_loads(m.solver ? m.solver : "{}", 0, NULL);
+		if (solver == NULL)
+			solver = json_object();
+		if (i == 0) {
+			enum aclm_acme_chall c;
+			if (aclm_acme_chall_parse(json_string_value(v), &c) != ACLM_OK) {
+				rc = bad(res, "challenge: want http-01, tls-alpn-01 or dns-01");
+				goto out;
+			}
+			json_object_set_new(solver, "type", json_string(aclm_acme_chall_name(c)));
+		} else {
+			json_object_set(solver, solver_keys[i], v);
+		}
+	}
+	if (solver != NULL)
+		solver_text = json_dumps(solver, JSON_COMPACT);
+	if (cas_text != NULL) {
+		free(m.cas);
+		m.cas = cas_text;
+		cas_text = NULL;
+	}
+	if (key != NULL) {
+		free(m.key_type);
+		m.key_type = key;
+		key = NULL;
+	}
+	if (profile != NULL) {
+		free(m.profile);
+		m.profile = profile;
+		profile = NULL;
+	}
+	if (solver_text != NULL) {
+		free(m.solver);
+		m.solver = solver_text;
+		solver_text = NULL;
+	}
+	if ((rc = aclm_store_managed_upsert(s->store, &m, &got)) != ACLM_OK)
+		goto out;
+	aclm_managed_row_free(&m);
+	if ((rc = aclm_store_managed_get(s->store, id, &m)) != ACLM_OK)
+		goto done;
+	rc = server_reply_json(res, 200, managed_json(&m));
+	(void)who;
+out:
+	aclm_managed_row_free(&m);
+done:
+	free(cas_text);
+	free(solver_text);
+	free(key);
+	free(profile);
+	json_decref(solver);
+	json_decref(j);
+	return rc;
+}
+
+static int managed_delete(struct server *s, struct aclm_http_req *req,
+                          struct aclm_http_res *res, const struct principal *who)
+{
+	int64_t id;
+	int rc;
+
+	if (aclm_parse_int64(aclm_http_req_param(req, "id"), &id) != ACLM_OK || id <= 0)
+		return bad(res, "managed certificate id: want a positive integer");
+	if ((rc = aclm_store_managed_delete(s->store, who->actor, id)) != ACLM_OK)
+		return rc;
+	return server_reply_json(res, 200, json_pack("{s:b}", "deleted", 1));
+}
+
 /* --- ACME CAs and accounts ----------------------------------------------------- */
 
 static int add_account(void *ctx, const struct aclm_acme_account_row *a)
@@ -591,6 +733,10 @@ const struct api_route server_ops_routes[] = {
 	  "dns_hook, profile}; a job" },
 	{ "GET", "/api/v1/managed/:id", ACCESS_PERM, ACLM_PERM_READ_ALL, managed_show,
 	  "one managed certificate with its order history" },
+	{ "PATCH", "/api/v1/managed/:id", ACCESS_PERM, ACLM_PERM_WRITE, managed_update,
+	  "change CA order, key type, profile or challenge settings (from the next renewal)" },
+	{ "DELETE", "/api/v1/managed/:id", ACCESS_PERM, ACLM_PERM_WRITE, managed_delete,
+	  "stop managing (the certificates stay in the inventory)" },
 	{ "POST", "/api/v1/managed/:id/renew", ACCESS_PERM, ACLM_PERM_WRITE, managed_renew,
 	  "renew now (queued for the scheduler)" },
 	{ "GET", "/api/v1/acme", ACCESS_PERM, ACLM_PERM_READ_ALL, acme_cas,

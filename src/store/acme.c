@@ -1,7 +1,9 @@
 /* The ACME client's rows (include/aclm/store_acme.h, migration 3). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "aclm/err.h"
@@ -618,4 +620,75 @@ int aclm_store_acme_orders_since(struct aclm_store *st, const char *ca, int64_t 
 	*count = 0;
 	rc = store_int64(st, SQL_ORDERS_SINCE, "count ACME orders", p, SP_COUNT(p), count);
 	return rc < 0 ? rc : ACLM_OK;
+}
+
+static const char SQL_MANAGED_OPEN_ORDER[] =
+	"SELECT COUNT(*) FROM acme_orders WHERE managed_id = ? AND state NOT IN ('done', 'failed')";
+static const char SQL_MANAGED_DEL_AUTHZ[] =
+	"DELETE FROM acme_authorizations WHERE order_id IN "
+	"(SELECT id FROM acme_orders WHERE managed_id = ?)";
+static const char SQL_MANAGED_DEL_ORDERS[] = "DELETE FROM acme_orders WHERE managed_id = ?";
+static const char SQL_MANAGED_DEL_JOBS[] =
+	"DELETE FROM jobs WHERE kind IN ('renew', 'renew-now') AND subject = ? "
+	"AND state IN ('pending', 'running')";
+static const char SQL_MANAGED_UNPAIR[] =
+	"UPDATE managed_certificates SET pair_id = NULL WHERE pair_id = ?";
+static const char SQL_MANAGED_DEL[] = "DELETE FROM managed_certificates WHERE id = ?";
+
+int aclm_store_managed_delete(struct aclm_store *st, const char *actor, int64_t id)
+{
+	struct aclm_managed_row m;
+	char subject[32], *detail = NULL;
+	int64_t open = 0;
+	int rc;
+
+	if ((rc = aclm_store_begin(st)) != ACLM_OK)
+		return rc;
+	if ((rc = aclm_store_managed_get(st, id, &m)) != ACLM_OK)
+		goto fail;
+	{
+		const struct store_param p[] = { SP_I(id) };
+		if ((rc = store_int64(st, SQL_MANAGED_OPEN_ORDER, "look for orders in flight", p, 1,
+		                      &open)) < 0)
+			goto fail_row;
+	}
+	if (open > 0) {
+		rc = aclm_error(ACLM_ERR_EXISTS, "managed certificate %lld (%s) has an order in "
+		                "flight: try again when it is done", (long long)id, m.name);
+		goto fail_row;
+	}
+	snprintf(subject, sizeof(subject), "%lld", (long long)id);
+	{
+		const struct store_param pi[] = { SP_I(id) };
+		const struct store_param ps[] = { SP_T(subject) };
+		if ((rc = store_run(st, SQL_MANAGED_DEL_AUTHZ, "delete authorizations", pi, 1)) != ACLM_OK ||
+		    (rc = store_run(st, SQL_MANAGED_DEL_ORDERS, "delete orders", pi, 1)) != ACLM_OK ||
+		    (rc = store_run(st, SQL_MANAGED_DEL_JOBS, "delete jobs", ps, 1)) != ACLM_OK ||
+		    (rc = store_run(st, SQL_MANAGED_UNPAIR, "unpair", pi, 1)) != ACLM_OK ||
+		    (rc = store_run(st, SQL_MANAGED_DEL, "delete managed certificate", pi, 1)) != ACLM_OK)
+			goto fail_row;
+	}
+	{
+		json_t *d = json_pack("{s:s,s:s?,s:s?,s:I}", "actor", actor ? actor : "system",
+		                      "identifiers", m.identifiers, "cas", m.cas, "current_cert_id",
+		                      (json_int_t)m.current_cert_id);
+		detail = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		json_decref(d);
+	}
+	rc = aclm_store_append_event(st, "managed.deleted", m.name, detail);
+	free(detail);
+	if (rc != ACLM_OK)
+		goto fail_row;
+	aclm_managed_row_free(&m);
+	return aclm_store_commit(st);
+fail_row:
+	aclm_managed_row_free(&m);
+fail:
+	{
+		char saved[1024];
+		snprintf(saved, sizeof(saved), "%s", aclm_errmsg());
+		aclm_store_rollback(st);
+		aclm_error(rc, "%s", saved);
+	}
+	return rc;
 }

@@ -147,12 +147,30 @@ def test_managed_certificate_through_the_api(aclm, peb):
         st, acme, _ = s.request("GET", "/api/v1/acme", session=admin)
         assert len(acme["accounts"]) == 1
         assert s.request("POST", "/api/v1/managed/99999/renew", session=admin)[0] == 404
+        # change the key type; it applies at the next renewal
+        for bad_patch in ({"key": "dsa512"}, {"cas": ["nope"]}, {"challenge": "carrier-pigeon"},
+                          {"cas": []}):
+            st, body, _ = s.request("PATCH", "/api/v1/managed/%d" % m["id"], bad_patch,
+                                    session=admin)
+            assert st == 400, (bad_patch, body)
+        st, upd, _ = s.request("PATCH", "/api/v1/managed/%d" % m["id"], {"key": "rsa2048"},
+                               session=admin)
+        assert st == 200 and upd["key_type"] == "rsa2048", upd
         st, text, _ = s.request("GET", "/metrics", session=admin)
         text = text.decode()
         m2 = re.search(r'^aclm_managed_certificate_expiry_seconds\{id="%d",name="[^"]*",'
                        r'status="valid"\} (\d+)$' % m["id"], text, re.M)
         assert m2 and int(m2.group(1)) > 0, text
         assert 'aclm_acme_orders_total{ca="pebble",result="done"} 2' in text
+        # stop managing it: the certificates stay, the history goes, the audit log says who
+        n_certs = len(aclm.list())
+        st, body, _ = s.request("DELETE", "/api/v1/managed/%d" % m["id"], session=admin)
+        assert st == 200, body
+        assert s.request("GET", "/api/v1/managed", session=admin)[1]["items"] == []
+        assert s.request("DELETE", "/api/v1/managed/%d" % m["id"], session=admin)[0] == 404
+        assert len(aclm.list()) == n_certs
+        ev = aclm.sql("SELECT subject, detail FROM events WHERE type = 'managed.deleted'")
+        assert ev and json.loads(ev[0][1])["actor"] == "user:admin"
     finally:
         rc, _, err = s.stop()
     assert rc == 0, err
