@@ -50,6 +50,7 @@ try {
   await page.waitForSelector('table.history');
   await certLink.click();
   await page.waitForSelector('#sans');
+  if (await page.locator('#managed-link').count() !== 1) throw new Error('the certificate page does not say it is managed');
   const validity = await page.textContent('.kv dd:nth-of-type(4)');
   const cert = await (await context.request.get(URL + 'api/v1/certificates/' + certId)).json();
   const shownExpiry = cert.not_after.replace('T', ' ').replace(/:\d\dZ$/, 'Z');

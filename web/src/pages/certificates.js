@@ -204,6 +204,13 @@ export async function certificatePage(ctx) {
     }
     chain.push(cur);
   }
+  // managed by aclm? (the desired state and its renewals are on the managed page)
+  let managed = null;
+  if (ctx.can('GET', '/api/v1/managed')) {
+    try {
+      managed = (await get('/api/v1/managed')).items.find((m) => m.current_cert_id === c.id) || null;
+    } catch (e) { managed = null; }
+  }
   const last = chain.length ? chain[chain.length - 1] : c;
   const selfSigned = last.subject === last.issuer;
   const dl = (pairs) => h('dl', { class: 'kv' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
@@ -227,6 +234,8 @@ export async function certificatePage(ctx) {
         [t('cert.isca'), c.is_ca ? t('cert.yes') : t('cert.no')],
         [t('cert.fingerprint'), h('code', { class: 'wrap' }, c.fingerprint)],
         [t('cert.firstseen'), fmtTime(c.first_seen)],
+        managed ? [t('cert.managed'), h('a', { href: '#/managed', id: 'managed-link' }, managed.name, ' · ',
+          managed.status || '', managed.renew_at ? ' · ' + t('cert.renewat', { t: fmtTime(managed.renew_at) }) : '')] : null,
       ])),
       h('section', { class: 'panel' }, h('h2', null, t('cert.key')), dl([
         [t('cert.key'), keyText],
