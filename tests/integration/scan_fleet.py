@@ -29,20 +29,20 @@ PQ = ["X25519MLKEM768", "SecP256r1MLKEM768", "SecP384r1MLKEM1024", "curveSM2MLKE
 VERSIONS = ["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+def free_port(host="127.0.0.1"):
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
-def wait_port(port, proc=None, timeout=10):
+def wait_port(port, proc=None, timeout=10, host="127.0.0.1"):
     end = time.time() + timeout
     while time.time() < end:
         if proc is not None and proc.poll() is not None:
             raise AssertionError("server on %d exited: %s" % (
                 port, proc.stderr.read() if proc.stderr else ""))
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            with socket.create_connection((host, port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.05)
@@ -96,6 +96,7 @@ class Pki:
         self.leaf("shared_b", sans=["DNS:b.test", "IP:127.0.0.1"], key=shared)
         self.leaf("wild", sans=["DNS:*.wild.test", "IP:127.0.0.1"])
         self.leaf("other", sans=loop)
+        self.leaf("v6", sans=["DNS:localhost", "IP:::1"])
         # a CA nobody imported: its leaf is untrusted
         self.stranger_key = ec.generate_private_key(ec.SECP256R1())
         self.stranger = self._make("stranger", self.stranger_key, None, None, "stranger root",
@@ -544,9 +545,10 @@ class Fleet:
             wait_port(port, proc)
             self.endpoints.append(Endpoint(name, port, exp))
 
-    def s_server(self, name, cert, extra, exp, port=None, register=True):
+    def s_server(self, name, cert, extra, exp, port=None, register=True, host="127.0.0.1"):
         port = port or free_port()
-        args = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(cert.path),
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        args = ["openssl", "s_server", "-accept", where, "-cert", str(cert.path),
                 "-key", str(cert.key), "-groups", "X25519:P-256", "-www", "-quiet", "-naccept",
                 "100000"]
         if "leaf-only" not in extra:
@@ -559,7 +561,7 @@ class Fleet:
         proc = subprocess.Popen(args + extra, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
         self.procs.append(proc)
-        wait_port(port, proc)
+        wait_port(port, proc, host=host)
         e = Endpoint(name, port, exp)
         if register:
             self.endpoints.append(e)

@@ -260,3 +260,21 @@ def test_rate_and_per_host_limits(aclm_sqlite, fleet):
     assert t_slow >= 1.4, (t_slow, t_free)
     keep = ("versions", "groups", "pq_groups", "pq", "reachable")
     assert {k: slow["endpoints"][0][k] for k in keep} == {k: free["endpoints"][0][k] for k in keep}
+
+
+def test_ipv6(aclm, fleet):
+    prime_inventory(aclm, fleet)
+    c = fleet.pki.certs
+    port = free_port("::1")
+    e, proc = fleet.s_server("s-v6", c["v6"], [], None, port=port, register=False, host="::1")
+    for target in ("[::1]:%d" % port, "::1/128"):
+        extra = [] if target.startswith("[") else ["--ports", str(port)]
+        res = aclm.json("scan", "--json", "--no-groups", *FAST, target, *extra)
+        ep = res["endpoints"][0]
+        assert (ep["ip"], ep["port"], ep["reachable"]) == ("::1", port, True), ep
+        assert ep["leaf"]["hostname_match"] is True and ep["leaf"]["trust"] == "trusted", ep
+        assert ep["versions"] == {"TLSv1.0": False, "TLSv1.1": False, "TLSv1.2": True,
+                                  "TLSv1.3": True}
+        assert ep["chain"][0]["fingerprint"] == c["v6"].fingerprint
+    rows = aclm.json("findings", "--json")
+    assert [r["endpoint"] for r in rows if r["type"] == "unmanaged"] == ["[::1]:%d" % port]
