@@ -68,7 +68,7 @@ static const struct key_def key_defs[] = {
 	  "jobs (renewals, ...) run at the same time by one server" },
 	{ "scheduler.interval", T_DURATION, "30s", NULL,
 	  "how often the scheduler plans and looks for due jobs" },
-	{ "server.max_connections", T_INT, "20000", NULL,
+	{ "server.max_connections", T_INT, "16384", NULL,
 	  "open connections at most; more are refused at once" },
 	{ "server.header_timeout", T_DURATION, "10s", NULL,
 	  "a request's head must arrive within this (slow clients are dropped)" },

@@ -168,7 +168,7 @@ static void raise_fd_limit(unsigned max_connections)
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
 		return;
 	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < (rlim_t)max_connections)
 		aclm_warn("server: only %llu file descriptors allowed (server.max_connections is %u)",
 		          (unsigned long long)rl.rlim_cur, max_connections);
 }
