@@ -126,6 +126,14 @@ export async function certificatesPage(ctx) {
   return page;
 }
 
+// A search that looks like an id or a fingerprint (prefix) also offers the
+// certificate itself: the API resolves either.
+function directLink(text) {
+  if (!text || !(/^\d+$/.test(text) || /^[0-9a-f:]{8,95}$/i.test(text))) return null;
+  return h('p', { class: 'direct' }, h('a', { href: '#/certificates/' + encodeURIComponent(text), id: 'direct-link' },
+    t('certs.open', { ref: text })));
+}
+
 function table(r, p, setParams) {
   const sort = p.sort || 'expiry';
   const desc = sort.startsWith('-');
@@ -160,7 +168,7 @@ function table(r, p, setParams) {
     h('label', { class: 'inline' }, t('certs.pagesize') + ' ',
       h('select', { id: 'page-size', onchange: (e) => setParams({ limit: e.target.value }) },
         [25, 50, 100, 250].map((n) => h('option', { value: n, selected: r.limit === n }, n)))));
-  return h('div', null,
+  return h('div', null, directLink(p.name),
     h('table', { class: 'grid', id: 'certs-table' }, h('thead', null, head),
       h('tbody', null, rows.length ? rows : h('tr', null, h('td', { colspan: COLUMNS.length, class: 'muted' }, t('certs.empty'))))),
     pager);
