@@ -79,7 +79,7 @@ fuzz:
 	@[ -f $(BUILD_FUZZ)/build.ninja ] || CC=clang meson setup $(BUILD_FUZZ) -Dfuzz=true -Db_lundef=false
 	ninja -C $(BUILD_FUZZ)
 	@set -e; for drv in $(BUILD_FUZZ)/tests/fuzz/fuzz_*; do \
-		[ -x "$$drv" ] || continue; \
+		[ -f "$$drv" ] && [ -x "$$drv" ] || continue; \
 		name=$${drv##*/fuzz_}; \
 		work=$(BUILD_FUZZ)/corpus-$$name; \
 		mkdir -p tests/fuzz/artifacts/$$name $$work; \
