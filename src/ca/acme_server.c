@@ -608,6 +608,13 @@ static bool dns_ok(const char *s)
 			return false;
 		label++;
 	}
+	{
+		/* A name whose last label is numeric is an IP address in disguise. */
+		const char *last = strrchr(s, '.');
+		last = last != NULL ? last + 1 : s;
+		if (strspn(last, "0123456789") == strlen(last))
+			return false;
+	}
 	return true;
 }
 
@@ -763,6 +770,8 @@ static int do_authz(struct ctx *c, const char *ref)
 		free(o.status);
 		o.status = aclm_strdup("expired");
 	}
+	if (strcmp(o.status, "pending") == 0)
+		c->res->retry_after = 1;  /* validation takes about a second */
 	rc = reply_json(c->res, 200, authz_view(c, &o, b));
 out:
 	json_decref(b);
@@ -831,6 +840,8 @@ static int do_challenge(struct ctx *c, const char *ref)
 		free(o.status);
 		o.status = aclm_strdup("processing");
 	}
+	if (strcmp(o.status, "processing") == 0)
+		c->res->retry_after = 1;
 	rc = reply_json(c->res, 200, challenge_view(c, &o, b));
 out:
 	json_decref(b);
@@ -941,10 +952,17 @@ static int do_new_order(struct ctx *c)
 			               (long long)c->a->o.orders_per_hour);
 		}
 	}
-	/* Check every identifier before creating anything. */
+	/* Check every identifier before creating anything.  An IP address sent
+	 * as a "dns" identifier (clients without RFC 8738, e.g. lego 4.9) is
+	 * taken as the "ip" identifier it means. */
 	json_array_foreach(ids, i, id) {
 		const char *type = json_string_value(json_object_get(id, "type"));
 		const char *value = json_string_value(json_object_get(id, "value"));
+		if (type != NULL && value != NULL && strcmp(type, "dns") == 0 &&
+		    aclm_is_ip_literal(value)) {
+			json_object_set_new(id, "type", json_string("ip"));
+			type = "ip";
+		}
 		if (type == NULL || value == NULL || json_object_size(id) != 2)
 			return problem(c->res, 400, "malformed", "identifier %zu: needs 'type' and 'value'",
 			               i);
@@ -1106,6 +1124,8 @@ static int do_order(struct ctx *c, const char *ref, const char *sub)
 		o.status = aclm_strdup("valid");
 	}
 	url_of(c, "order", o.ref, c->res->location, sizeof(c->res->location));
+	if (strcmp(o.status, "pending") == 0 || strcmp(o.status, "processing") == 0)
+		c->res->retry_after = 1;
 	rc = reply_json(c->res, 200, order_view(c, &o, b));
 out:
 	json_decref(b);

@@ -155,6 +155,13 @@ static bool dns_name_ok(const char *s, bool allow_wildcard)
 			return false;
 		label++;
 	}
+	{
+		/* A name whose last label is numeric is an IP address in disguise. */
+		const char *last = strrchr(s, '.');
+		last = last != NULL ? last + 1 : s;
+		if (strspn(last, "0123456789") == strlen(last))
+			return false;
+	}
 	return true;
 }
 
@@ -217,6 +224,11 @@ static int csr_names(struct csr_info *ci, const struct aclm_ca_profile *prof)
 			}
 			memcpy(name, d, (size_t)len);
 			name[len] = '\0';
+			if (aclm_is_ip_literal(name) && prof->allow_ip) {
+				/* Clients without RFC 8738 (lego 4.9) put IPs in dNSName. */
+				rc = add_ident(ci, "ip", name);
+				continue;
+			}
 			if (!dns_name_ok(name, prof->allow_wildcard)) {
 				rc = aclm_error(ACLM_ERR_PARSE, "CSR: '%s' is not a valid DNS name%s", name,
 				                name[0] == '*' && !prof->allow_wildcard ?
