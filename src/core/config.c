@@ -64,6 +64,12 @@ static const struct key_def key_defs[] = {
 	{ "server.lockout_time", T_DURATION, "15m", NULL, "how long a locked account stays locked" },
 	{ "scan.rescan_interval", T_DURATION, "24h", NULL,
 	  "aclm server rescans the endpoints it knows this often (0: never)" },
+	{ "reports.channel", T_STRING, "", NULL,
+	  "alert channel that aclm server sends scheduled reports to (empty: none)" },
+	{ "reports.kinds", T_LIST, "", NULL,
+	  "the reports it sends: inventory, expiry, compliance, algorithms, pq-readiness "
+	  "(none listed: expiry and compliance)" },
+	{ "reports.every", T_DURATION, "7d", NULL, "how often (periods start at the Unix epoch)" },
 	{ "scheduler.workers", T_INT, "2", NULL,
 	  "jobs (renewals, ...) run at the same time by one server" },
 	{ "scheduler.interval", T_DURATION, "30s", NULL,
@@ -91,6 +97,9 @@ static const struct key_def key_defs[] = {
 	  "eab_hmac, preferred_chain, profile, account_key, timeout, rate_limit} (docs/cli.md)" },
 	{ "ca.name", T_STRING, "main", NULL,
 	  "the built-in CA `aclm server` creates on first start and serves at /acme/NAME/directory" },
+	{ "ca.auto_init", T_BOOL, "false", NULL,
+	  "aclm server creates the built-in CA ca.name on first start and, when server.tls_cert "
+	  "is unset, serves a certificate from it instead of a self-signed one" },
 	{ "ca.url", T_STRING, "", NULL,
 	  "base URL put in issued certificates for the CRL and OCSP (default: the server's URL)" },
 	{ "ca.dns_suffixes", T_LIST, "", NULL,

@@ -22,6 +22,7 @@
 #include "aclm/err.h"
 #include "aclm/keywrap.h"
 #include "aclm/log.h"
+#include "aclm/policy.h"
 #include "aclm/store_acme.h"
 #include "aclm/store_endpoints.h"
 #include "aclm/store_jobs.h"
@@ -122,6 +123,32 @@ static void job_child(struct worker *w, const struct aclm_job *job, struct outco
 		&ctx, job, out->error, sizeof(out->error), out->result, sizeof(out->result), &out->ok);
 }
 
+/* A scheduled report (reports.kinds, every reports.every) queued as an
+ * alert on reports.channel; the alert thread delivers it.  The alert's key
+ * is per period, so a report never goes out twice in one. */
+static void job_report(struct worker *w, const struct aclm_job *job, struct outcome *out)
+{
+	const char *channel = aclm_config_str(w->sch->cfg, "reports.channel");
+	int64_t every = aclm_config_duration(w->sch->cfg, "reports.every"), id = 0;
+	enum aclm_report_kind kind;
+
+	if (aclm_report_kind_parse(job->subject, &kind) != ACLM_OK) {
+		snprintf(out->error, sizeof(out->error), "report: unknown kind '%s'", job->subject);
+		return;
+	}
+	if (channel == NULL || *channel == '\0') {
+		snprintf(out->error, sizeof(out->error), "report: reports.channel is not set");
+		return;
+	}
+	if (aclm_report_send(w->store, kind, NULL, channel, every, aclm_now(), &id) != ACLM_OK) {
+		snprintf(out->error, sizeof(out->error), "report %s to %s: %s", job->subject, channel,
+		         aclm_errmsg());
+		return;
+	}
+	snprintf(out->result, sizeof(out->result), "{\"alert_id\":%lld}", (long long)id);
+	out->ok = true;
+}
+
 /* The kinds of job.  retry: a failure is tried again with backoff (a
  * renewal); a scan someone asked for is not repeated behind their back. */
 static const struct {
@@ -133,6 +160,7 @@ static const struct {
 	{ "renew-now", job_renew, true },
 	{ "scan", job_child, false },
 	{ "issue", job_child, false },
+	{ "report", job_report, true },
 };
 
 /* --- planning (leader only) ----------------------------------------------- */
@@ -189,6 +217,36 @@ static void plan_rescan(struct worker *w, int64_t now)
 		aclm_warn("scheduler: plan the rescan: %s", aclm_errmsg());
 }
 
+/* Scheduled reports: one open job per kind, at the start of the next
+ * period (periods are counted from the Unix epoch, so with 7d every
+ * Thursday 00:00 UTC). */
+static void plan_reports(struct worker *w, int64_t now)
+{
+	const char *channel = aclm_config_str(w->sch->cfg, "reports.channel");
+	int64_t every = aclm_config_duration(w->sch->cfg, "reports.every");
+	static const char *const defaults[] = { "expiry", "compliance" };
+	const char *const *names;
+	size_t n = aclm_config_list(w->sch->cfg, "reports.kinds", &names);
+
+	if (n == 0) {
+		names = defaults;
+		n = sizeof(defaults) / sizeof(defaults[0]);
+	}
+
+	if (channel == NULL || *channel == '\0' || every <= 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		enum aclm_report_kind k;
+		if (aclm_report_kind_parse(names[i], &k) != ACLM_OK) {
+			aclm_warn("scheduler: reports.kinds: '%s' is not a report", names[i]);
+			continue;
+		}
+		if (aclm_store_job_ensure(w->store, "report", aclm_report_kind_name(k),
+		                          (now / every + 1) * every, NULL, false) != ACLM_OK)
+			aclm_warn("scheduler: plan the %s report: %s", names[i], aclm_errmsg());
+	}
+}
+
 static void plan(struct worker *w)
 {
 	struct plan_ctx p = { .now = aclm_now() };
@@ -215,6 +273,7 @@ static void plan(struct worker *w)
 	}
 	free(p.due);
 	plan_rescan(w, p.now);
+	plan_reports(w, p.now);
 	aclm_store_job_prune(w->store, p.now - 30 * 86400);
 }
 

@@ -175,3 +175,30 @@ def test_managed_certificate_through_the_api(aclm, peb):
         rc, _, err = s.stop()
     assert rc == 0, err
     assert "runtime error" not in err and "AddressSanitizer" not in err
+
+
+def test_scheduled_reports_reach_the_channel(aclm, tmp_path):
+    """reports.channel + reports.every: the server sends the reports through
+    the alert channel on its own, once per period."""
+    from test_alerts import Receiver
+    r = Receiver()
+    try:
+        aclm.run("alert", "channel", "add", "ops", "--kind", "webhook", "--url",
+                 r.url("/reports"), check_rc=0)
+        cfg = ("scheduler:\n  interval: 1s\nalerts:\n  interval: 1s\n"
+               "reports:\n  channel: ops\n  every: 3s\n  kinds: [expiry, algorithms]\n")
+        s = Server(aclm, config=cfg)
+        try:
+            assert r.wait(2, timeout=40), r.requests
+            bodies = [json.loads(x["body"]) for x in r.requests[:2]]
+            texts = " ".join(b.get("text", "") + " " + b.get("subject", "") for b in bodies)
+            assert "expiry" in texts and "algorithms" in texts, bodies
+            sess = s.login("admin", ADMIN_PW)
+            st, jobs, _ = s.request("GET", "/api/v1/jobs?state=done", session=sess)
+            assert {j["subject"] for j in jobs["items"] if j["kind"] == "report"} >= \
+                {"expiry", "algorithms"}
+        finally:
+            rc, _, err = s.stop()
+        assert rc == 0, err
+    finally:
+        r.close()
