@@ -140,6 +140,7 @@ int server_tls_ctx(struct server *s, struct ssl_ctx_st **out)
 	char crt_path[4096], key_path[4096];
 	const char *const *groups;
 	size_t n_groups;
+	bool pq_loaded;
 	SSL_CTX *ctx;
 	int rc;
 
@@ -159,6 +160,15 @@ int server_tls_ctx(struct server *s, struct ssl_ctx_st **out)
 		crt = crt_path;
 		key = key_path;
 	}
+	/* Before SSL_CTX_new: a context knows the TLS groups of the providers
+	 * loaded when it is made. */
+	pq_loaded = aclm_pqprov_load(NULL) == 0;
+	if (!pq_loaded) {
+		aclm_warn("server: the aclm-pq provider did not load (%s); classic key exchange only",
+		          ERR_reason_error_string(ERR_peek_last_error()) ?
+		          ERR_reason_error_string(ERR_peek_last_error()) : "no reason given");
+		ERR_clear_error();
+	}
 	ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL)
 		return aclm_error_openssl(ACLM_ERR_CRYPTO, "SSL_CTX_new");
@@ -175,7 +185,7 @@ int server_tls_ctx(struct server *s, struct ssl_ctx_st **out)
 	/* Hybrid post-quantum first when the provider is there; classic
 	 * groups always. */
 	n_groups = aclm_pqprov_groups(&groups);
-	if (aclm_pqprov_load(NULL) == 0 && n_groups > 0 &&
+	if (pq_loaded && n_groups > 0 &&
 	    SSL_CTX_set1_groups_list(ctx, "X25519MLKEM768:X25519:P-256:P-384") == 1) {
 		aclm_debug("server: TLS groups X25519MLKEM768:X25519:P-256:P-384");
 	} else {

@@ -432,3 +432,16 @@ def test_every_documented_route_with_every_role(server):
             assert st == 401, (method, path, "anonymous", st)
             n += 1
     assert n >= 30, n
+
+
+def test_server_prefers_hybrid_post_quantum(server, aclm):
+    """The server's own TLS offers X25519MLKEM768 (aclm-pq loaded before its
+    SSL_CTX is made) and keeps classic groups for everyone else."""
+    out = aclm.json("scan", "127.0.0.1:%d" % server.port, "--json", check_rc=None)
+    ep = out["endpoints"][0]
+    assert ep["pq_groups"]["X25519MLKEM768"] is True, ep
+    # a client without the provider still gets in, with X25519
+    p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % server.port,
+                        "-groups", "X25519", "-brief"], input=b"", capture_output=True,
+                       timeout=20)
+    assert b"X25519" in p.stdout + p.stderr
