@@ -40,7 +40,7 @@ run: build
 	@echo "==> the certificates that expire first"
 	@$(BUILD)/src/cli/aclm --db $(ACLM_DB) list --limit 5
 	@echo "==> starting aclm server (forgot the admin password? $(BUILD)/src/cli/aclm user passwd admin)"
-	@exec $(BUILD)/src/cli/aclm --db $(ACLM_DB) server
+	@ACLM_CA_AUTO_INIT=$${ACLM_CA_AUTO_INIT:-true} exec $(BUILD)/src/cli/aclm --db $(ACLM_DB) server
 
 $(BUILD_ASAN)/build.ninja:
 	meson setup $(BUILD_ASAN) -Dsanitize=true -Db_lundef=false

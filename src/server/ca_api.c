@@ -4,16 +4,22 @@
  * the ACME authentication.  Challenge validation is network work: it runs
  * on its own threads (at most MAX_VALIDATORS at once) and comes back to the
  * loop through an ev_async, where the store is updated. */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <ev.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "aclm/bundle.h"
 #include "aclm/ca.h"
+#include "aclm/csr.h"
 #include "aclm/err.h"
 #include "aclm/keywrap.h"
 #include "aclm/log.h"
@@ -291,6 +297,115 @@ static int ocsp_get(struct server *s, struct aclm_http_req *req, struct aclm_htt
 	if (b64[n - 2] == '=')
 		pad++;
 	return ocsp_answer(s, req, res, buf, (size_t)(len - pad));
+}
+
+/* --- first start ---------------------------------------------------------------- */
+
+int server_ca_first_start(struct server *s)
+{
+	const char *name = aclm_config_str(s->cfg, "ca.name");
+	struct aclm_kek kek;
+	bool exists = false;
+	int n = 0, rc;
+
+	if (!aclm_config_bool(s->cfg, "ca.auto_init"))
+		return ACLM_OK;
+	if ((rc = aclm_ca_exists(s->store, name, &exists)) != ACLM_OK || exists)
+		return rc;
+	if ((rc = aclm_kek_load(getenv("ACLM_KEK"), aclm_config_str(s->cfg, "security.kek_file"),
+	                        true, &kek)) != ACLM_OK)
+		return aclm_error_wrap(rc, "first start: the built-in CA");
+	rc = aclm_ca_init(s->store, &kek, name, &n);
+	aclm_kek_wipe(&kek);
+	if (rc != ACLM_OK)
+		return aclm_error_wrap(rc, "first start: the built-in CA");
+	printf("first start: built-in CA '%s' created (ECDSA, RSA and SM2 hierarchies; ACME at "
+	       "/acme/%s/directory; roots: aclm ca export-roots)\n", name, name);
+	fflush(stdout);
+	return ACLM_OK;
+}
+
+static int write_secret(const char *path, const char *data, size_t len, mode_t mode)
+{
+	FILE *f;
+	int fd;
+
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return aclm_error(ACLM_ERR_IO, "%s: %s", path, strerror(errno));
+	}
+	if (fwrite(data, 1, len, f) != len) {
+		fclose(f);
+		return aclm_error(ACLM_ERR_IO, "%s: cannot write", path);
+	}
+	return fclose(f) == 0 ? ACLM_OK : aclm_error(ACLM_ERR_IO, "%s: %s", path, strerror(errno));
+}
+
+int server_ca_tls_pair(struct server *s, const char *dir, const char *crt_path,
+                       const char *key_path)
+{
+	static const char *const names[] = { "localhost", "127.0.0.1", "::1" };
+	const struct aclm_csr_names cn = { names, 3 };
+	const char *name = aclm_config_str(s->cfg, "ca.name");
+	struct aclm_ca_issue_req req;
+	struct aclm_ca_issue_res res;
+	struct aclm_kek kek;
+	unsigned char *pkcs8 = NULL, *csr = NULL;
+	size_t pkcs8_len = 0, csr_len = 0, kpem_len = 0, root_len = 0;
+	char *kpem = NULL, *root = NULL;
+	bool exists = false;
+	int rc;
+
+	memset(&res, 0, sizeof(res));
+	if (!aclm_config_bool(s->cfg, "ca.auto_init") ||
+	    aclm_ca_exists(s->store, name, &exists) != ACLM_OK || !exists)
+		return ACLM_ERR_NOTFOUND;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return aclm_error(ACLM_ERR_IO, "%s: %s", dir, strerror(errno));
+	if ((rc = aclm_kek_load(getenv("ACLM_KEK"), aclm_config_str(s->cfg, "security.kek_file"),
+	                        true, &kek)) != ACLM_OK)
+		return rc;
+	if ((rc = aclm_key_generate(ACLM_KEYGEN_EC256, &pkcs8, &pkcs8_len)) != ACLM_OK ||
+	    (rc = aclm_csr_build(pkcs8, pkcs8_len, &cn, &csr, &csr_len)) != ACLM_OK)
+		goto out;
+	memset(&req, 0, sizeof(req));
+	req.ca = name;
+	req.csr = csr;
+	req.csr_len = csr_len;
+	if ((rc = aclm_ca_issue(s->store, &kek, &req, &res)) != ACLM_OK ||
+	    (rc = aclm_ca_chain_pem(s->store, name, ACLM_CA_ECDSA, true, &root, &root_len)) != ACLM_OK ||
+	    (rc = aclm_pem_encode_key(pkcs8, pkcs8_len, &kpem, &kpem_len)) != ACLM_OK)
+		goto out;
+	/* leaf + intermediate + root: the file is also the trust anchor clients use. */
+	{
+		const char *p = strstr(root, "-----END CERTIFICATE-----");
+		const char *root_only = p != NULL ? p + strlen("-----END CERTIFICATE-----\n") : root;
+		size_t n = res.chain_pem_len + strlen(root_only);
+		char *all = malloc(n + 1);
+		if (all == NULL) {
+			rc = aclm_error(ACLM_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		memcpy(all, res.chain_pem, res.chain_pem_len);
+		memcpy(all + res.chain_pem_len, root_only, strlen(root_only) + 1);
+		rc = write_secret(key_path, kpem, kpem_len, 0600);
+		if (rc == ACLM_OK)
+			rc = write_secret(crt_path, all, n, 0644);
+		free(all);
+	}
+out:
+	aclm_ca_issue_res_free(&res);
+	if (pkcs8 != NULL)
+		OPENSSL_clear_free(pkcs8, pkcs8_len);
+	if (kpem != NULL)
+		OPENSSL_clear_free(kpem, kpem_len);
+	free(csr);
+	free(root);
+	aclm_kek_wipe(&kek);
+	return rc;
 }
 
 const struct api_route server_ca_routes[] = {

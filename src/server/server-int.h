@@ -132,6 +132,11 @@ extern const size_t server_n_ops_routes;
 /* ca_api.c: the built-in CA's ACME server, CRLs and OCSP (public routes). */
 extern const struct api_route server_ca_routes[];
 extern const size_t server_n_ca_routes;
+/* ca.auto_init: create the built-in CA on first start; a TLS pair for the
+ * server from it (ACLM_ERR_NOTFOUND when there is no CA to use). */
+int server_ca_first_start(struct server *s);
+int server_ca_tls_pair(struct server *s, const char *dir, const char *crt_path,
+                       const char *key_path);
 
 /* metrics.c */
 extern const struct api_route server_metrics_routes[];

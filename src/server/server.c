@@ -222,6 +222,8 @@ int aclm_server_run(struct aclm_server_opts *o)
 		goto out;
 	if ((rc = ensure_admin(&s)) != ACLM_OK)
 		goto out;
+	if ((rc = server_ca_first_start(&s)) != ACLM_OK)
+		goto out;
 	if ((rc = server_tls_ctx(&s, &s.ssl_ctx)) != ACLM_OK)
 		goto out;
 	aclm_http_server_opts_init(&hopts);

@@ -152,10 +152,20 @@ int server_tls_ctx(struct server *s, struct ssl_ctx_st **out)
 		snprintf(crt_path, sizeof(crt_path), "%s/server.crt", dir);
 		snprintf(key_path, sizeof(key_path), "%s/server.key", dir);
 		if (!pair_is_fresh(crt_path)) {
-			if ((rc = make_self_signed(dir, crt_path, key_path)) != ACLM_OK)
-				return rc;
-			aclm_info("server: new self-signed certificate %s (key %s, 0600)", crt_path,
-			          key_path);
+			/* From the built-in CA when ca.auto_init made one; else self-signed. */
+			rc = server_ca_tls_pair(s, dir, crt_path, key_path);
+			if (rc == ACLM_OK) {
+				aclm_info("server: new certificate %s from the built-in CA (key %s, 0600)",
+				          crt_path, key_path);
+			} else {
+				if (rc != ACLM_ERR_NOTFOUND)
+					aclm_warn("server: no certificate from the built-in CA: %s",
+					          aclm_errmsg());
+				if ((rc = make_self_signed(dir, crt_path, key_path)) != ACLM_OK)
+					return rc;
+				aclm_info("server: new self-signed certificate %s (key %s, 0600)", crt_path,
+				          key_path);
+			}
 		}
 		crt = crt_path;
 		key = key_path;

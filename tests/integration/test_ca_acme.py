@@ -502,3 +502,30 @@ def test_restart_in_the_middle_of_an_order(aclm_sqlite, tmp_path):
     finally:
         responder.shutdown()
         casrv.stop()
+
+
+def test_auto_init_first_start_and_tls_from_the_ca(aclm_sqlite):
+    a = aclm_sqlite
+    srv = Server(a, extra_env={"ACLM_CA_AUTO_INIT": "true"})
+    try:
+        out = "".join(srv.first_lines)
+        assert "built-in CA 'main' created" in out
+        crt = os.path.join(a.tmp, "aclm-tls", "server.crt")
+        assert len(blocks(crt)) == 3
+        assert oct(os.stat(os.path.join(a.tmp, "aclm-tls", "server.key")).st_mode & 0o777) == "0o600"
+        # The file is the trust anchor: hostname and chain check out.
+        ctx = ssl.create_default_context(cafile=crt)
+        conn = http.client.HTTPSConnection("127.0.0.1", srv.port, context=ctx, timeout=20)
+        conn.request("GET", "/acme/main/directory")
+        r = conn.getresponse()
+        assert r.status == 200 and "newOrder" in json.loads(r.read())
+        assert sorted(h["algo"] for h in a.json("ca", "init", "--json")) == ["ecdsa", "rsa", "sm2"]
+    finally:
+        rc, _, err = srv.stop()
+        assert "AddressSanitizer" not in err
+    # A second start creates nothing new.
+    srv = Server(a, extra_env={"ACLM_CA_AUTO_INIT": "true"})
+    try:
+        assert "built-in CA" not in "".join(srv.first_lines)
+    finally:
+        srv.stop()
