@@ -21,6 +21,7 @@
 #include "aclm/keywrap.h"
 #include "aclm/store.h"
 #include "aclm/store_ca.h"
+#include "../../src/ca/ca-int.h"
 
 static struct aclm_store *st;
 static struct aclm_kek kek;
@@ -222,6 +223,72 @@ static void test_crl_numbers_grow(void **state)
 	assert_int_equal(aclm_ca_crl(st, &kek, "nope", ACLM_CA_SM2, &der, &len), ACLM_ERR_NOTFOUND);
 }
 
+/* The seeds of the JWS fuzz driver are real JWS made by python3-cryptography:
+ * each allowed algorithm verifies, and one flipped signature bit does not. */
+static void test_jws_algorithms(void **state)
+{
+	const char *files[] = { "es256-new-account.json", "es384.json", "rs256.json", "eddsa.json",
+	                        "key-change.json" };
+	const char *root = getenv("ACLM_SOURCE_ROOT");
+
+	(void)state;
+	if (root == NULL)
+		skip();
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char path[512];
+		unsigned char buf[16384];
+		struct ca_jws j;
+		EVP_PKEY *pk = NULL;
+		char thumb[64];
+		FILE *f;
+		size_t n;
+		snprintf(path, sizeof(path), "%s/tests/fuzz/corpus/acme_jws/%s", root, files[i]);
+		f = fopen(path, "rb");
+		assert_non_null(f);
+		n = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		assert_int_equal(ca_jws_parse(buf, n, &j), ACLM_OK);
+		assert_true(ca_jws_alg_allowed(j.alg));
+		assert_int_equal(ca_jwk_to_pkey(j.jwk != NULL ? j.jwk : NULL, &pk), j.jwk ? ACLM_OK
+		                                                                         : ACLM_ERR_PARSE);
+		if (pk == NULL) {
+			ca_jws_free(&j);
+			continue;
+		}
+		assert_int_equal(ca_jwk_thumbprint(j.jwk, thumb), ACLM_OK);
+		assert_int_equal(strlen(thumb), 43);
+		assert_int_equal(ca_jws_verify_sig(j.alg, pk, (unsigned char *)j.signing_input,
+		                                   j.signing_input_len, j.sig, j.sig_len), ACLM_OK);
+		j.sig[j.sig_len / 2] ^= 0x10;
+		assert_int_not_equal(ca_jws_verify_sig(j.alg, pk, (unsigned char *)j.signing_input,
+		                                       j.signing_input_len, j.sig, j.sig_len), ACLM_OK);
+		/* ES256 with a P-384 key and the like: refused. */
+		assert_int_not_equal(ca_jws_verify_sig(strcmp(j.alg, "ES256") == 0 ? "ES384" : "ES256",
+		                                       pk, (unsigned char *)j.signing_input,
+		                                       j.signing_input_len, j.sig, j.sig_len), ACLM_OK);
+		EVP_PKEY_free(pk);
+		ca_jws_free(&j);
+	}
+}
+
+static void test_b64url(void **state)
+{
+	unsigned char *out = NULL;
+	size_t n = 0;
+	char enc[16];
+
+	(void)state;
+	assert_int_equal(ca_b64url_decode("AQID", 4, &out, &n), ACLM_OK);
+	assert_int_equal(n, 3);
+	ca_b64url_encode(out, n, enc, sizeof(enc));
+	assert_string_equal(enc, "AQID");
+	free(out);
+	assert_int_equal(ca_b64url_decode("AQ==", 4, &out, &n), ACLM_ERR_PARSE);
+	assert_int_equal(ca_b64url_decode("A+/B", 4, &out, &n), ACLM_ERR_PARSE);
+	assert_int_equal(ca_b64url_decode("AR", 2, &out, &n), ACLM_ERR_PARSE);  /* trailing bits */
+	assert_int_equal(ca_b64url_decode("A", 1, &out, &n), ACLM_ERR_PARSE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -231,6 +298,8 @@ int main(void)
 		cmocka_unit_test(test_issue_each_key_type),
 		cmocka_unit_test(test_ocsp_malformed_and_unknown),
 		cmocka_unit_test(test_crl_numbers_grow),
+		cmocka_unit_test(test_jws_algorithms),
+		cmocka_unit_test(test_b64url),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
