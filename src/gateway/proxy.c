@@ -49,6 +49,9 @@ enum chunk_st { CK_SIZE, CK_EXT, CK_DATA, CK_DATA_CR, CK_DATA_LF, CK_TRAILER, CK
                 CK_TRAILER_LF };
 
 #define IO_CHUNK 16384
+/* Client input is read in pieces of this size: most requests fit, and an
+ * idle connection should cost little (bench/gateway measures it). */
+#define IN_CHUNK 4096
 #define MAX_RESP_HEAD 32768
 #define MAX_OUT ((size_t)1 << 20)
 
@@ -63,7 +66,7 @@ struct conn {
 	ev_timer timer;
 	int cev, uev;
 	struct aclm_http_parser *parser;
-	unsigned char in[IO_CHUNK];
+	unsigned char in[IN_CHUNK];
 	size_t in_off, in_len;
 	bool head_seen, body_timer, sent_continue;
 	/* request */
