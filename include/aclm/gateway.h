@@ -36,6 +36,9 @@ int aclm_gateway_start(struct aclm_gateway *gw);
  * Listeners, workers and the admin address stay as started.  On error the
  * running configuration stays and the message says why. */
 int aclm_gateway_reload(struct aclm_gateway *gw);
+/* Periodic work of the daemon's main thread (call it a few times a
+ * second): rotates the session-ticket key every tls.ticket_rotation. */
+void aclm_gateway_tick(struct aclm_gateway *gw);
 /* True when a certificate or key file of the running configuration changed
  * on disk since it was loaded (checked by the daemon once a second). */
 bool aclm_gateway_certs_changed(struct aclm_gateway *gw);

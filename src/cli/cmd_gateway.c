@@ -83,6 +83,7 @@ static int run_gateway(struct cli *cli, const char *path)
 
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
+		aclm_gateway_tick(gw);
 		/* A certificate renewed or redeployed on disk is picked up without
 		 * a signal, within a second. */
 		if (sig == SIGHUP || (sig < 0 && aclm_gateway_certs_changed(gw))) {

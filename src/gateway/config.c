@@ -243,12 +243,15 @@ static int load_tls(struct ld *ld, yaml_node_t *map, char *groups, size_t groups
 		} else if (!strcmp(key, "ciphersuites")) {
 			if ((rc = get_str(ld, v, key, c->ciphersuites, sizeof(c->ciphersuites))))
 				return rc;
+		} else if (!strcmp(key, "ticket_rotation")) {
+			if ((rc = get_num(ld, v, key, 1, 7 * 86400, &c->ticket_rotation)))
+				return rc;
 		} else if (!strcmp(key, "ciphers")) {
 			if ((rc = get_str(ld, v, key, c->ciphers, sizeof(c->ciphers))))
 				return rc;
 		} else {
 			return cerr(ld, k, "tls: unknown field '%s' (min_version, groups, "
-			            "ciphersuites, ciphers)", key);
+			            "ciphersuites, ciphers, ticket_rotation)", key);
 		}
 	}
 	return 0;
@@ -765,6 +768,7 @@ int aclm_gw_config_load(const char *path, struct aclm_gw_config **out)
 		.max_body = ACLM_HTTP_DEFAULT_MAX_BODY,
 	};
 	snprintf(ld.cfg->min_version, sizeof(ld.cfg->min_version), "1.2");
+	ld.cfg->ticket_rotation = 12 * 3600;
 	yaml_parser_set_input_file(&parser, f);
 	if (!yaml_parser_load(&parser, &ld.doc)) {
 		rc = aclm_error(ACLM_ERR_CONFIG, "%s:%lu:%lu: %s", path,

@@ -92,6 +92,7 @@ struct aclm_gw_config {
 	char min_version[8];              /* "1.2" or "1.3" */
 	char ciphersuites[512];
 	char ciphers[512];
+	double ticket_rotation;           /* seconds; default 12 h */
 	struct gw_timeouts to;
 	struct aclm_http_limits limits;
 	unsigned max_conns_per_ip;        /* 0: unlimited */
@@ -106,10 +107,16 @@ void gw_config_ref(struct aclm_gw_config *cfg);
 
 /* ---- tls.c ---- */
 
-/* Build the SSL_CTX of every site of cfg; ticket_keys (80 bytes) are shared
- * by all of them so that resumption works on every worker and across
- * reloads. */
-int gw_tls_build(struct aclm_gw_config *cfg, const unsigned char *ticket_keys);
+/* Build the SSL_CTX of every site of cfg. */
+int gw_tls_build(struct aclm_gw_config *cfg);
+
+/* ---- tickets.c ---- */
+
+/* Session tickets under the process-wide key ring (current + previous),
+ * so resumption works on every worker, site context and across reloads. */
+int gw_tickets_install(SSL_CTX *ctx);
+/* A new current key; the current one becomes the previous. */
+int gw_tickets_rotate(void);
 /* Negotiated group name of an established connection ("" unknown). */
 const char *gw_tls_group(SSL *ssl);
 
@@ -197,7 +204,7 @@ struct gw_worker {
 struct aclm_gateway {
 	pthread_mutex_t mu;               /* guards cfg */
 	struct aclm_gw_config *cfg;       /* current snapshot */
-	unsigned char ticket_keys[80];
+	int64_t next_rotation_ms;         /* of the session-ticket key */
 	struct gw_worker *workers;
 	unsigned n_workers;
 	void *admin;                      /* admin.c */

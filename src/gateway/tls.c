@@ -165,8 +165,7 @@ static int use_stand_in(struct aclm_gw_config *cfg, struct gw_site *s, SSL_CTX *
 	return rc;
 }
 
-static int build_site(struct aclm_gw_config *cfg, struct gw_site *s,
-                      const unsigned char *ticket_keys)
+static int build_site(struct aclm_gw_config *cfg, struct gw_site *s)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	int rc;
@@ -203,10 +202,8 @@ static int build_site(struct aclm_gw_config *cfg, struct gw_site *s,
 		                s->certs[0].key_type);
 		goto fail;
 	}
-	if (SSL_CTX_set_tlsext_ticket_keys(ctx, (void *)ticket_keys, 80) != 1) {
-		rc = aclm_error_openssl(ACLM_ERR_CRYPTO, "session ticket keys");
+	if ((rc = gw_tickets_install(ctx)))
 		goto fail;
-	}
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, cfg);
 	s->ctx = ctx;
@@ -216,18 +213,12 @@ fail:
 	return rc;
 }
 
-int gw_tls_build(struct aclm_gw_config *cfg, const unsigned char *ticket_keys)
+int gw_tls_build(struct aclm_gw_config *cfg)
 {
-	unsigned char keys[80];
 	int rc;
 
-	if (!ticket_keys) {
-		if (RAND_bytes(keys, sizeof(keys)) != 1)
-			return aclm_error_openssl(ACLM_ERR_CRYPTO, "random ticket keys");
-		ticket_keys = keys;
-	}
 	for (size_t i = 0; i < cfg->n_sites; i++)
-		if ((rc = build_site(cfg, &cfg->sites[i], ticket_keys)))
+		if ((rc = build_site(cfg, &cfg->sites[i])))
 			return rc;
 	return 0;
 }

@@ -128,11 +128,7 @@ int aclm_gateway_new(struct aclm_gw_config *cfg, struct aclm_gateway **out)
 		goto fail;
 	}
 	pthread_mutex_init(&gw->mu, NULL);
-	if (RAND_bytes(gw->ticket_keys, sizeof(gw->ticket_keys)) != 1) {
-		rc = aclm_error_openssl(ACLM_ERR_CRYPTO, "session ticket keys");
-		goto fail;
-	}
-	if ((rc = gw_tls_build(cfg, gw->ticket_keys)))
+	if ((rc = gw_tls_build(cfg)))
 		goto fail;
 	gw->cfg = cfg;
 	*out = gw;
@@ -224,7 +220,7 @@ int aclm_gateway_reload(struct aclm_gateway *gw)
 
 	if ((rc = aclm_gw_config_load(gw->cfg->path, &next)))
 		return rc;
-	if ((rc = gw_tls_build(next, gw->ticket_keys))) {
+	if ((rc = gw_tls_build(next))) {
 		aclm_gw_config_unref(next);
 		return rc;
 	}
@@ -253,6 +249,21 @@ static bool mtime_differs(const char *path, const struct timespec *ts)
 	if (stat(path, &st))
 		return false;
 	return st.st_mtim.tv_sec != ts->tv_sec || st.st_mtim.tv_nsec != ts->tv_nsec;
+}
+
+void aclm_gateway_tick(struct aclm_gateway *gw)
+{
+	struct aclm_gw_config *cfg = gw_current(gw);
+	int64_t now = gw_now_ms();
+
+	if (!gw->next_rotation_ms) {
+		gw->next_rotation_ms = now + (int64_t)(cfg->ticket_rotation * 1000);
+	} else if (now >= gw->next_rotation_ms) {
+		if (gw_tickets_rotate())
+			aclm_err("gateway: %s", aclm_errmsg());
+		gw->next_rotation_ms = now + (int64_t)(cfg->ticket_rotation * 1000);
+	}
+	aclm_gw_config_unref(cfg);
 }
 
 bool aclm_gateway_certs_changed(struct aclm_gateway *gw)
