@@ -177,6 +177,37 @@ static int load_timeouts(struct ld *ld, yaml_node_t *map)
 	return 0;
 }
 
+static int load_health(struct ld *ld, yaml_node_t *map)
+{
+	struct aclm_gw_config *c = ld->cfg;
+	yaml_node_t *k, *v;
+	int rc;
+
+	if ((rc = need_map(ld, map, "health_check")))
+		return rc;
+	c->health_interval = 5;
+	c->health_timeout = 2;
+	FOR_PAIRS(ld, map, k, v) {
+		const char *key = scalar(k);
+
+		if (key && !strcmp(key, "interval"))
+			rc = get_num(ld, v, key, 0.1, 3600, &c->health_interval);
+		else if (key && !strcmp(key, "timeout"))
+			rc = get_num(ld, v, key, 0.05, 60, &c->health_timeout);
+		else if (key && !strcmp(key, "path")) {
+			rc = get_str(ld, v, key, c->health_path, sizeof(c->health_path));
+			if (!rc && (c->health_path[0] != '/' ||
+			            strpbrk(c->health_path, " \t\r\n")))
+				rc = cerr(ld, v, "path: an absolute path without blanks");
+		} else
+			rc = cerr(ld, k, "health_check: unknown field '%s' (interval, timeout, path)",
+			          key ? key : "?");
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 static int load_limits(struct ld *ld, yaml_node_t *map)
 {
 	struct aclm_gw_config *c = ld->cfg;
@@ -644,6 +675,9 @@ static int load_root(struct ld *ld, yaml_node_t *root)
 		} else if (!strcmp(key, "timeouts")) {
 			if ((rc = load_timeouts(ld, v)))
 				return rc;
+		} else if (!strcmp(key, "health_check")) {
+			if ((rc = load_health(ld, v)))
+				return rc;
 		} else if (!strcmp(key, "limits")) {
 			if ((rc = load_limits(ld, v)))
 				return rc;
@@ -654,7 +688,8 @@ static int load_root(struct ld *ld, yaml_node_t *root)
 			sites = v;
 		} else {
 			return cerr(ld, k, "unknown field '%s' (listen, http_listen, admin, workers, "
-			            "access_log, pid_file, state_dir, timeouts, limits, tls, sites)", key);
+			            "access_log, pid_file, state_dir, timeouts, limits, health_check, "
+			            "tls, sites)", key);
 		}
 	}
 	if (!c->n_listen)

@@ -93,6 +93,9 @@ struct aclm_gw_config {
 	char ciphersuites[512];
 	char ciphers[512];
 	double ticket_rotation;           /* seconds; default 12 h */
+	double health_interval;           /* active checks: 0 none */
+	double health_timeout;
+	char health_path[512];            /* "" TCP connect only */
 	struct gw_timeouts to;
 	struct aclm_http_limits limits;
 	unsigned max_conns_per_ip;        /* 0: unlimited */
@@ -209,6 +212,7 @@ struct aclm_gateway {
 	unsigned n_workers;
 	void *admin;                      /* admin.c */
 	void *acme;                       /* acme.c */
+	void *health;                     /* health.c */
 };
 
 /* The current snapshot, with a reference for the caller. */
@@ -224,6 +228,11 @@ void gw_proxy_accept(struct gw_worker *w, int fd, const struct sockaddr_storage 
 bool gw_clients_enter(const struct sockaddr_storage *peer, unsigned limit);
 /* The end of a connection counted by gw_clients_enter. */
 void gw_clients_leave(const struct sockaddr_storage *peer);
+
+/* ---- health.c ---- */
+
+int gw_health_start(struct aclm_gateway *gw);
+void gw_health_stop(struct aclm_gateway *gw);
 
 /* ---- acme.c ---- */
 

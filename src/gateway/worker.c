@@ -201,6 +201,8 @@ int aclm_gateway_start(struct aclm_gateway *gw)
 		return rc;
 	if (aclm_gw_config_needs_acme(cfg) && (rc = gw_acme_start(gw)))
 		return rc;
+	if (cfg->health_interval > 0 && (rc = gw_health_start(gw)))
+		return rc;
 	for (unsigned i = 0; i < gw->n_workers; i++)
 		if (pthread_create(&gw->workers[i].thread, NULL, worker_main, &gw->workers[i])) {
 			gw->n_workers = i;
@@ -293,6 +295,7 @@ void aclm_gateway_free(struct aclm_gateway *gw)
 			pthread_join(gw->workers[i].thread, NULL);
 	gw_admin_stop(gw);
 	gw_acme_stop(gw);
+	gw_health_stop(gw);
 	for (unsigned i = 0; i < gw->n_workers; i++) {
 		struct gw_worker *w = &gw->workers[i];
 

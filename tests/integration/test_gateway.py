@@ -476,3 +476,31 @@ def test_session_ticket_keys_rotate(gw_factory, nginx, certs):
     time.sleep(3.5)
     reused, _ = resumed(g, sess, ctx)
     assert not reused
+
+
+def test_active_health_check_takes_a_sick_upstream_out(gw_factory, nginx, certs):
+    served = {"n": 0, "healthy": False}
+
+    def respond(head):
+        path = head.split(b" ")[1]
+        if path == b"/health":
+            code = b"200 OK" if served["healthy"] else b"503 Service Unavailable"
+            return b"HTTP/1.1 " + code + b"\r\nContent-Length: 0\r\n\r\n", False
+        served["n"] += 1
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nsick", False
+    sick = RawUpstream(respond)
+    try:
+        g = gw_factory(site_yaml([sick.port, nginx.port], [certs["ec"]]),
+                       extra="health_check: {interval: 0.2, timeout: 1, path: /health}\n")
+        time.sleep(1.0)
+        for _ in range(8):
+            status, _, body = get(g)
+            assert status == 200 and b"port=%d" % nginx.port in body, body
+        assert served["n"] == 0
+        # healthy again: back in the rotation
+        served["healthy"] = True
+        time.sleep(1.0)
+        bodies = [get(g)[2] for _ in range(8)]
+        assert b"sick" in bodies and served["n"] > 0
+    finally:
+        sick.stop()
