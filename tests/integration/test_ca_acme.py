@@ -529,3 +529,86 @@ def test_auto_init_first_start_and_tls_from_the_ca(aclm_sqlite):
         assert "built-in CA" not in "".join(srv.first_lines)
     finally:
         srv.stop()
+
+
+class TxtServer:
+    """A tiny authoritative DNS server on UDP loopback answering TXT queries
+    from a file of "fqdn value" lines (written by lego's exec provider)."""
+
+    def __init__(self, path):
+        import socketserver
+        self.path = path
+        open(path, "w").close()
+        outer = self
+
+        class H(socketserver.BaseRequestHandler):
+            def handle(self):
+                data, sock = self.request
+                try:
+                    sock.sendto(outer.answer(data), self.client_address)
+                except Exception:  # a malformed query gets no answer
+                    pass
+
+        self.srv = socketserver.UDPServer(("127.0.0.1", 0), H)
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def records(self):
+        out = {}
+        for line in open(self.path):
+            parts = line.split()
+            if len(parts) == 2:
+                out.setdefault(parts[0].rstrip(".").lower(), []).append(parts[1])
+        return out
+
+    def answer(self, q):
+        qid, flags = q[:2], q[2:4]
+        i, labels = 12, []
+        while q[i] != 0:
+            labels.append(q[i + 1:i + 1 + q[i]].decode())
+            i += 1 + q[i]
+        qtype = int.from_bytes(q[i + 1:i + 3], "big")
+        question = q[12:i + 5]
+        name = ".".join(labels).lower()
+        vals = self.records().get(name, []) if qtype == 16 else []
+        ans = b""
+        for v in vals:
+            rd = bytes([len(v)]) + v.encode()
+            ans += b"\xc0\x0c" + (16).to_bytes(2, "big") + b"\x00\x01" + (0).to_bytes(4, "big") \
+                + len(rd).to_bytes(2, "big") + rd
+        rcode = 0 if vals or name in self.records() else 3
+        return qid + bytes([0x84, rcode]) + b"\x00\x01" + len(vals).to_bytes(2, "big") + \
+            b"\x00\x00\x00\x00" + question + ans
+
+    def stop(self):
+        self.srv.shutdown()
+
+
+@pytest.mark.skipif(shutil.which("lego") is None, reason="lego not installed")
+def test_lego_dns01_with_wildcard(aclm_sqlite, tmp_path):
+    records = str(tmp_path / "txt")
+    dns = TxtServer(records)
+    casrv = CaServer(aclm_sqlite, env={"ACLM_CA_DNS_RESOLVER": "127.0.0.1:%d" % dns.port})
+    try:
+        hook = str(tmp_path / "hook.sh")
+        write(hook, "#!/bin/sh\n[ \"$1\" = present ] && echo \"$2 $3\" >> %s\nexit 0\n" % records)
+        os.chmod(hook, 0o755)
+        env = dict(os.environ, LEGO_CA_CERTIFICATES=casrv.trust, EXEC_PATH=hook,
+                   EXEC_PROPAGATION_TIMEOUT="10", EXEC_POLLING_INTERVAL="1",
+                   EXEC_SEQUENCE_INTERVAL="1")
+        sh("lego", "--accept-tos", "--email", "ops@corp.internal", "--server", casrv.directory,
+           "--path", str(tmp_path / "lego"), "--domains", "*.w.corp.internal", "--domains",
+           "w.corp.internal", "--dns", "exec", "--dns.disable-cp", "run", env=env)
+        crt = str(tmp_path / "lego" / "certificates" / "_.w.corp.internal.crt")
+        text = sh("openssl", "x509", "-in", crt, "-noout", "-text").stdout.decode()
+        assert "DNS:*.w.corp.internal" in text and "DNS:w.corp.internal" in text
+        # A wrong TXT value: the authorization becomes invalid.
+        write(hook, "#!/bin/sh\n[ \"$1\" = present ] && echo \"$2 wrongvalue\" >> %s\nexit 0\n"
+              % records)
+        p = sh("lego", "--accept-tos", "--email", "ops@corp.internal", "--server",
+               casrv.directory, "--path", str(tmp_path / "lego"), "--domains", "x.corp.internal",
+               "--dns", "exec", "--dns.disable-cp", "run", env=env, check=False)
+        assert p.returncode != 0 and b"unauthorized" in p.stdout + p.stderr
+    finally:
+        casrv.stop()
+        dns.stop()
