@@ -936,6 +936,8 @@ static int st_read_resp_head(struct conn *c)
 				return local_reply(c, 502, "upstream response head too large", false);
 			continue;
 		}
+		if (head_len > MAX_RESP_HEAD)
+			return local_reply(c, 502, "upstream response head too large", false);
 		rc = parse_resp_head(c, head_len);
 		if (rc < 0)
 			return local_reply(c, 502, "malformed upstream response", false);
@@ -947,8 +949,10 @@ static int st_read_resp_head(struct conn *c)
 		}
 		gw_upstream_ok(c->up);
 		atomic_fetch_add(&c->up->n_requests, 1);
+		/* nothing was sent to the client yet: a broken start of the body
+		 * can still be answered with 502 */
 		if (body_feed(c, c->resp.data + head_len, c->resp.len - head_len))
-			return ST_CLOSE;
+			return local_reply(c, 502, "malformed upstream response body", false);
 		aclm_buf_reset(&c->resp);
 		arm(c, c->cfg->to.write);
 		return ST_STREAM_RESP;

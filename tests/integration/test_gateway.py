@@ -504,3 +504,37 @@ def test_active_health_check_takes_a_sick_upstream_out(gw_factory, nginx, certs)
         assert b"sick" in bodies and served["n"] > 0
     finally:
         sick.stop()
+
+
+@pytest.mark.parametrize("answer,expect", [
+    (b"garbage\r\n\r\n", 502),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", 502),
+    (b"HTTP/1.1 200 OK\r\nX: " + b"a" * 40000 + b"\r\n\r\n", 502),
+    (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", 502),
+    (b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n", 502),
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", 204),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 502),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "reset"),
+])
+def test_hostile_upstream_answers(gw_factory, certs, answer, expect):
+    up = RawUpstream(lambda head: (answer, True))
+    try:
+        g = gw_factory(site_yaml([up.port], [certs["ec"]]))
+        with g.connect() as s:
+            s.settimeout(5)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            out, closed = read_all(s) if expect == "reset" else (None, None)
+            if expect == "reset":
+                # the head went out, the body broke: the client sees the cut
+                assert closed and (not out.startswith(b"HTTP/1.1 200") or not out.endswith(b"\r\n0\r\n\r\n"))
+                assert len(out) < 200
+            else:
+                status, _, _ = http_request(s, b"")
+                assert status == expect
+        # the gateway is still fine
+        assert g.proc.poll() is None
+        m = subprocess.run(["curl", "-s", f"http://127.0.0.1:{g.admin}/metrics"], capture_output=True,
+                           text=True).stdout
+        assert "aclm_gateway_requests_total 1" in m
+    finally:
+        up.stop()
