@@ -190,6 +190,12 @@ def test_aclm_client_issues_ecdsa_and_sm2(casrv, tmp_path):
     out = sh("openssl", "verify", "-vfyopt", "distid:" + SM2_ID, "-partial_chain", "-CAfile",
              interp, leafp).stdout.decode()
     assert out.strip().endswith("OK")
+    # A dual pair (SM2 + ECDSA) for one name, renewed together.
+    out = client.json("issue", "--json", "--ca", "builtin", "--dual", "sm2,ec256", "--standalone",
+                      "127.0.0.1:%d" % casrv.http_port, "dual.corp.internal")
+    assert sorted(o["key"] for o in out) == ["ec256", "sm2"]
+    issued = casrv.aclm.json("ca", "list", "--json")
+    assert sorted(r["algo"] for r in issued) == ["ecdsa", "ecdsa", "sm2", "sm2"]
     crt = os.path.join(client.tmp, "out", "e.corp.internal.crt")
     leaf, inter = blocks(crt)[:2]
     out = sh("openssl", "verify", "-CAfile", root_bundle, "-untrusted",
@@ -442,8 +448,8 @@ def serve_http01(port, tokens):
     return srv
 
 
-def test_restart_in_the_middle_of_an_order(aclm_sqlite, tmp_path):
-    casrv = CaServer(aclm_sqlite)
+def test_restart_in_the_middle_of_an_order(aclm, tmp_path):
+    casrv = CaServer(aclm)
     c = Client(casrv)
     c.register()
     st, order, r = c.post(c.dir["newOrder"], {"identifiers": [{"type": "dns", "value": "re.corp.internal"}]})
@@ -464,7 +470,7 @@ def test_restart_in_the_middle_of_an_order(aclm_sqlite, tmp_path):
         c.kid = fix(c.kid)
         st, body, _ = c.post(chal_url, {})
         assert st == 200 and body["status"] in ("processing", "valid")
-        for _ in range(50):
+        for _ in range(150):
             st, o, _ = c.post(fix(order_url), None)
             if o["status"] != "pending":
                 break
