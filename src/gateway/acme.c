@@ -6,11 +6,14 @@
  * within a second while the other sites serve on.  Renewal follows the
  * client's rule (aclm_acme_renew_at: 2/3 of the lifetime, with jitter);
  * orders, accounts and certificates are in the store. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +34,8 @@
 #include "gateway-int.h"
 
 #define RETRY_SECONDS 10
+
+atomic_int gw_alpn_port;
 #define CHECK_SECONDS 60
 
 struct acme {
@@ -183,18 +188,48 @@ static bool is_due(const struct gw_site *s)
 	return due;
 }
 
+static int free_loopback_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0)
+		return -1;
+	if (!bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    !getsockname(fd, (struct sockaddr *)&a, &len))
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
 static int issue(struct acme *a, struct aclm_gw_config *cfg, struct gw_site *s)
 {
 	const char *ca_names[8];
 	struct aclm_acme_request req = { 0 };
 	struct aclm_acme_result res = { 0 };
+	char alpn_addr[32];
 	int rc;
 
 	req.names = (const char *const *)s->names;
 	req.n_names = s->n_names;
 	req.key = (enum aclm_keygen)s->acme_key;
-	req.solver.type = ACLM_CHALL_HTTP01;
-	req.solver.webroot = cfg->webroot;
+	if (s->acme_tls_alpn) {
+		/* The ACME client's own tls-alpn-01 responder on a loopback port;
+		 * the workers pass validation connections through to it. */
+		int port = free_loopback_port();
+
+		if (port <= 0)
+			return aclm_error(ACLM_ERR_IO, "no free loopback port for tls-alpn-01");
+		snprintf(alpn_addr, sizeof(alpn_addr), "127.0.0.1:%d", port);
+		req.solver.type = ACLM_CHALL_TLSALPN01;
+		req.solver.standalone = alpn_addr;
+		atomic_store(&gw_alpn_port, port);
+	} else {
+		req.solver.type = ACLM_CHALL_HTTP01;
+		req.solver.webroot = cfg->webroot;
+	}
 	if (s->n_acme_cas) {
 		for (size_t i = 0; i < s->n_acme_cas; i++)
 			ca_names[i] = s->acme_cas[i];
@@ -206,7 +241,9 @@ static int issue(struct acme *a, struct aclm_gw_config *cfg, struct gw_site *s)
 	}
 	req.cas = ca_names;
 	aclm_info("gateway: obtaining a certificate for %s", s->names[0]);
-	if ((rc = aclm_acme_issue(a->st, a->kek, a->cas, a->n_cas, &req, &res)))
+	rc = aclm_acme_issue(a->st, a->kek, a->cas, a->n_cas, &req, &res);
+	atomic_store(&gw_alpn_port, 0);
+	if (rc)
 		return rc;
 	if ((rc = save(a, &s->certs[0], res.cert_id)))
 		return rc;

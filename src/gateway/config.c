@@ -527,6 +527,15 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 					return rc;
 				s->n_acme_cas++;
 			}
+		} else if (!strcmp(key, "acme_challenge")) {
+			const char *ch = scalar(v);
+
+			if (ch && !strcmp(ch, "http-01"))
+				s->acme_tls_alpn = false;
+			else if (ch && !strcmp(ch, "tls-alpn-01"))
+				s->acme_tls_alpn = true;
+			else
+				return cerr(ld, v, "acme_challenge: expected http-01 or tls-alpn-01");
 		} else if (!strcmp(key, "acme_key")) {
 			const char *kt = scalar(v);
 
@@ -569,7 +578,8 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 				return rc;
 		} else {
 			return cerr(ld, k, "site: unknown field '%s' (names, upstreams, certificates, "
-			            "cert_source, acme_cas, acme_key, pq, pq_canary_percent, groups, "
+			            "cert_source, acme_cas, acme_key, acme_challenge, pq, "
+			            "pq_canary_percent, groups, "
 			            "hsts, forwarded)", key);
 		}
 	}
@@ -586,7 +596,7 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 		for (size_t i = 0; i < s->n_names; i++)
 			if (s->names[i][0] == '*')
 				return cerr(ld, map, "site: '%s': a wildcard cannot be validated by "
-				            "http-01", s->names[i]);
+				            "http-01 or tls-alpn-01", s->names[i]);
 		if (snprintf(cf->cert, sizeof(cf->cert), "%s/%s.crt", ld->cfg->state_dir,
 		             s->names[0]) >= (int)sizeof(cf->cert) ||
 		    snprintf(cf->key, sizeof(cf->key), "%s/%s.key", ld->cfg->state_dir,

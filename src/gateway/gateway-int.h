@@ -66,6 +66,7 @@ struct gw_site {
 	char acme_cas[4][64];             /* acme: CA names of acme.cas, in order; none: all */
 	size_t n_acme_cas;
 	int acme_key;                     /* enum aclm_keygen */
+	bool acme_tls_alpn;               /* tls-alpn-01 (else http-01) */
 	size_t line;
 	SSL_CTX *ctx;                     /* tls.c */
 };
@@ -235,6 +236,11 @@ int gw_health_start(struct aclm_gateway *gw);
 void gw_health_stop(struct aclm_gateway *gw);
 
 /* ---- acme.c ---- */
+
+/* While a tls-alpn-01 validation may come in: the loopback port of the ACME
+ * client's responder, to which connections offering ALPN "acme-tls/1" are
+ * passed through untouched (0: none). */
+extern atomic_int gw_alpn_port;
 
 /* Obtain and renew the certificates of the sites with cert_source acme on
  * a thread of its own (gw->acme set by aclm_gateway_set_acme). */

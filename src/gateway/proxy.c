@@ -3,6 +3,9 @@
  *   HANDSHAKE -> READ_HEAD -> CONNECT -> SEND_REQ -> READ_RESP_HEAD
  *             -> STREAM_RESP -> READ_HEAD (keep-alive) ... -> CLOSE
  *   any refusal: SEND_LOCAL (status page) -> READ_HEAD or LINGER -> CLOSE
+ *   while a tls-alpn-01 validation is expected: PEEK -> TUNNEL (a
+ *   ClientHello offering ALPN "acme-tls/1" goes, untouched, to the ACME
+ *   client's responder) or PEEK -> HANDSHAKE
  *
  * The request is read whole by the HTTP/1.1 parser of src/http (bounded,
  * smuggling shapes refused) and forwarded re-framed with Content-Length, so
@@ -14,6 +17,7 @@
  * ST_WAIT after setting the watchers it waits on. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -31,6 +35,8 @@
 #include "gateway-int.h"
 
 enum {
+	ST_PEEK,
+	ST_TUNNEL,
 	ST_HANDSHAKE,
 	ST_READ_HEAD,
 	ST_CONNECT,
@@ -288,6 +294,164 @@ static int io_write(struct conn *c, const void *buf, size_t len, int *next)
 }
 
 /* ---- handlers ---- */
+
+/* Does the ClientHello at the start of p[0..n) offer ALPN "acme-tls/1"?
+ * A bounded walk; anything short or odd is "no". */
+static bool offers_acme_alpn(const unsigned char *p, size_t n)
+{
+	static const char proto[] = "acme-tls/1";
+	size_t off = 5 + 4 + 2 + 32, len, end;
+
+	if (n < off + 1 || p[0] != 22 || p[5] != 1)
+		return false;
+	off += 1 + p[off];                                   /* session id */
+	if (off + 2 > n)
+		return false;
+	off += 2 + (((size_t)p[off] << 8) | p[off + 1]);     /* cipher suites */
+	if (off + 1 > n)
+		return false;
+	off += 1 + p[off];                                   /* compression */
+	if (off + 2 > n)
+		return false;
+	end = off + 2 + (((size_t)p[off] << 8) | p[off + 1]);
+	off += 2;
+	if (end > n)
+		end = n;
+	while (off + 4 <= end) {
+		unsigned type = ((unsigned)p[off] << 8) | p[off + 1];
+
+		len = ((size_t)p[off + 2] << 8) | p[off + 3];
+		off += 4;
+		if (off + len > end)
+			return false;
+		if (type == 16 && len >= 2) {
+			size_t i = off + 2, lend = off + len;
+
+			while (i < lend) {
+				size_t l = p[i];
+
+				if (i + 1 + l > lend)
+					return false;
+				if (l == sizeof(proto) - 1 && !memcmp(p + i + 1, proto, l))
+					return true;
+				i += 1 + l;
+			}
+			return false;
+		}
+		off += len;
+	}
+	return false;
+}
+
+static int st_peek(struct conn *c)
+{
+	int port = atomic_load(&gw_alpn_port);
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	ssize_t n;
+
+	n = recv(c->fd, c->in, sizeof(c->in), MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		watch(c, EV_READ, 0);
+		return ST_WAIT;
+	}
+	if (n <= 0)
+		return ST_CLOSE;
+	if (!port || !offers_acme_alpn(c->in, (size_t)n))
+		return ST_HANDSHAKE;
+	/* a validation connection: to the responder, bytes untouched */
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	c->ufd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->ufd < 0)
+		return ST_CLOSE;
+	if (connect(c->ufd, (struct sockaddr *)&a, sizeof(a)) && errno != EINPROGRESS)
+		return ST_CLOSE;
+	c->u_connecting = true;
+	c->in_off = c->in_len = 0;
+	return ST_TUNNEL;
+}
+
+/* Copy both ways until the responder closes. */
+static int st_tunnel(struct conn *c)
+{
+	int cev = 0, uev = 0;
+	bool progress = true;
+
+	if (c->u_connecting) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		struct pollfd pf = { .fd = c->ufd, .events = POLLOUT };
+
+		if (poll(&pf, 1, 0) != 1) {
+			watch(c, 0, EV_WRITE);
+			return ST_WAIT;
+		}
+		if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len) || err)
+			return ST_CLOSE;
+		c->u_connecting = false;
+	}
+	while (progress) {
+		ssize_t n;
+
+		progress = false;
+		cev = uev = 0;
+		if (c->in_off < c->in_len) {
+			n = send(c->ufd, c->in + c->in_off, c->in_len - c->in_off, MSG_NOSIGNAL);
+			if (n > 0) {
+				c->in_off += (size_t)n;
+				progress = true;
+			} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				uev |= EV_WRITE;
+			} else {
+				return ST_CLOSE;
+			}
+		} else if (!c->lingering) {
+			n = recv(c->fd, c->in, sizeof(c->in), 0);
+			if (n > 0) {
+				c->in_off = 0;
+				c->in_len = (size_t)n;
+				progress = true;
+			} else if (n == 0) {
+				c->lingering = true;   /* client done sending */
+				shutdown(c->ufd, SHUT_WR);
+			} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				cev |= EV_READ;
+			} else {
+				return ST_CLOSE;
+			}
+		}
+		if (c->out_off < c->out.len) {
+			n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+			if (n > 0) {
+				c->out_off += (size_t)n;
+				progress = true;
+			} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				cev |= EV_WRITE;
+			} else {
+				return ST_CLOSE;
+			}
+		} else {
+			unsigned char tmp[4096];
+
+			aclm_buf_reset(&c->out);
+			c->out_off = 0;
+			n = recv(c->ufd, tmp, sizeof(tmp), 0);
+			if (n > 0) {
+				if (aclm_buf_append(&c->out, tmp, (size_t)n))
+					return ST_CLOSE;
+				progress = true;
+			} else if (n == 0) {
+				return ST_CLOSE;       /* the responder is done */
+			} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				uev |= EV_READ;
+			} else {
+				return ST_CLOSE;
+			}
+		}
+	}
+	watch(c, cev, uev);
+	return ST_WAIT;
+}
 
 static int st_handshake(struct conn *c)
 {
@@ -1100,6 +1264,8 @@ struct state_def {
 };
 
 static const struct state_def states[ST_N] = {
+	[ST_PEEK] = { "peek", st_peek },
+	[ST_TUNNEL] = { "tunnel", st_tunnel },
 	[ST_HANDSHAKE] = { "handshake", st_handshake },
 	[ST_READ_HEAD] = { "read_head", st_read_head },
 	[ST_CONNECT] = { "connect", st_connect },
@@ -1237,7 +1403,7 @@ void gw_proxy_accept(struct gw_worker *w, int fd, const struct sockaddr_storage 
 	if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1)
 		goto fail;
 	SSL_set_accept_state(c->ssl);
-	c->state = ST_HANDSHAKE;
+	c->state = atomic_load(&gw_alpn_port) ? ST_PEEK : ST_HANDSHAKE;
 	arm(c, cfg->to.handshake);
 	run(c);
 	return;

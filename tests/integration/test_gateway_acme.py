@@ -97,3 +97,48 @@ def test_site_gets_its_certificate_by_http01_while_another_serves(aclm_sqlite, p
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_site_gets_its_certificate_by_tls_alpn01_through_the_gateway(aclm_sqlite, peb, nginx, tmp_path):
+    """Pebble validates on the gateway's own TLS port: the gateway passes the
+    acme-tls/1 connection to the ACME client's responder, serves the rest."""
+    aclm = aclm_sqlite
+    cfg = write_config(aclm, [pebble_ca(peb)])
+    ec = make_cert(tmp_path, "files", "ec", "files-site")
+    state = tmp_path / "state"
+    port = peb.tls_port
+    gw_yaml = tmp_path / "gw.yaml"
+    gw_yaml.write_text(
+        f'listen: ["127.0.0.1:{port}"]\nworkers: 2\nstate_dir: {state}\nsites:\n'
+        + site_yaml([nginx.port], [ec])
+        + f'  - names: ["alpn.example.test"]\n    upstreams: ["http://127.0.0.1:{nginx.port}"]\n'
+          f"    cert_source: acme\n    acme_challenge: tls-alpn-01\n    acme_key: rsa2048\n")
+    proc = subprocess.Popen([BIN, "--config", cfg, "--db", aclm.db, "gateway", "--config", str(gw_yaml)],
+                            cwd=aclm.tmp, env=aclm.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        wait_port(port, proc)
+        deadline = time.time() + 60
+        while True:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                                 server_hostname="a.test") as s:
+                st, _, _ = http_request(s, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+                assert st == 200
+            out = peer_cert(port, "alpn.example.test")
+            if "Pebble" in out or "pebble" in out:
+                break
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.time() < deadline, "no certificate from Pebble in 60 s: " + out
+            time.sleep(0.3)
+        assert "alpn.example.test" in out, out
+        # the RSA key asked for
+        pem = (state / "alpn.example.test.crt").read_text()
+        txt = subprocess.run(["openssl", "x509", "-noout", "-text"], input=pem, capture_output=True,
+                             text=True).stdout
+        assert "rsaEncryption" in txt
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
