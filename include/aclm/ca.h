@@ -149,6 +149,12 @@ struct aclm_ca_acme_opts {
 	int64_t orders_per_hour;             /* per account; 0: no limit */
 	int64_t authz_reuse;                 /* seconds a valid authorization is reused */
 	double validation_timeout;           /* seconds; 10 */
+	/* External account binding (RFC 8555 7.3.4): "KID:BASE64URL-HMAC-KEY"
+	 * entries; with eab_required, newAccount without a valid binding is
+	 * refused with externalAccountRequired. */
+	const char *const *eab_keys;
+	size_t n_eab_keys;
+	bool eab_required;
 };
 
 int aclm_ca_acme_new(const struct aclm_ca_acme_opts *opts, struct aclm_ca_acme **out);

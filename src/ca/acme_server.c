@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include <jansson.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
@@ -47,6 +48,7 @@ struct aclm_ca_acme {
 	char *dns_resolver;
 	const char **suffixes;
 	const char **ranges;
+	const char **eab;
 	struct nonce_slot nonces[NONCE_SLOTS];
 	size_t nonce_next;
 	struct aclm_ca_acme_validation *queue;
@@ -84,13 +86,15 @@ int aclm_ca_acme_new(const struct aclm_ca_acme_opts *opts, struct aclm_ca_acme *
 	                                                              : NULL;
 	a->suffixes = copy_list(opts->policy.dns_suffixes, opts->policy.n_dns_suffixes);
 	a->ranges = copy_list(opts->policy.ip_ranges, opts->policy.n_ip_ranges);
+	a->eab = copy_list(opts->eab_keys, opts->n_eab_keys);
 	a->queue = calloc(MAX_QUEUE, sizeof(*a->queue));
-	if (a->suffixes == NULL || a->ranges == NULL || a->queue == NULL) {
+	if (a->suffixes == NULL || a->ranges == NULL || a->eab == NULL || a->queue == NULL) {
 		aclm_ca_acme_free(a);
 		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
 	}
 	a->o.policy.dns_suffixes = a->suffixes;
 	a->o.policy.ip_ranges = a->ranges;
+	a->o.eab_keys = a->eab;
 	a->o.cert_base_url = a->cert_base_url;
 	a->o.connect_to = a->connect_to;
 	a->o.dns_resolver = a->dns_resolver;
@@ -115,6 +119,7 @@ void aclm_ca_acme_free(struct aclm_ca_acme *a)
 	free(a->dns_resolver);
 	free_list(a->suffixes, a->o.policy.n_dns_suffixes);
 	free_list(a->ranges, a->o.policy.n_ip_ranges);
+	free_list(a->eab, a->o.n_eab_keys);
 	free(a->queue);
 	free(a);
 }
@@ -254,7 +259,8 @@ static int do_directory(struct ctx *c)
 		snprintf(u[i], sizeof(u[i]), "%s/%s", c->req->base, names[i]);
 	d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:o, s:b}}", "newNonce", u[0],
 	              "newAccount", u[1], "newOrder", u[2], "revokeCert", u[3], "keyChange", u[4],
-	              "renewalInfo", u[5], "meta", "profiles", p, "externalAccountRequired", 0);
+	              "renewalInfo", u[5], "meta", "profiles", p, "externalAccountRequired",
+	              c->a->o.eab_required);
 	return reply_json(c->res, 200, d);
 }
 
@@ -407,11 +413,71 @@ static int check_contact(struct ctx *c, json_t *contact)
 	return 0;
 }
 
+/* RFC 8555 7.3.4: a JWS over the account key, HS256 with a key we gave
+ * out.  0: fine (or none and not required); 1: refused (res filled). */
+static int check_eab(struct ctx *c, json_t *eab, char *kid_out, size_t kid_size)
+{
+	struct ca_jws j;
+	const char *kid;
+	unsigned char *key = NULL, mac[32];
+	unsigned int mac_len = 0;
+	size_t key_len = 0;
+	int rc = 1;
+
+	kid_out[0] = '\0';
+	if (eab == NULL)
+		return c->a->o.eab_required ? problem(c->res, 400, "externalAccountRequired", "this CA "
+		                                      "needs an external account binding") ?: 1 : 0;
+	{
+		char *text = json_dumps(eab, JSON_COMPACT);
+		int prc = text != NULL ? ca_jws_parse((const unsigned char *)text, strlen(text), &j)
+		                       : ACLM_ERR_NOMEM;
+		free(text);
+		if (prc != ACLM_OK)
+			return problem(c->res, 400, "malformed", "externalAccountBinding: %s",
+			               aclm_errmsg()) ?: 1;
+	}
+	kid = json_string_value(json_object_get(j.protected_hdr, "kid"));
+	if (j.alg == NULL || strcmp(j.alg, "HS256") != 0 || kid == NULL || j.nonce != NULL ||
+	    j.url == NULL || strcmp(j.url, c->url) != 0 || j.payload == NULL ||
+	    !json_equal(j.payload, c->jws.jwk)) {
+		rc = problem(c->res, 400, "malformed", "externalAccountBinding must be HS256 with a "
+		             "'kid', this 'url', no nonce, and the account key as payload") ?: 1;
+		goto out;
+	}
+	for (size_t i = 0; i < c->a->o.n_eab_keys && key == NULL; i++) {
+		const char *e = c->a->o.eab_keys[i], *colon = strchr(e, ':');
+		if (colon != NULL && (size_t)(colon - e) == strlen(kid) &&
+		    strncmp(e, kid, strlen(kid)) == 0 &&
+		    ca_b64url_decode(colon + 1, strlen(colon + 1), &key, &key_len) != ACLM_OK)
+			key = NULL;
+	}
+	if (key == NULL) {
+		rc = problem(c->res, 401, "unauthorized", "externalAccountBinding: unknown key id "
+		             "'%.64s'", kid) ?: 1;
+		goto out;
+	}
+	if (HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)j.signing_input,
+	         j.signing_input_len, mac, &mac_len) == NULL || j.sig_len != 32 ||
+	    !aclm_ct_equal(mac, j.sig, 32)) {
+		rc = problem(c->res, 401, "unauthorized", "externalAccountBinding: the MAC does not "
+		             "verify") ?: 1;
+		goto out;
+	}
+	aclm_strlcpy(kid_out, kid, kid_size);
+	rc = 0;
+out:
+	if (key != NULL)
+		OPENSSL_clear_free(key, key_len);
+	ca_jws_free(&j);
+	return rc;
+}
+
 static int do_new_account(struct ctx *c)
 {
 	struct aclm_ca_acme_obj old, obj;
 	json_t *p = c->jws.payload, *body;
-	char ref[48], url[600];
+	char ref[48], url[600], eab_kid[80];
 	char *text;
 	int rc;
 
@@ -437,10 +503,14 @@ static int do_new_account(struct ctx *c)
 		return problem(c->res, 400, "accountDoesNotExist", "no account for this key");
 	if (check_contact(c, json_object_get(p, "contact")))
 		return ACLM_OK;
+	if (check_eab(c, json_object_get(p, "externalAccountBinding"), eab_kid, sizeof(eab_kid)))
+		return ACLM_OK;
 	random_ref(ref, 12, sizeof(ref));
 	body = json_pack("{s:O?, s:b, s:O}", "contact", json_object_get(p, "contact"),
 	                 "termsOfServiceAgreed", json_is_true(json_object_get(p, "termsOfServiceAgreed")),
 	                 "key", c->jws.jwk);
+	if (eab_kid[0] != '\0')
+		json_object_set_new(body, "eab_kid", json_string(eab_kid));
 	text = body != NULL ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	if (text == NULL) {
 		json_decref(body);

@@ -112,6 +112,10 @@ static const struct key_def key_defs[] = {
 	  "port the built-in CA's tls-alpn-01 validation connects to" },
 	{ "ca.orders_per_hour", T_INT, "300", NULL,
 	  "new orders one ACME account may place per hour (rateLimited beyond)" },
+	{ "ca.eab_keys", T_LIST, "", NULL,
+	  "external account binding keys of the built-in CA's ACME server, KID:BASE64URL-HMAC-KEY" },
+	{ "ca.eab_required", T_BOOL, "false", NULL,
+	  "new ACME accounts must carry an external account binding (externalAccountRequired)" },
 	{ "ca.validation_connect_to", T_STRING, "", NULL,
 	  "connect every http-01 / tls-alpn-01 validation of a DNS name to this address "
 	  "(lab and test networks; empty: resolve the name)" },

@@ -618,3 +618,35 @@ def test_lego_dns01_with_wildcard(aclm_sqlite, tmp_path):
     finally:
         casrv.stop()
         dns.stop()
+
+
+def test_external_account_binding(aclm_sqlite, tmp_path):
+    import hmac
+    key = os.urandom(32)
+    casrv = CaServer(aclm_sqlite, env={"ACLM_CA_EAB_KEYS": "team1:" + b64u(key),
+                                       "ACLM_CA_EAB_REQUIRED": "true"})
+    try:
+        c = Client(casrv)
+        assert c.dir["meta"]["externalAccountRequired"] is True
+        url = c.dir["newAccount"]
+        st, body, _ = c.post(url, {"termsOfServiceAgreed": True})
+        assert st == 400 and ptype(body) == "externalAccountRequired"
+
+        def eab(kid, k):
+            prot = b64u(json.dumps({"alg": "HS256", "kid": kid, "url": url}).encode())
+            pay = b64u(json.dumps(c.jwk).encode())
+            mac = hmac.new(k, ("%s.%s" % (prot, pay)).encode(), hashlib.sha256).digest()
+            return {"protected": prot, "payload": pay, "signature": b64u(mac)}
+
+        st, body, _ = c.post(url, {"externalAccountBinding": eab("team1", os.urandom(32))})
+        assert st == 401 and ptype(body) == "unauthorized" and "MAC" in body["detail"]
+        st, body, _ = c.post(url, {"externalAccountBinding": eab("team2", key)})
+        assert st == 401 and ptype(body) == "unauthorized"
+        st, body, _ = c.post(url, {"externalAccountBinding": eab("team1", key)})
+        assert st == 201, body
+        if shutil.which("lego"):
+            lego(casrv, tmp_path, "--eab", "--kid", "team1", "--hmac", b64u(key), "--domains",
+                 "eab.corp.internal", "--http", "--http.port", "127.0.0.1:%d" % casrv.http_port,
+                 "run")
+    finally:
+        casrv.stop()
