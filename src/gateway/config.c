@@ -746,6 +746,8 @@ static void config_free(struct aclm_gw_config *c)
 		for (size_t j = 0; j < c->sites[i].n_names; j++)
 			free(c->sites[i].names[j]);
 		free(c->sites[i].ups);
+		for (size_t j = 0; j < c->sites[i].n_certs; j++)
+			gw_ocsp_certfile_free(&c->sites[i].certs[j]);
 		SSL_CTX_free(c->sites[i].ctx);
 	}
 	free(c->sites);

@@ -45,6 +45,9 @@ struct gw_certfile {
 	time_t not_after;
 	char key_type[16];                /* "ECDSA", "RSA", ... */
 	bool is_missing;                  /* acme: not issued yet (a stand-in is served) */
+	unsigned char *ocsp_der;          /* stapled response (ocsp.c, under its lock) */
+	size_t ocsp_len;
+	X509 *ocsp_leaf;                  /* the certificate it is for */
 };
 
 struct gw_site {
@@ -214,6 +217,7 @@ struct aclm_gateway {
 	void *admin;                      /* admin.c */
 	void *acme;                       /* acme.c */
 	void *health;                     /* health.c */
+	void *ocsp;                       /* ocsp.c */
 };
 
 /* The current snapshot, with a reference for the caller. */
@@ -229,6 +233,13 @@ void gw_proxy_accept(struct gw_worker *w, int fd, const struct sockaddr_storage 
 bool gw_clients_enter(const struct sockaddr_storage *peer, unsigned limit);
 /* The end of a connection counted by gw_clients_enter. */
 void gw_clients_leave(const struct sockaddr_storage *peer);
+
+/* ---- ocsp.c ---- */
+
+void gw_ocsp_install(SSL_CTX *ctx);
+void gw_ocsp_certfile_free(struct gw_certfile *cf);
+int gw_ocsp_start(struct aclm_gateway *gw);
+void gw_ocsp_stop(struct aclm_gateway *gw);
 
 /* ---- health.c ---- */
 

@@ -206,6 +206,7 @@ static int build_site(struct aclm_gw_config *cfg, struct gw_site *s)
 		goto fail;
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, cfg);
+	gw_ocsp_install(ctx);
 	s->ctx = ctx;
 	return 0;
 fail:

@@ -203,6 +203,8 @@ int aclm_gateway_start(struct aclm_gateway *gw)
 		return rc;
 	if (cfg->health_interval > 0 && (rc = gw_health_start(gw)))
 		return rc;
+	if ((rc = gw_ocsp_start(gw)))
+		return rc;
 	for (unsigned i = 0; i < gw->n_workers; i++)
 		if (pthread_create(&gw->workers[i].thread, NULL, worker_main, &gw->workers[i])) {
 			gw->n_workers = i;
@@ -296,6 +298,7 @@ void aclm_gateway_free(struct aclm_gateway *gw)
 	gw_admin_stop(gw);
 	gw_acme_stop(gw);
 	gw_health_stop(gw);
+	gw_ocsp_stop(gw);
 	for (unsigned i = 0; i < gw->n_workers; i++) {
 		struct gw_worker *w = &gw->workers[i];
 

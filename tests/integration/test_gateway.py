@@ -538,3 +538,82 @@ def test_hostile_upstream_answers(gw_factory, certs, answer, expect):
         assert "aclm_gateway_requests_total 1" in m
     finally:
         up.stop()
+
+
+class OcspResponder:
+    """A minimal OCSP responder on 127.0.0.1 (python3-cryptography): "good"
+    for the one certificate it knows, signed by its CA."""
+
+    def __init__(self, ca_pem, ca_key, leaf_pem, port):
+        import datetime
+        import http.server
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.x509 import ocsp
+        ca = x509.load_pem_x509_certificate(Path(ca_pem).read_bytes())
+        key = serialization.load_pem_private_key(Path(ca_key).read_bytes(), None)
+        leaf = x509.load_pem_x509_certificate(Path(leaf_pem).read_bytes())
+        outer = self
+        self.served = 0
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                req = ocsp.load_der_ocsp_request(body)
+                now = datetime.datetime.utcnow()
+                if req.serial_number == leaf.serial_number:
+                    b = ocsp.OCSPResponseBuilder().add_response(
+                        cert=leaf, issuer=ca, algorithm=hashes.SHA1(), cert_status=ocsp.OCSPCertStatus.GOOD,
+                        this_update=now - datetime.timedelta(minutes=1),
+                        next_update=now + datetime.timedelta(hours=1), revocation_time=None,
+                        revocation_reason=None).responder_id(ocsp.OCSPResponderEncoding.HASH, ca)
+                    der = b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+                else:
+                    der = ocsp.OCSPResponseBuilder.build_unsuccessful(
+                        ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(serialization.Encoding.DER)
+                outer.served += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/ocsp-response")
+                self.send_header("Content-Length", str(len(der)))
+                self.end_headers()
+                self.wfile.write(der)
+
+            def log_message(self, *a):
+                pass
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_ocsp_stapling_from_the_issuers_responder(gw_factory, nginx, tmp_path):
+    d = tmp_path / "ocsp"
+    d.mkdir()
+    ocsp_port = free_port()
+
+    def ossl(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
+         "-out", "ca.pem", "-days", "2", "-subj", "/CN=gw test CA")
+    ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "leaf.key",
+         "-out", "leaf.csr", "-subj", "/CN=a.test")
+    (d / "ext").write_text(f"subjectAltName=DNS:a.test\nauthorityInfoAccess=OCSP;URI:http://127.0.0.1:{ocsp_port}\n")
+    ossl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+         "-out", "leaf.pem", "-days", "2", "-extfile", "ext")
+    (d / "chain.pem").write_text((d / "leaf.pem").read_text() + (d / "ca.pem").read_text())
+    responder = OcspResponder(d / "ca.pem", d / "ca.key", d / "leaf.pem", ocsp_port)
+    try:
+        g = gw_factory(site_yaml([nginx.port], [(d / "chain.pem", d / "leaf.key")]))
+        deadline = time.time() + 10
+        while True:
+            out = s_client(g.port, "-status")
+            if "OCSP Response Status: successful" in out:
+                break
+            assert time.time() < deadline, out + g.stop()
+            time.sleep(0.3)
+        assert "Cert Status: good" in out
+        assert responder.served >= 1
+    finally:
+        responder.stop()
