@@ -233,6 +233,26 @@ static json_t *job_json(const struct aclm_job *j)
 		"updated_at", aclm_json_time(j->updated_at));
 }
 
+/* Queue a job asked for through the API and answer 202 with the job and its
+ * URL in Location; the scheduler is woken so it starts at once. */
+static int queue_job(struct server *s, struct aclm_http_res *res, const char *kind,
+                     const char *params_json)
+{
+	struct aclm_job job;
+	char subject[48], loc[64];
+	int64_t id = 0;
+	int rc;
+
+	api_subject(subject, sizeof(subject));
+	if ((rc = aclm_store_job_add(s->store, kind, subject, aclm_now(), params_json, &id)) !=
+	    ACLM_OK || (rc = aclm_store_job_get(s->store, id, &job)) != ACLM_OK)
+		return rc;
+	server_scheduler_wake(s->sch);
+	snprintf(loc, sizeof(loc), "/api/v1/jobs/%lld", (long long)id);
+	aclm_http_header_add(res, "Location", loc);
+	return server_reply_json(res, 202, job_json(&job));
+}
+
 /* Queue a scan: the targets are checked here (a bad token is named with its
  * position and nothing is queued); the scan runs on a scheduler worker. */
 static int scans_create(struct server *s, struct aclm_http_req *req, struct aclm_http_res *res,
@@ -242,10 +262,8 @@ static int scans_create(struct server *s, struct aclm_http_req *req, struct aclm
 	const char *ports;
 	const char **tokens = NULL;
 	struct aclm_scan_targets *t = NULL;
-	struct aclm_job job;
 	bool known;
 	char *text = NULL;
-	int64_t id = 0;
 	size_t n;
 	int rc;
 
@@ -292,21 +310,9 @@ static int scans_create(struct server *s, struct aclm_http_req *req, struct aclm
 	json_decref(j);
 	if (text == NULL)
 		return ACLM_ERR_NOMEM;
-	{
-		char subject[48];
-		api_subject(subject, sizeof(subject));
-		rc = aclm_store_job_add(s->store, "scan", subject, aclm_now(), text, &id);
-	}
+	rc = queue_job(s, res, "scan", text);
 	free(text);
-	if (rc != ACLM_OK || (rc = aclm_store_job_get(s->store, id, &job)) != ACLM_OK)
-		return rc;
-	server_scheduler_wake(s->sch);
-	{
-		char loc[64];
-		snprintf(loc, sizeof(loc), "/api/v1/jobs/%lld", (long long)id);
-		aclm_http_header_add(res, "Location", loc);
-	}
-	return server_reply_json(res, 202, job_json(&job));
+	return rc;
 }
 
 static int job_show(struct server *s, struct aclm_http_req *req, struct aclm_http_res *res,
@@ -429,10 +435,8 @@ static int managed_create(struct server *s, struct aclm_http_req *req,
 	                                       "dns_hook", "profile" };
 	json_t *j = body_json(req), *names, *cas, *params;
 	struct aclm_acme_ca *all = NULL;
-	struct aclm_job job;
 	size_t n_all = 0;
 	char *text;
-	int64_t id = 0;
 	int rc;
 
 	(void)who;
@@ -489,21 +493,9 @@ static int managed_create(struct server *s, struct aclm_http_req *req,
 	json_decref(j);
 	if (text == NULL)
 		return ACLM_ERR_NOMEM;
-	{
-		char subject[48];
-		api_subject(subject, sizeof(subject));
-		rc = aclm_store_job_add(s->store, "issue", subject, aclm_now(), text, &id);
-	}
+	rc = queue_job(s, res, "issue", text);
 	free(text);
-	if (rc != ACLM_OK || (rc = aclm_store_job_get(s->store, id, &job)) != ACLM_OK)
-		return rc;
-	server_scheduler_wake(s->sch);
-	{
-		char loc[64];
-		snprintf(loc, sizeof(loc), "/api/v1/jobs/%lld", (long long)id);
-		aclm_http_header_add(res, "Location", loc);
-	}
-	return server_reply_json(res, 202, job_json(&job));
+	return rc;
 }
 
 /* Change what aclm keeps: CA order, key type, profile, how challenges are

@@ -684,11 +684,5 @@ int aclm_store_managed_delete(struct aclm_store *st, const char *actor, int64_t 
 fail_row:
 	aclm_managed_row_free(&m);
 fail:
-	{
-		char saved[1024];
-		snprintf(saved, sizeof(saved), "%s", aclm_errmsg());
-		aclm_store_rollback(st);
-		aclm_error(rc, "%s", saved);
-	}
-	return rc;
+	return store_end(st, rc);
 }

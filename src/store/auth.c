@@ -98,20 +98,6 @@ static int audit(struct aclm_store *st, const char *type, const char *subject,
 	return rc;
 }
 
-/* Run body inside one transaction; roll back on failure, keeping the
- * message of the first error. */
-static int finish(struct aclm_store *st, int rc)
-{
-	if (rc == ACLM_OK)
-		return aclm_store_commit(st);
-	{
-		char saved[1024];
-		snprintf(saved, sizeof(saved), "%s", aclm_errmsg());
-		aclm_store_rollback(st);
-		aclm_error(rc, "%s", saved);
-	}
-	return rc;
-}
 
 int aclm_store_user_add(struct aclm_store *st, const char *actor, const char *name,
                         const char *password_hash, enum aclm_role role, int64_t *id)
@@ -133,10 +119,10 @@ int aclm_store_user_add(struct aclm_store *st, const char *actor, const char *na
 	}
 	if (rc == 1) {
 		rc = aclm_error(ACLM_ERR_EXISTS, "user '%s' exists already", name);
-		return finish(st, rc);
+		return store_end(st, rc);
 	}
 	if (rc < 0)
-		return finish(st, rc);
+		return store_end(st, rc);
 	{
 		int64_t now = aclm_now();
 		const struct store_param p[] = {
@@ -153,7 +139,7 @@ int aclm_store_user_add(struct aclm_store *st, const char *actor, const char *na
 	}
 	if (rc == ACLM_OK && id != NULL)
 		*id = new_id;
-	return finish(st, rc);
+	return store_end(st, rc);
 }
 
 static int read_user(struct aclm_store *st, struct store_query *q, struct aclm_user *u)
@@ -230,7 +216,7 @@ int aclm_store_user_set_password(struct aclm_store *st, const char *actor, const
 	}
 	if (rc == ACLM_OK)
 		rc = audit(st, "user.password", name, actor, NULL);
-	return finish(st, rc);
+	return store_end(st, rc);
 }
 
 int aclm_store_user_set_role(struct aclm_store *st, const char *actor, const char *name,
@@ -245,7 +231,7 @@ int aclm_store_user_set_role(struct aclm_store *st, const char *actor, const cha
 	if ((rc = aclm_store_begin(st)) != ACLM_OK)
 		return rc;
 	if ((rc = aclm_store_user_get(st, name, &u)) != ACLM_OK)
-		return finish(st, rc);
+		return store_end(st, rc);
 	if (u.role == ACLM_ROLE_ADMIN && role != ACLM_ROLE_ADMIN) {
 		if ((rc = store_int64(st, SQL_ADMINS, "count admins", NULL, 0, &admins)) < 0)
 			goto out;
@@ -268,7 +254,7 @@ int aclm_store_user_set_role(struct aclm_store *st, const char *actor, const cha
 	}
 out:
 	aclm_user_clear(&u);
-	return finish(st, rc);
+	return store_end(st, rc);
 }
 
 int aclm_store_user_delete(struct aclm_store *st, const char *actor, const char *name)
@@ -280,7 +266,7 @@ int aclm_store_user_delete(struct aclm_store *st, const char *actor, const char 
 	if ((rc = aclm_store_begin(st)) != ACLM_OK)
 		return rc;
 	if ((rc = aclm_store_user_get(st, name, &u)) != ACLM_OK)
-		return finish(st, rc);
+		return store_end(st, rc);
 	if (u.role == ACLM_ROLE_ADMIN) {
 		if ((rc = store_int64(st, SQL_ADMINS, "count admins", NULL, 0, &admins)) < 0)
 			goto out;
@@ -300,7 +286,7 @@ int aclm_store_user_delete(struct aclm_store *st, const char *actor, const char 
 	rc = audit(st, "user.deleted", name, actor, NULL);
 out:
 	aclm_user_clear(&u);
-	return finish(st, rc);
+	return store_end(st, rc);
 }
 
 int aclm_store_user_list(struct aclm_store *st, aclm_user_fn fn, void *ctx)
@@ -361,7 +347,7 @@ int aclm_store_user_login_failed(struct aclm_store *st, int64_t user_id, int64_t
 			*now_locked = rc == ACLM_OK;
 		}
 	}
-	return finish(st, rc);
+	return store_end(st, rc);
 }
 
 int aclm_store_user_login_ok(struct aclm_store *st, int64_t user_id)
@@ -386,7 +372,7 @@ int aclm_store_token_add(struct aclm_store *st, const char *actor, int64_t user_
 	if ((rc = aclm_store_begin(st)) != ACLM_OK)
 		return rc;
 	if ((rc = aclm_store_user_get_by_id(st, user_id, &u)) != ACLM_OK)
-		return finish(st, rc);
+		return store_end(st, rc);
 	if (role == ACLM_ROLE_NONE)
 		role = u.role;
 	if (role > u.role) {
@@ -415,7 +401,7 @@ int aclm_store_token_add(struct aclm_store *st, const char *actor, int64_t user_
 		*id = new_id;
 out:
 	aclm_user_clear(&u);
-	return finish(st, rc);
+	return store_end(st, rc);
 }
 
 static void read_token(struct aclm_store *st, struct store_query *q, struct aclm_token *t)
@@ -481,7 +467,7 @@ int aclm_store_token_revoke(struct aclm_store *st, const char *actor, const char
 		rc = aclm_store_token_get(st, ref, &t);
 	}
 	if (rc != ACLM_OK)
-		return finish(st, rc);
+		return store_end(st, rc);
 	if (t.revoked_at == 0) {
 		const struct store_param p[] = { SP_I(aclm_now()), SP_I(t.id) };
 		if ((rc = store_run(st, SQL_TOKEN_REVOKE, "revoke token", p, SP_COUNT(p))) == ACLM_OK) {
@@ -491,7 +477,7 @@ int aclm_store_token_revoke(struct aclm_store *st, const char *actor, const char
 			rc = audit(st, "token.revoked", t.lookup, actor, d);
 		}
 	}
-	return finish(st, rc);
+	return store_end(st, rc);
 }
 
 int aclm_store_token_touch(struct aclm_store *st, int64_t id, int64_t now)

@@ -56,18 +56,6 @@ static const char SQL_NODES[] =
 	"SELECT id, name, kind, address, version, last_seen FROM nodes ORDER BY name";
 static const char SQL_LEADER[] = "SELECT pg_try_advisory_lock(" STORE_LOCK_SCHEDULER ")";
 
-static int finish(struct aclm_store *st, int rc)
-{
-	if (rc == ACLM_OK)
-		return aclm_store_commit(st);
-	{
-		char saved[1024];
-		snprintf(saved, sizeof(saved), "%s", aclm_errmsg());
-		aclm_store_rollback(st);
-		aclm_error(rc, "%s", saved);
-	}
-	return rc;
-}
 
 int aclm_store_job_ensure(struct aclm_store *st, const char *kind, const char *subject,
                           int64_t run_at, const char *params_json, bool reschedule)
@@ -82,7 +70,7 @@ int aclm_store_job_ensure(struct aclm_store *st, const char *kind, const char *s
 	{
 		const struct store_param p[] = { SP_T(kind), SP_T(subject) };
 		if ((rc = store_query_open(st, &q, SQL_OPEN_JOB, "look up job", 0, p, 2)) != ACLM_OK)
-			return finish(st, rc);
+			return store_end(st, rc);
 	}
 	rc = store_query_step(st, &q);
 	if (rc == 1) {
@@ -92,7 +80,7 @@ int aclm_store_job_ensure(struct aclm_store *st, const char *kind, const char *s
 	}
 	store_query_close(st, &q);
 	if (rc < 0)
-		return finish(st, rc);
+		return store_end(st, rc);
 	if (id == 0) {
 		const struct store_param p[] = { SP_T(kind), SP_T(subject), SP_I(run_at),
 		                                 SP_T(params_json ? params_json : "{}"), SP_I(now),
@@ -104,7 +92,7 @@ int aclm_store_job_ensure(struct aclm_store *st, const char *kind, const char *s
 	} else {
 		rc = ACLM_OK;
 	}
-	return finish(st, rc);
+	return store_end(st, rc);
 }
 
 static void read_job(struct aclm_store *st, struct store_query *q, struct aclm_job *j)
@@ -143,24 +131,24 @@ int aclm_store_job_claim(struct aclm_store *st, const char *owner, int64_t now, 
 		rc = store_int64(st, due, "find a due job", p, SP_COUNT(p), &id);
 	}
 	if (rc <= 0)
-		return rc == 0 ? finish(st, ACLM_OK) : finish(st, rc);
+		return rc == 0 ? store_end(st, ACLM_OK) : store_end(st, rc);
 	{
 		const struct store_param p[] = { SP_T(owner), SP_I(now + lease), SP_I(now), SP_I(id) };
 		if ((rc = store_run(st, SQL_TAKE, "claim job", p, SP_COUNT(p))) != ACLM_OK)
-			return finish(st, rc);
+			return store_end(st, rc);
 	}
 	{
 		const struct store_param p[] = { SP_I(id) };
 		if ((rc = store_query_open(st, &q, SQL_JOB_GET, "read job", 0, p, 1)) != ACLM_OK)
-			return finish(st, rc);
+			return store_end(st, rc);
 	}
 	rc = store_query_step(st, &q);
 	if (rc == 1)
 		read_job(st, &q, job);
 	store_query_close(st, &q);
 	if (rc < 0)
-		return finish(st, rc);
-	if ((rc = finish(st, ACLM_OK)) != ACLM_OK)
+		return store_end(st, rc);
+	if ((rc = store_end(st, ACLM_OK)) != ACLM_OK)
 		return rc;
 	return 1;
 }

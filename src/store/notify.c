@@ -94,18 +94,6 @@ static int audit(struct aclm_store *st, const char *type, const char *subject,
 	return rc;
 }
 
-/* End the transaction: commit, or roll back keeping the first message. */
-static int finish(struct aclm_store *st, int rc)
-{
-	char saved[1024];
-
-	if (rc == ACLM_OK)
-		return aclm_store_commit(st);
-	snprintf(saved, sizeof(saved), "%s", aclm_errmsg());
-	aclm_store_rollback(st);
-	aclm_error(rc, "%s", saved);
-	return rc;
-}
 
 /* --- channels ---------------------------------------------------------- */
 
@@ -131,10 +119,10 @@ int aclm_store_alert_channel_add(struct aclm_store *st, const char *actor, const
 		                 "look up alert channel", p, SP_COUNT(p), &existing);
 	}
 	if (rc == 1)
-		return finish(st, aclm_error(ACLM_ERR_EXISTS, "alert channel '%s' exists already",
+		return store_end(st, aclm_error(ACLM_ERR_EXISTS, "alert channel '%s' exists already",
 		                             name));
 	if (rc < 0)
-		return finish(st, rc);
+		return store_end(st, rc);
 	{
 		const struct store_param p[] = { SP_T(name), SP_T(kind), SP_T(config), SP_I(aclm_now()) };
 		rc = store_int64(st, SQL_CHANNEL_ADD, "add alert channel", p, SP_COUNT(p), &new_id);
@@ -146,7 +134,7 @@ int aclm_store_alert_channel_add(struct aclm_store *st, const char *actor, const
 		rc = aclm_error(ACLM_ERR_DB, "add alert channel '%s': no row returned", name);
 	if (rc == ACLM_OK && id != NULL)
 		*id = new_id;
-	return finish(st, rc);
+	return store_end(st, rc);
 }
 
 static int get_channel(struct aclm_store *st, const char *sql, const struct store_param *p,
@@ -241,7 +229,7 @@ int aclm_store_alert_channel_delete(struct aclm_store *st, const char *actor, co
 	if ((rc = aclm_store_begin(st)) != ACLM_OK)
 		return rc;
 	if ((rc = aclm_store_alert_channel_get(st, ref, &c)) != ACLM_OK)
-		return finish(st, rc);
+		return store_end(st, rc);
 	{
 		const struct store_param p[] = { SP_I(c.id) };
 		rc = store_query_open(st, &q, SQL_CHANNEL_USERS, "look up rules of the channel", 0, p,
@@ -261,7 +249,7 @@ int aclm_store_alert_channel_delete(struct aclm_store *st, const char *actor, co
 	if (rc == ACLM_OK)
 		rc = audit(st, "alert.channel.deleted", c.name, actor, json_pack("{s:s}", "kind", c.kind));
 	aclm_alert_channel_clear(&c);
-	return finish(st, rc);
+	return store_end(st, rc);
 }
 
 /* --- rules --------------------------------------------------------------- */
@@ -288,10 +276,10 @@ int aclm_store_alert_rule_add(struct aclm_store *st, const char *actor,
 		rc = store_int64(st, SQL_RULE_EXISTS, "look up alert rule", p, SP_COUNT(p), &existing);
 	}
 	if (rc == 1)
-		return finish(st, aclm_error(ACLM_ERR_EXISTS, "alert rule '%s' exists already",
+		return store_end(st, aclm_error(ACLM_ERR_EXISTS, "alert rule '%s' exists already",
 		                             r->name));
 	if (rc < 0)
-		return finish(st, rc);
+		return store_end(st, rc);
 	{
 		const struct store_param p[] = {
 			SP_T(r->name), SP_T(r->kind), SP_T(r->params ? r->params : "{}"),
@@ -309,7 +297,7 @@ int aclm_store_alert_rule_add(struct aclm_store *st, const char *actor,
 		rc = aclm_error(ACLM_ERR_DB, "add alert rule '%s': no row returned", r->name);
 	if (rc == ACLM_OK && id != NULL)
 		*id = new_id;
-	return finish(st, rc);
+	return store_end(st, rc);
 }
 
 int aclm_store_alert_rule_list(struct aclm_store *st, aclm_alert_rule_fn fn, void *ctx)
@@ -359,16 +347,16 @@ int aclm_store_alert_rule_delete(struct aclm_store *st, const char *actor, const
 		rc = store_int64(st, SQL_RULE_EXISTS, "look up alert rule", p, SP_COUNT(p), &id);
 	}
 	if (rc == 0)
-		return finish(st, aclm_error(ACLM_ERR_NOTFOUND, "no alert rule '%s'", ref));
+		return store_end(st, aclm_error(ACLM_ERR_NOTFOUND, "no alert rule '%s'", ref));
 	if (rc < 0)
-		return finish(st, rc);
+		return store_end(st, rc);
 	{
 		const struct store_param p[] = { SP_I(id) };
 		rc = store_run(st, SQL_RULE_DEL, "delete alert rule", p, SP_COUNT(p));
 	}
 	if (rc == ACLM_OK)
 		rc = audit(st, "alert.rule.deleted", ref, actor, json_pack("{s:I}", "id", (json_int_t)id));
-	return finish(st, rc);
+	return store_end(st, rc);
 }
 
 /* --- alerts -------------------------------------------------------------- */
@@ -517,5 +505,5 @@ int aclm_store_alert_result(struct aclm_store *st, int64_t id, const struct aclm
 	snprintf(subject, sizeof(subject), "alert:%lld", (long long)id);
 	if (rc == ACLM_OK && r->event_type != NULL)
 		rc = aclm_store_append_event(st, r->event_type, subject, r->event_detail);
-	return finish(st, rc);
+	return store_end(st, rc);
 }

@@ -59,18 +59,6 @@ static int audit(struct aclm_store *st, const char *type, const char *subject,
 	return rc;
 }
 
-/* Commit, or roll back keeping the message of the first error. */
-static int finish(struct aclm_store *st, int rc)
-{
-	char saved[1024];
-
-	if (rc == ACLM_OK)
-		return aclm_store_commit(st);
-	snprintf(saved, sizeof(saved), "%s", aclm_errmsg());
-	aclm_store_rollback(st);
-	aclm_error(rc, "%s", saved);
-	return rc;
-}
 
 int aclm_store_policy_put(struct aclm_store *st, const char *actor, const char *name,
                           const char *body, bool replace)
@@ -82,9 +70,9 @@ int aclm_store_policy_put(struct aclm_store *st, const char *actor, const char *
 	if ((rc = aclm_store_begin(st)) != ACLM_OK)
 		return rc;
 	if ((rc = store_int64(st, SQL_POLICY_EXISTS, "look up a policy", pn, 1, &id)) < 0)
-		return finish(st, rc);
+		return store_end(st, rc);
 	if (rc == 1 && !replace)
-		return finish(st, aclm_error(ACLM_ERR_EXISTS, "policy '%s' exists already "
+		return store_end(st, aclm_error(ACLM_ERR_EXISTS, "policy '%s' exists already "
 		                                               "(--replace to change it)", name));
 	if (rc == 1) {
 		const struct store_param p[] = { SP_T(body), SP_I(now), SP_T(name) };
@@ -97,7 +85,7 @@ int aclm_store_policy_put(struct aclm_store *st, const char *actor, const char *
 		if (rc == ACLM_OK)
 			rc = audit(st, "policy.added", name, actor);
 	}
-	return finish(st, rc);
+	return store_end(st, rc);
 }
 
 int aclm_store_policy_get(struct aclm_store *st, const char *name, char **body,
@@ -152,9 +140,9 @@ int aclm_store_policy_set_default(struct aclm_store *st, const char *actor, cons
 	if (name != NULL) {
 		const struct store_param p[] = { SP_T(name) };
 		if ((rc = store_int64(st, SQL_POLICY_EXISTS, "look up a policy", p, 1, &id)) < 0)
-			return finish(st, rc);
+			return store_end(st, rc);
 		if (rc == 0)
-			return finish(st, aclm_error(ACLM_ERR_NOTFOUND, "no policy '%s' (aclm policy "
+			return store_end(st, aclm_error(ACLM_ERR_NOTFOUND, "no policy '%s' (aclm policy "
 			                                                 "list)", name));
 	}
 	rc = store_run(st, SQL_POLICY_CLEAR_DEFAULT, "clear the default policy", NULL, 0);
@@ -164,7 +152,7 @@ int aclm_store_policy_set_default(struct aclm_store *st, const char *actor, cons
 	}
 	if (rc == ACLM_OK)
 		rc = audit(st, "policy.default", name != NULL ? name : "", actor);
-	return finish(st, rc);
+	return store_end(st, rc);
 }
 
 int aclm_store_policy_list(struct aclm_store *st, aclm_policy_rec_fn fn, void *ctx)
@@ -202,14 +190,14 @@ int aclm_store_policy_delete(struct aclm_store *st, const char *actor, const cha
 	if ((rc = aclm_store_begin(st)) != ACLM_OK)
 		return rc;
 	if ((rc = store_int64(st, SQL_POLICY_EXISTS, "look up a policy", p, 1, &id)) < 0)
-		return finish(st, rc);
+		return store_end(st, rc);
 	if (rc == 0)
-		return finish(st, aclm_error(ACLM_ERR_NOTFOUND, "no policy '%s' (aclm policy list)",
+		return store_end(st, aclm_error(ACLM_ERR_NOTFOUND, "no policy '%s' (aclm policy list)",
 		                             name));
 	rc = store_run(st, SQL_POLICY_DELETE, "delete a policy", p, 1);
 	if (rc == ACLM_OK)
 		rc = audit(st, "policy.deleted", name, actor);
-	return finish(st, rc);
+	return store_end(st, rc);
 }
 
 static const char *text_or_empty(struct aclm_store *st, struct store_stmt *s, int col)

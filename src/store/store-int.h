@@ -166,6 +166,10 @@ int store_run(struct aclm_store *st, const char *sql, const char *what,
 int store_int64(struct aclm_store *st, const char *sql, const char *what,
                 const struct store_param *p, size_t n, int64_t *out);
 int store_exec(struct aclm_store *st, const char *script, const char *what);
+/* End the caller's transaction level: commit when rc is ACLM_OK, else roll
+ * back keeping the message of the first error; returns rc (or the commit's
+ * error). */
+int store_end(struct aclm_store *st, int rc);
 
 
 /* Advisory lock keys (postgres); arbitrary constants, "aclm" + a number. */

@@ -349,6 +349,18 @@ int store_int64(struct aclm_store *st, const char *sql, const char *what,
 	return rc;
 }
 
+int store_end(struct aclm_store *st, int rc)
+{
+	char saved[1024];
+
+	if (rc == ACLM_OK)
+		return aclm_store_commit(st);
+	snprintf(saved, sizeof(saved), "%s", aclm_errmsg());
+	aclm_store_rollback(st);
+	aclm_error(rc, "%s", saved);
+	return rc;
+}
+
 int store_exec(struct aclm_store *st, const char *script, const char *what)
 {
 	if (st->aborted)
