@@ -55,10 +55,27 @@ def make_csr(tmp, kind, names, cn=None):
     return csr
 
 
+_TEMPLATE = {}
+
+
 @pytest.fixture
-def ca(aclm):
+def ca(aclm, tmp_path_factory):
+    """A CA per test.  On SQLite the first test's database and KEK are copied
+    for the others (RSA-4096 key generation is the slow part of init)."""
+    import shutil
+    if aclm.backend == "sqlite" and "db" in _TEMPLATE:
+        shutil.copyfile(_TEMPLATE["db"], aclm.db[len("sqlite:"):])
+        shutil.copyfile(_TEMPLATE["kek"], aclm.kek_file)
+        os.chmod(aclm.kek_file, 0o600)
+        return aclm
     data = aclm.json("ca", "init", "--json")
     assert sorted(h["algo"] for h in data) == ["ecdsa", "rsa", "sm2"]
+    if aclm.backend == "sqlite":
+        d = tmp_path_factory.mktemp("ca-template")
+        _TEMPLATE["db"] = str(d / "aclm.db")
+        _TEMPLATE["kek"] = str(d / "aclm.kek")
+        shutil.copyfile(aclm.db[len("sqlite:"):], _TEMPLATE["db"])
+        shutil.copyfile(aclm.kek_file, _TEMPLATE["kek"])
     return aclm
 
 
