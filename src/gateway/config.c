@@ -274,6 +274,9 @@ static int load_tls(struct ld *ld, yaml_node_t *map, char *groups, size_t groups
 		} else if (!strcmp(key, "ciphersuites")) {
 			if ((rc = get_str(ld, v, key, c->ciphersuites, sizeof(c->ciphersuites))))
 				return rc;
+		} else if (!strcmp(key, "session_tickets")) {
+			if ((rc = get_bool(ld, v, key, &c->session_tickets)))
+				return rc;
 		} else if (!strcmp(key, "ticket_rotation")) {
 			if ((rc = get_num(ld, v, key, 1, 7 * 86400, &c->ticket_rotation)))
 				return rc;
@@ -282,7 +285,7 @@ static int load_tls(struct ld *ld, yaml_node_t *map, char *groups, size_t groups
 				return rc;
 		} else {
 			return cerr(ld, k, "tls: unknown field '%s' (min_version, groups, "
-			            "ciphersuites, ciphers, ticket_rotation)", key);
+			            "ciphersuites, ciphers, session_tickets, ticket_rotation)", key);
 		}
 	}
 	return 0;
@@ -816,6 +819,7 @@ int aclm_gw_config_load(const char *path, struct aclm_gw_config **out)
 	};
 	snprintf(ld.cfg->min_version, sizeof(ld.cfg->min_version), "1.2");
 	ld.cfg->ticket_rotation = 12 * 3600;
+	ld.cfg->session_tickets = true;
 	yaml_parser_set_input_file(&parser, f);
 	if (!yaml_parser_load(&parser, &ld.doc)) {
 		rc = aclm_error(ACLM_ERR_CONFIG, "%s:%lu:%lu: %s", path,

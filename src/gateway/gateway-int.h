@@ -97,6 +97,7 @@ struct aclm_gw_config {
 	char ciphersuites[512];
 	char ciphers[512];
 	double ticket_rotation;           /* seconds; default 12 h */
+	bool session_tickets;             /* issue tickets (default true) */
 	double health_interval;           /* active checks: 0 none */
 	double health_timeout;
 	char health_path[512];            /* "" TCP connect only */

@@ -101,7 +101,9 @@ static int client_hello_cb(SSL *ssl, int *alert, void *arg)
 		 * (it would otherwise need a HelloRetryRequest). */
 		groups = prefer || !client_shares_classic(ssl) ? site->groups : site->groups_classic;
 	}
-	if (!SSL_set1_groups_list(ssl, groups)) {
+	/* The connection started with the first site's list: parse a list
+	 * only when it differs (the common case costs nothing). */
+	if (strcmp(groups, cfg->sites[0].groups) && !SSL_set1_groups_list(ssl, groups)) {
 		*alert = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
@@ -205,6 +207,8 @@ static int build_site(struct aclm_gw_config *cfg, struct gw_site *s)
 	if ((rc = gw_tickets_install(ctx)))
 		goto fail;
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (!cfg->session_tickets)
+		SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, cfg);
 	gw_ocsp_install(ctx);
 	s->ctx = ctx;
