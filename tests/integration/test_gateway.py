@@ -415,10 +415,17 @@ def test_certificate_swap_and_reload_under_wrk(gw_factory, nginx, certs, tmp_pat
     while served_cn(g.port) != "second":
         assert time.time() - t0 < 1.5, "new certificate not served within a second"
         time.sleep(0.1)
-    # a configuration reload (aclm gateway reload = SIGHUP) in the middle
+    # a changed configuration (HSTS added) applied by `aclm gateway reload`
+    # (SIGHUP) in the middle, and a second plain SIGHUP
+    g.config.write_text(g.yaml(site_yaml([nginx.port], [(cert, key)], extra='    hsts: "max-age=5"\n'),
+                               "", 2))
     r = subprocess.run([aclm_bin(), "gateway", "reload", "--config", str(g.config)], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0, r.stderr
+    t0 = time.time()
+    while get(g)[1].get("strict-transport-security") != "max-age=5":
+        assert time.time() - t0 < 2, "reloaded configuration not in use"
+        time.sleep(0.1)
     os.kill(g.proc.pid, signal.SIGHUP)
     out, err = wrk.communicate(timeout=30)
     assert "requests in" in out, out + err
