@@ -205,6 +205,10 @@ typedef int (*aclm_event_fn)(void *ctx, const struct aclm_event_row *row);
 /* Events with at >= since and id > after_id, oldest first; limit 0 = all. */
 int aclm_store_list_events(struct aclm_store *st, int64_t since, int64_t after_id,
                            int64_t limit, aclm_event_fn fn, void *ctx);
+/* The events about one subject (a certificate's fingerprint, a user's
+ * name...), newest first; limit 0 = all. */
+int aclm_store_list_events_about(struct aclm_store *st, const char *subject, int64_t limit,
+                                 aclm_event_fn fn, void *ctx);
 
 /* --- totals, for `aclm db status` and the listing footer -------------- */
 struct aclm_store_stats {

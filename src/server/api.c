@@ -196,6 +196,25 @@ static int cert_show(struct server *s, struct aclm_http_req *req, struct aclm_ht
 	return server_reply_json(res, 200, cert);
 }
 
+/* Other certificates with the same key: key reuse across sites shows. */
+static int cert_same_key(struct server *s, struct aclm_http_req *req, struct aclm_http_res *res,
+                         const struct principal *who)
+{
+	json_t *items;
+	int64_t id = 0;
+	int rc;
+
+	(void)who;
+	if ((rc = aclm_store_find_cert(s->store, aclm_http_req_param(req, "id"), &id)) != ACLM_OK)
+		return rc;
+	items = json_array();
+	if ((rc = aclm_store_list_same_key(s->store, id, append_row, items)) != ACLM_OK) {
+		json_decref(items);
+		return rc;
+	}
+	return server_reply_json(res, 200, json_pack("{s:o}", "items", items));
+}
+
 static int cert_pem(struct server *s, struct aclm_http_req *req, struct aclm_http_res *res,
                     const struct principal *who)
 {
@@ -295,6 +314,7 @@ static int append_event(void *ctx, const struct aclm_event_row *r)
 static int events_list(struct server *s, struct aclm_http_req *req, struct aclm_http_res *res,
                        const struct principal *who)
 {
+	const char *subject = aclm_http_query_get(req, "subject");
 	bool ok = true;
 	int64_t after = query_int(req, res, "after", 0, 0, INT64_MAX / 2, &ok);
 	int64_t limit = ok ? query_int(req, res, "limit", 100, 1, MAX_LIMIT, &ok) : 0;
@@ -309,8 +329,13 @@ static int events_list(struct server *s, struct aclm_http_req *req, struct aclm_
 	if (v != NULL && aclm_time_parse_iso(v, &since) != ACLM_OK)
 		return bad_request(res, "since: '%s' is not an ISO 8601 time", v);
 	items = json_array();
-	if ((rc = aclm_store_list_events(s->store, since, after, limit, append_event, items)) !=
-	    ACLM_OK) {
+	/* subject: the newest events about it (a certificate's history);
+	 * otherwise the log from since/after, oldest first. */
+	if (subject != NULL)
+		rc = aclm_store_list_events_about(s->store, subject, limit, append_event, items);
+	else
+		rc = aclm_store_list_events(s->store, since, after, limit, append_event, items);
+	if (rc != ACLM_OK) {
 		json_decref(items);
 		return rc;
 	}
@@ -642,8 +667,11 @@ const struct api_route server_api_routes[] = {
 	  "one certificate by id or fingerprint, with where it was seen" },
 	{ "GET", "/api/v1/certificates/:id/pem", ACCESS_PERM, ACLM_PERM_READ_INVENTORY, cert_pem,
 	  "the certificate as PEM" },
+	{ "GET", "/api/v1/certificates/:id/same-key", ACCESS_PERM, ACLM_PERM_READ_INVENTORY,
+	  cert_same_key, "other certificates with the same key (SPKI)" },
 	{ "GET", "/api/v1/events", ACCESS_PERM, ACLM_PERM_READ_ALL, events_list,
-	  "the audit log, oldest first (since, after, limit)" },
+	  "the audit log, oldest first (since, after, limit); or the newest about one subject "
+	  "(subject=FINGERPRINT, limit)" },
 	{ "GET", "/api/v1/audit/verify", ACCESS_PERM, ACLM_PERM_READ_ALL, audit_verify,
 	  "recompute the audit log's hash chain" },
 	{ "GET", "/api/v1/jobs", ACCESS_PERM, ACLM_PERM_READ_ALL, jobs_list,

@@ -293,6 +293,8 @@ static const char schema_server[] =
 	" sent_at BIGINT NOT NULL DEFAULT 0"
 	");"
 	"CREATE INDEX alerts_dedup ON alerts (dedup_key, created_at);"
+	/* A certificate's (or user's) history without reading the whole log. */
+	"CREATE INDEX events_subject ON events (subject, id);"
 	"CREATE TABLE nodes ("
 	" id @ID@,"
 	" name TEXT NOT NULL UNIQUE,"

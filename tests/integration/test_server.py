@@ -319,6 +319,18 @@ def test_certificates_api(server, pki, aclm):
     assert one2["id"] == first["id"]
     st, pem, r = server.request("GET", "/api/v1/certificates/%d/pem" % first["id"], session=admin)
     assert st == 200 and pem.startswith(b"-----BEGIN CERTIFICATE-----")
+    # its history, and the certificates sharing its key (the fixture reuses one key)
+    st, hist, _ = server.request("GET", "/api/v1/events?subject=%s" % first["fingerprint"],
+                                 session=admin)
+    assert st == 200 and [e["type"] for e in hist["items"]] == ["cert.added"]
+    shared = [c for c in cli if c["spki_sha256"] in
+              {x["spki_sha256"] for x in cli if x["id"] != c["id"]}]
+    assert shared, "the fixture has no shared key"
+    st, same, _ = server.request("GET", "/api/v1/certificates/%d/same-key" % shared[0]["id"],
+                                 session=admin)
+    assert st == 200 and same["items"]
+    assert all(x["spki_sha256"] == shared[0]["spki_sha256"] and x["id"] != shared[0]["id"]
+               for x in same["items"])
     # bad input: clear errors, nothing lost
     for q in ("expiring=soon", "limit=0", "limit=100000", "sort=bogus", "level=xx",
               "offset=-1"):

@@ -219,6 +219,17 @@ export async function certificatePage(ctx) {
       managed = (await get('/api/v1/managed')).items.find((m) => m.current_cert_id === c.id) || null;
     } catch (e) { managed = null; }
   }
+  // its history (the audit log's events about it) and key reuse
+  let history = null;
+  if (ctx.can('GET', '/api/v1/events')) {
+    try {
+      history = (await get('/api/v1/events' + query({ subject: c.fingerprint, limit: 50 }))).items;
+    } catch (e) { history = null; }
+  }
+  let sameKey = [];
+  try {
+    sameKey = (await get(`/api/v1/certificates/${c.id}/same-key`)).items;
+  } catch (e) { sameKey = []; }
   const last = chain.length ? chain[chain.length - 1] : c;
   const selfSigned = last.subject === last.issuer;
   const dl = (pairs) => h('dl', { class: 'kv' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
@@ -265,5 +276,17 @@ export async function certificatePage(ctx) {
           h('th', null, t('cert.seen.at')))),
         h('tbody', null, c.observations.map((o) => h('tr', null, h('td', null, o.source),
           h('td', null, h('code', null, o.location || '—')), h('td', null, fmtTime(o.seen_at))))))
-        : h('p', { class: 'muted' }, t('none'))));
+        : h('p', { class: 'muted' }, t('none'))),
+    sameKey.length ? h('section', { class: 'panel' }, h('h2', null, t('cert.samekey')),
+      h('ul', { class: 'sans-list', id: 'same-key' }, sameKey.map((x) => h('li', null,
+        h('a', { href: '#/certificates/' + x.id }, x.subject_cn || x.subject), ' ',
+        h('span', { class: 'muted' }, fmtDate(x.not_after)))))) : null,
+    history ? h('section', { class: 'panel' }, h('h2', null, t('cert.history')),
+      history.length ? h('table', { class: 'grid', id: 'history' },
+        h('thead', null, h('tr', null, h('th', null, t('cert.seen.at')), h('th', null, t('cert.history.event')),
+          h('th', null, t('cert.history.who')))),
+        h('tbody', null, history.map((e) => h('tr', null, h('td', null, fmtTime(e.at)),
+          h('td', null, h('code', null, e.type)),
+          h('td', null, (e.detail && e.detail.actor) || '—')))))
+        : h('p', { class: 'muted' }, t('none'))) : null);
 }
