@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -23,6 +24,7 @@
 #include "aclm/err.h"
 #include "aclm/keywrap.h"
 #include "aclm/log.h"
+#include "aclm/store_ca.h"
 #include "aclm/str.h"
 #include "server-int.h"
 
@@ -209,24 +211,84 @@ static int acme_route(struct server *s, struct aclm_http_req *req, struct aclm_h
 	return rc;
 }
 
+/* CRLs are cached per (CA, algorithm): a new one when a revocation was
+ * recorded since (count and latest time of the revoked rows) or when the
+ * cached one is an hour old; a GET never signs more often than that. */
+#define CRL_CACHE_SLOTS 8
+#define CRL_MAX_AGE 3600
+
+struct crl_slot {
+	char ca[40];
+	enum aclm_ca_algo algo;
+	int64_t made_at, n_revoked, last_revoked;
+	unsigned char *der;
+	size_t len;
+};
+static struct crl_slot crl_cache[CRL_CACHE_SLOTS];
+
+struct revoked_sum {
+	int64_t n, last;
+};
+
+static int revoked_fn(void *ctx, const struct aclm_ca_issued_row *r)
+{
+	struct revoked_sum *sum = ctx;
+	sum->n++;
+	if (r->revoked_at > sum->last)
+		sum->last = r->revoked_at;
+	return 0;
+}
+
 static int crl_route(struct server *s, struct aclm_http_req *req, struct aclm_http_res *res,
                      const struct principal *who)
 {
+	const char *ca = aclm_http_req_param(req, "ca");
+	struct aclm_ca_issued_filter f;
+	struct revoked_sum sum = { 0, 0 };
+	struct crl_slot *slot = NULL, *oldest = &crl_cache[0];
 	enum aclm_ca_algo algo;
 	unsigned char *der = NULL;
 	size_t len = 0;
+	int64_t now = (int64_t)time(NULL);
 	int rc;
 
 	(void)who;
 	if ((rc = ca_ready(s)) != ACLM_OK)
 		return rc;
-	if (aclm_ca_algo_parse(aclm_http_req_param(req, "algo"), &algo) != ACLM_OK)
+	if (strlen(ca) >= sizeof(crl_cache[0].ca) ||
+	    aclm_ca_algo_parse(aclm_http_req_param(req, "algo"), &algo) != ACLM_OK)
 		return ACLM_ERR_NOTFOUND;
-	if ((rc = aclm_ca_crl(s->store, &g.kek, aclm_http_req_param(req, "ca"), algo, &der,
-	                      &len)) != ACLM_OK)
+	memset(&f, 0, sizeof(f));
+	f.ca = ca;
+	f.algo = aclm_ca_algo_name(algo);
+	f.revoked_only = true;
+	if ((rc = aclm_store_ca_issued_list(s->store, &f, revoked_fn, &sum)) != ACLM_OK)
 		return rc;
+	for (size_t i = 0; i < CRL_CACHE_SLOTS; i++) {
+		struct crl_slot *c = &crl_cache[i];
+		if (c->der != NULL && c->algo == algo && strcmp(c->ca, ca) == 0)
+			slot = c;
+		if (c->made_at < oldest->made_at)
+			oldest = c;
+	}
+	if (slot != NULL && slot->n_revoked == sum.n && slot->last_revoked == sum.last &&
+	    now - slot->made_at < CRL_MAX_AGE) {
+		aclm_http_reply(res, 200, "application/pkix-crl", slot->der, slot->len);
+		return 200;
+	}
+	if ((rc = aclm_ca_crl(s->store, &g.kek, ca, algo, &der, &len)) != ACLM_OK)
+		return rc;
+	if (slot == NULL)
+		slot = oldest;
+	free(slot->der);
+	aclm_strlcpy(slot->ca, ca, sizeof(slot->ca));
+	slot->algo = algo;
+	slot->made_at = now;
+	slot->n_revoked = sum.n;
+	slot->last_revoked = sum.last;
+	slot->der = der;
+	slot->len = len;
 	aclm_http_reply(res, 200, "application/pkix-crl", der, len);
-	free(der);
 	return 200;
 }
 
