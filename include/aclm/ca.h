@@ -147,6 +147,7 @@ struct aclm_ca_acme_opts {
 	                                      * (NULL: resolve the name) */
 	const char *dns_resolver;            /* "ADDR[:PORT]" for dns-01; NULL: system */
 	int64_t orders_per_hour;             /* per account; 0: no limit */
+	int64_t orders_per_name_per_hour;    /* per registered name; 0: no limit */
 	int64_t authz_reuse;                 /* seconds a valid authorization is reused */
 	double validation_timeout;           /* seconds; 10 */
 	/* External account binding (RFC 8555 7.3.4): "KID:BASE64URL-HMAC-KEY"

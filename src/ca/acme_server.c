@@ -991,7 +991,7 @@ static int do_new_order(struct ctx *c)
 {
 	json_t *p = c->jws.payload, *ids, *id, *authzs = NULL, *idents = NULL, *body = NULL;
 	const char *profile;
-	char ref[48], url[600];
+	char ref[48], url[600], name_key[300];
 	int64_t now = aclm_now(), n_recent = 0;
 	size_t i;
 	int rc = ACLM_OK;
@@ -1051,6 +1051,31 @@ static int do_new_order(struct ctx *c)
 		if (aclm_ca_policy_check(&c->a->o.policy, type, value) != ACLM_OK)
 			return problem(c->res, 400, "rejectedIdentifier", "%s", aclm_errmsg());
 	}
+	/* Per registered name: the last two labels of the first DNS name (or
+	 * the address), all accounts together. */
+	{
+		const char *first = json_string_value(json_object_get(json_array_get(ids, 0), "value"));
+		const char *reg = first;
+		int dots = 0;
+		if (strcmp(json_string_value(json_object_get(json_array_get(ids, 0), "type")), "dns") == 0)
+			for (const char *q = first + strlen(first); q > first; q--)
+				if (q[-1] == '.' && ++dots == 2) {
+					reg = q;
+					break;
+				}
+		snprintf(name_key, sizeof(name_key), "name:%s", reg);
+		if (c->a->o.orders_per_name_per_hour > 0) {
+			if ((rc = aclm_store_ca_acme_count_lookup(c->st, c->req->ca, "order", name_key,
+			                                          now - 3600, &n_recent)) != ACLM_OK)
+				return rc;
+			if (n_recent >= c->a->o.orders_per_name_per_hour) {
+				c->res->retry_after = 3600;
+				return problem(c->res, 429, "rateLimited", "%lld orders for %s in the last "
+				               "hour (limit %lld)", (long long)n_recent, reg,
+				               (long long)c->a->o.orders_per_name_per_hour);
+			}
+		}
+	}
 	authzs = json_array();
 	idents = json_array();
 	if ((rc = aclm_store_begin(c->st)) != ACLM_OK)
@@ -1085,7 +1110,7 @@ static int do_new_order(struct ctx *c)
 	body = json_pack("{s:O, s:O}", "identifiers", idents, "authorizations", authzs);
 	if (profile != NULL)
 		json_object_set_new(body, "profile", json_string(profile));
-	if ((rc = put_obj(c, "order", ref, "pending", NULL, body, now + ORDER_LIFETIME)) != ACLM_OK) {
+	if ((rc = put_obj(c, "order", ref, "pending", name_key, body, now + ORDER_LIFETIME)) != ACLM_OK) {
 		aclm_store_rollback(c->st);
 		goto out;
 	}

@@ -112,6 +112,8 @@ static const struct key_def key_defs[] = {
 	  "port the built-in CA's tls-alpn-01 validation connects to" },
 	{ "ca.orders_per_hour", T_INT, "300", NULL,
 	  "new orders one ACME account may place per hour (rateLimited beyond)" },
+	{ "ca.orders_per_name_per_hour", T_INT, "1000", NULL,
+	  "new orders per registered name (the last two labels) per hour, all accounts together" },
 	{ "ca.eab_keys", T_LIST, "", NULL,
 	  "external account binding keys of the built-in CA's ACME server, KID:BASE64URL-HMAC-KEY" },
 	{ "ca.eab_required", T_BOOL, "false", NULL,

@@ -356,6 +356,9 @@ static const char SQL_OBJ_FIND[] =
 	"AND COALESCE(?, account_ref) = account_ref ORDER BY id DESC";
 static const char SQL_OBJ_LIST[] =
 	"SELECT " OBJ_COLS " FROM ca_acme_objects WHERE kind = ? AND status = ? ORDER BY id";
+static const char SQL_OBJ_COUNT_LOOKUP[] =
+	"SELECT COUNT(*) FROM ca_acme_objects WHERE ca = ? AND kind = ? AND lookup = ? AND "
+	"created_at >= ?";
 static const char SQL_OBJ_COUNT[] =
 	"SELECT COUNT(*) FROM ca_acme_objects WHERE kind = ? AND account_ref = ? AND "
 	"created_at >= ?";
@@ -523,6 +526,15 @@ int aclm_store_ca_acme_count(struct aclm_store *st, const char *kind, const char
 {
 	const struct store_param p[] = { SP_T(kind), SP_T(account_ref), SP_I(since) };
 	int rc = store_int64(st, SQL_OBJ_COUNT, "count ACME objects", p, SP_COUNT(p), n);
+
+	return rc < 0 ? rc : ACLM_OK;
+}
+
+int aclm_store_ca_acme_count_lookup(struct aclm_store *st, const char *ca, const char *kind,
+                                    const char *lookup, int64_t since, int64_t *n)
+{
+	const struct store_param p[] = { SP_T(ca), SP_T(kind), SP_T(lookup), SP_I(since) };
+	int rc = store_int64(st, SQL_OBJ_COUNT_LOOKUP, "count ACME objects", p, SP_COUNT(p), n);
 
 	return rc < 0 ? rc : ACLM_OK;
 }

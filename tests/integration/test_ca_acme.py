@@ -659,3 +659,22 @@ def test_external_account_binding(aclm_sqlite, tmp_path):
                  "run")
     finally:
         casrv.stop()
+
+
+def test_rate_limit_per_registered_name(aclm_sqlite):
+    casrv = CaServer(aclm_sqlite, env={"ACLM_CA_ORDERS_PER_NAME_PER_HOUR": "2",
+                                       "ACLM_CA_ORDERS_PER_HOUR": "0"})
+    try:
+        c1, c2 = Client(casrv), Client(casrv)
+        c1.register()
+        c2.register()
+        order = lambda c, n: c.post(c.dir["newOrder"], {"identifiers": [{"type": "dns", "value": n}]})
+        assert order(c1, "a.x.corp.internal")[0] == 201
+        assert order(c2, "b.y.corp.internal")[0] == 201
+        st, body, r = order(c2, "c.corp.internal")
+        assert st == 429 and ptype(body) == "rateLimited" and "corp.internal" in body["detail"]
+        assert int(r.getheader("Retry-After")) > 0
+        # Another registered name is not affected.
+        assert order(c1, "a.lab.internal")[0] == 201
+    finally:
+        casrv.stop()
