@@ -678,3 +678,31 @@ def test_rate_limit_per_registered_name(aclm_sqlite):
         assert order(c1, "a.lab.internal")[0] == 201
     finally:
         casrv.stop()
+
+
+@pytest.mark.skipif(shutil.which("lego") is None, reason="lego not installed")
+def test_lego_dns01_rfc2136_bind_wildcard(aclm_sqlite, tmp_path):
+    """lego adds the TXT records to a real BIND by RFC 2136 (TSIG); aclm's
+    validator asks that BIND (ca.dns_resolver)."""
+    from test_acme_rfc2136 import start_named
+    proc, port, keyfile = start_named(str(tmp_path / "named"))
+    casrv = CaServer(aclm_sqlite, env={"ACLM_CA_DNS_RESOLVER": "127.0.0.1:%d" % port,
+                                       "ACLM_CA_DNS_SUFFIXES": "dyn.test"})
+    try:
+        secret = re.search(r'secret "([^"]+)"', open(keyfile).read()).group(1)
+        env = dict(os.environ, LEGO_CA_CERTIFICATES=casrv.trust,
+                   RFC2136_NAMESERVER="127.0.0.1:%d" % port, RFC2136_TSIG_KEY="aclm-key",
+                   RFC2136_TSIG_SECRET=secret, RFC2136_TSIG_ALGORITHM="hmac-sha256.",
+                   RFC2136_PROPAGATION_TIMEOUT="20", RFC2136_POLLING_INTERVAL="1",
+                   RFC2136_SEQUENCE_INTERVAL="1", RFC2136_TTL="60")
+        sh("lego", "--accept-tos", "--email", "ops@dyn.test", "--server", casrv.directory,
+           "--path", str(tmp_path / "lego"), "--domains", "*.dyn.test", "--domains", "dyn.test",
+           "--dns", "rfc2136", "--dns.resolvers", "127.0.0.1:%d" % port, "--dns.disable-cp",
+           "run", env=env)
+        crt = str(tmp_path / "lego" / "certificates" / "_.dyn.test.crt")
+        text = sh("openssl", "x509", "-in", crt, "-noout", "-text").stdout.decode()
+        assert "DNS:*.dyn.test" in text and "DNS:dyn.test" in text
+    finally:
+        casrv.stop()
+        proc.kill()
+        proc.wait()
