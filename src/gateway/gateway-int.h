@@ -12,6 +12,7 @@
 
 #include <openssl/ssl.h>
 
+#include "aclm/buf.h"
 #include "aclm/gateway.h"
 #include "aclm/http.h"
 
@@ -226,6 +227,50 @@ struct aclm_gw_config *gw_current(struct aclm_gateway *gw);
 /* A new client connection on a worker (proxy.c). */
 void gw_proxy_accept(struct gw_worker *w, int fd, const struct sockaddr_storage *peer,
                      socklen_t peer_len, bool is_tls);
+
+/* ---- response.c ---- */
+
+#define MAX_RESP_HEAD 32768
+
+enum gw_framing { FR_NONE, FR_LENGTH, FR_CHUNKED, FR_CLOSE };
+enum gw_chunk_st { CK_SIZE, CK_EXT, CK_DATA, CK_DATA_CR, CK_DATA_LF, CK_TRAILER, CK_TRAILER_LINE,
+                   CK_TRAILER_LF };
+
+/* What the response of one request is, and how far its body has come. */
+struct gw_resp {
+	enum gw_framing framing;
+	enum gw_chunk_st ck;
+	unsigned ck_digits;
+	size_t ck_line;
+	uint64_t remaining;               /* of the Content-Length or current chunk */
+	int status;
+	bool body_done;
+	bool dechunk;                     /* chunked upstream, HTTP/1.0 client */
+	bool close_after;                 /* the client connection closes after it */
+	bool u_reusable;                  /* the upstream connection can be pooled */
+};
+
+/* The request side of it. */
+struct gw_resp_req {
+	bool is_head;
+	bool client_ka;
+	int client_minor;
+	const char *hsts;                 /* "" none */
+};
+
+/* Is tok one of the comma-separated tokens of list (case-insensitive)? */
+bool gw_token_in_list(const char *list, const char *tok);
+/* Length of the head at p (through its blank line), 0 while incomplete. */
+size_t gw_resp_head_end(const unsigned char *p, size_t n);
+/* Parse the head (head_len bytes, blank line included) into r and append
+ * the client's head to out.  0; 1 for an interim (1xx) response to skip;
+ * -1 when malformed (the answer is then 502). */
+int gw_resp_parse_head(struct gw_resp *r, const char *head, size_t head_len,
+                       const struct gw_resp_req *q, struct aclm_buf *out);
+/* Body bytes p[0..n) of the upstream: what belongs to the body is appended
+ * to out; bytes past its end make the upstream connection unusable.  0, or
+ * -1 for a broken framing or a full out. */
+int gw_resp_body(struct gw_resp *r, const unsigned char *p, size_t n, struct aclm_buf *out);
 
 /* ---- clients.c ---- */
 

@@ -50,15 +50,11 @@ enum {
 	ST_WAIT = -1,
 };
 
-enum framing { FR_NONE, FR_LENGTH, FR_CHUNKED, FR_CLOSE };
-enum chunk_st { CK_SIZE, CK_EXT, CK_DATA, CK_DATA_CR, CK_DATA_LF, CK_TRAILER, CK_TRAILER_LINE,
-                CK_TRAILER_LF };
 
 #define IO_CHUNK 16384
 /* Client input is read in pieces of this size: most requests fit, and an
  * idle connection should cost little (bench/gateway measures it). */
 #define IN_CHUNK 4096
-#define MAX_RESP_HEAD 32768
 #define MAX_OUT ((size_t)1 << 20)
 
 struct conn {
@@ -92,12 +88,8 @@ struct conn {
 	struct aclm_buf resp;             /* upstream head being read */
 	struct aclm_buf out;              /* bytes for the client */
 	size_t out_off;
-	enum framing framing;
-	enum chunk_st ck;
-	unsigned ck_digits;
-	size_t ck_line;
-	uint64_t remaining;
-	bool body_done, dechunk, close_after, local_close, lingering;
+	struct gw_resp r;                 /* framing of the upstream's response */
+	bool local_close, lingering;
 	int status;
 	unsigned long long bytes;
 	/* for the log */
@@ -480,24 +472,6 @@ static int st_handshake(struct conn *c)
 	return ssl_wait(c, r, 0);
 }
 
-static bool token_in_list(const char *list, const char *tok)
-{
-	size_t tl = strlen(tok);
-
-	while (list && *list) {
-		size_t len;
-
-		list += strspn(list, " \t,");
-		len = strcspn(list, ",");
-		while (len && (list[len - 1] == ' ' || list[len - 1] == '\t'))
-			len--;
-		if (len == tl && !strncasecmp(list, tok, tl))
-			return true;
-		list += strcspn(list, ",");
-	}
-	return false;
-}
-
 static bool hop_by_hop(const char *name, const char *connection)
 {
 	static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
@@ -507,7 +481,7 @@ static bool hop_by_hop(const char *name, const char *connection)
 	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
 		if (!strcasecmp(name, hop[i]))
 			return true;
-	return connection && token_in_list(connection, name);
+	return connection && gw_token_in_list(connection, name);
 }
 
 /* The request for the upstream: same method, target and end-to-end fields,
@@ -776,300 +750,6 @@ static int st_send_req(struct conn *c)
 	return ST_READ_RESP_HEAD;
 }
 
-static bool hexval(unsigned char ch, unsigned *v)
-{
-	if (ch >= '0' && ch <= '9')
-		*v = ch - '0';
-	else if (ch >= 'a' && ch <= 'f')
-		*v = ch - 'a' + 10;
-	else if (ch >= 'A' && ch <= 'F')
-		*v = ch - 'A' + 10;
-	else
-		return false;
-	return true;
-}
-
-/* Follow the chunked framing over p[0..n); the bytes that belong to the
- * body go to c->out (all of them, or only the data when de-chunking for an
- * HTTP/1.0 client).  *used: bytes of the body; the rest is past its end. */
-static int chunk_feed(struct conn *c, const unsigned char *p, size_t n, size_t *used)
-{
-	size_t i = 0;
-
-	while (i < n && !c->body_done) {
-		unsigned char ch = p[i];
-		unsigned v;
-
-		switch (c->ck) {
-		case CK_SIZE:
-			if (hexval(ch, &v)) {
-				if (++c->ck_digits > 15)
-					return -1;
-				c->remaining = c->remaining * 16 + v;
-				i++;
-				break;
-			}
-			if (!c->ck_digits)
-				return -1;
-			c->ck = CK_EXT;
-			c->ck_line = 0;
-			break;
-		case CK_EXT:
-			i++;
-			if (ch == '\n')
-				c->ck = c->remaining ? CK_DATA : CK_TRAILER;
-			else if (++c->ck_line > 4096)
-				return -1;
-			break;
-		case CK_DATA: {
-			size_t take = n - i < c->remaining ? n - i : (size_t)c->remaining;
-
-			if (c->dechunk && aclm_buf_append(&c->out, p + i, take))
-				return -1;
-			i += take;
-			c->remaining -= take;
-			if (!c->remaining)
-				c->ck = CK_DATA_CR;
-			break;
-		}
-		case CK_DATA_CR:
-			i++;
-			if (ch == '\r')
-				c->ck = CK_DATA_LF;
-			else if (ch == '\n')
-				c->ck = CK_SIZE, c->ck_digits = 0;
-			else
-				return -1;
-			break;
-		case CK_DATA_LF:
-			i++;
-			if (ch != '\n')
-				return -1;
-			c->ck = CK_SIZE;
-			c->ck_digits = 0;
-			break;
-		case CK_TRAILER:
-			i++;
-			if (ch == '\n')
-				c->body_done = true;
-			else if (ch == '\r')
-				c->ck = CK_TRAILER_LF;
-			else
-				c->ck = CK_TRAILER_LINE;
-			break;
-		case CK_TRAILER_LF:
-			i++;
-			if (ch != '\n')
-				return -1;
-			c->body_done = true;
-			break;
-		case CK_TRAILER_LINE:
-			i++;
-			if (ch == '\n')
-				c->ck = CK_TRAILER;
-			else if (++c->ck_line > 32768)
-				return -1;
-			break;
-		}
-	}
-	if (!c->dechunk && aclm_buf_append(&c->out, p, i))
-		return -1;
-	*used = i;
-	return 0;
-}
-
-/* Body bytes from the upstream into c->out; bytes past the end make the
- * upstream connection unusable for another request. */
-static int body_feed(struct conn *c, const unsigned char *p, size_t n)
-{
-	size_t used = n;
-
-	switch (c->framing) {
-	case FR_NONE:
-		used = 0;
-		break;
-	case FR_LENGTH:
-		used = n < c->remaining ? n : (size_t)c->remaining;
-		if (aclm_buf_append(&c->out, p, used))
-			return -1;
-		c->remaining -= used;
-		c->body_done = c->remaining == 0;
-		break;
-	case FR_CHUNKED:
-		if (chunk_feed(c, p, n, &used))
-			return -1;
-		break;
-	case FR_CLOSE:
-		if (aclm_buf_append(&c->out, p, n))
-			return -1;
-		break;
-	}
-	if (used < n)
-		c->u_reusable = false;
-	return 0;
-}
-
-static bool name_is(const char *line, size_t nlen, const char *name)
-{
-	return strlen(name) == nlen && !strncasecmp(line, name, nlen);
-}
-
-/* Parse the upstream's response head (head_len bytes of c->resp, the
- * terminating blank line included) and write the client's head to c->out.
- * Returns 0, 1 for an interim (1xx) response to skip, or -1 when the head
- * is malformed. */
-static int parse_resp_head(struct conn *c, size_t head_len)
-{
-	char *h = (char *)c->resp.data, *end = h + head_len, *line, *eol;
-	bool has_cl = false, chunked = false, has_te = false, has_hsts = false, up_close = false,
-	     up_ka = false;
-	uint64_t cl = 0;
-	int up_minor, status;
-	struct aclm_buf *o = &c->out;
-	int rc = 0;
-
-	if (head_len < 14 || strncmp(h, "HTTP/1.", 7) || (h[7] != '0' && h[7] != '1') ||
-	    h[8] != ' ' || h[9] < '1' || h[9] > '5' || h[10] < '0' || h[10] > '9' ||
-	    h[11] < '0' || h[11] > '9' || (h[12] != ' ' && h[12] != '\r'))
-		return -1;
-	up_minor = h[7] - '0';
-	status = (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
-	if (status >= 100 && status < 200) {
-		if (status == 101)
-			return -1;
-		return 1;
-	}
-	eol = memchr(h, '\n', head_len);
-	aclm_buf_reset(o);
-	c->out_off = 0;
-	rc |= aclm_buf_append(o, "HTTP/1.1 ", 9);
-	rc |= aclm_buf_append(o, h + 9, (size_t)(eol - (h + 9)) + 1);
-	if (o->len >= 2 && o->data[o->len - 2] != '\r')
-		return -1;
-	for (line = eol + 1; line < end; line = eol + 1) {
-		char *colon, *val;
-		size_t nlen, vlen;
-
-		eol = memchr(line, '\n', (size_t)(end - line));
-		if (!eol)
-			return -1;
-		if (eol == line || (eol == line + 1 && line[0] == '\r'))
-			break;
-		colon = memchr(line, ':', (size_t)(eol - line));
-		if (!colon || colon == line)
-			return -1;
-		nlen = (size_t)(colon - line);
-		for (size_t i = 0; i < nlen; i++)
-			if (line[i] == ' ' || line[i] == '\t' || (unsigned char)line[i] < 0x21)
-				return -1;
-		val = colon + 1;
-		while (val < eol && (*val == ' ' || *val == '\t'))
-			val++;
-		vlen = (size_t)(eol - val);
-		while (vlen && (val[vlen - 1] == '\r' || val[vlen - 1] == ' ' ||
-		                val[vlen - 1] == '\t'))
-			vlen--;
-		if (name_is(line, nlen, "Content-Length")) {
-			uint64_t v = 0;
-
-			if (!vlen)
-				return -1;
-			for (size_t i = 0; i < vlen; i++) {
-				if (val[i] < '0' || val[i] > '9' || v > (UINT64_MAX - 9) / 10)
-					return -1;
-				v = v * 10 + (uint64_t)(val[i] - '0');
-			}
-			if (has_cl && v != cl)
-				return -1;
-			has_cl = true;
-			cl = v;
-			continue;
-		}
-		if (name_is(line, nlen, "Transfer-Encoding")) {
-			has_te = true;
-			chunked = vlen >= 7 && !strncasecmp(val + vlen - 7, "chunked", 7);
-			continue;
-		}
-		if (name_is(line, nlen, "Connection")) {
-			char tmp[256];
-
-			snprintf(tmp, sizeof(tmp), "%.*s", (int)vlen, val);
-			up_close |= token_in_list(tmp, "close");
-			up_ka |= token_in_list(tmp, "keep-alive");
-			continue;
-		}
-		if (name_is(line, nlen, "Keep-Alive") || name_is(line, nlen, "Proxy-Connection") ||
-		    name_is(line, nlen, "Upgrade"))
-			continue;
-		if (name_is(line, nlen, "Strict-Transport-Security"))
-			has_hsts = true;
-		rc |= aclm_buf_append(o, line, nlen);
-		rc |= aclm_buf_append(o, ": ", 2);
-		rc |= aclm_buf_append(o, val, vlen);
-		rc |= aclm_buf_append(o, "\r\n", 2);
-	}
-	c->status = status;
-	c->u_reusable = !up_close && (up_minor == 1 || up_ka);
-	c->body_done = false;
-	c->dechunk = false;
-	c->close_after = !c->client_ka;
-	if (c->is_head || status == 204 || status == 304) {
-		c->framing = FR_NONE;
-		c->body_done = true;
-		if (has_cl)
-			rc |= aclm_buf_printf(o, "Content-Length: %llu\r\n", (unsigned long long)cl);
-	} else if (has_te && chunked) {
-		c->framing = FR_CHUNKED;
-		c->ck = CK_SIZE;
-		c->ck_digits = 0;
-		c->remaining = 0;
-		if (c->client_minor == 0) {
-			c->dechunk = true;
-			c->close_after = true;
-		} else {
-			rc |= aclm_buf_puts(o, "Transfer-Encoding: chunked\r\n");
-		}
-	} else if (has_te) {
-		c->framing = FR_CLOSE;
-		c->u_reusable = false;
-		c->close_after = true;
-	} else if (has_cl) {
-		c->framing = FR_LENGTH;
-		c->remaining = cl;
-		c->body_done = cl == 0;
-		rc |= aclm_buf_printf(o, "Content-Length: %llu\r\n", (unsigned long long)cl);
-	} else {
-		c->framing = FR_CLOSE;
-		c->u_reusable = false;
-		c->close_after = true;
-	}
-	if (c->site->hsts[0] && !has_hsts)
-		rc |= aclm_buf_printf(o, "Strict-Transport-Security: %s\r\n", c->site->hsts);
-	if (c->close_after)
-		rc |= aclm_buf_puts(o, "Connection: close\r\n");
-	else if (c->client_minor == 0)
-		rc |= aclm_buf_puts(o, "Connection: keep-alive\r\n");
-	rc |= aclm_buf_puts(o, "\r\n");
-	return rc ? -1 : 0;
-}
-
-static const unsigned char *find_head_end(const struct aclm_buf *b, size_t *len)
-{
-	for (size_t i = 0; i + 1 < b->len; i++) {
-		if (b->data[i] != '\n')
-			continue;
-		if (b->data[i + 1] == '\n') {
-			*len = i + 2;
-			return b->data;
-		}
-		if (b->data[i + 1] == '\r' && i + 2 < b->len && b->data[i + 2] == '\n') {
-			*len = i + 3;
-			return b->data;
-		}
-	}
-	return NULL;
-}
-
 static int st_read_resp_head(struct conn *c)
 {
 	unsigned char tmp[IO_CHUNK];
@@ -1095,14 +775,24 @@ static int st_read_resp_head(struct conn *c)
 		if (aclm_buf_append(&c->resp, tmp, (size_t)n))
 			return local_reply(c, 502, "upstream response head too large", false);
 	again:
-		if (!find_head_end(&c->resp, &head_len)) {
+		head_len = gw_resp_head_end(c->resp.data, c->resp.len);
+		if (!head_len) {
 			if (c->resp.len > MAX_RESP_HEAD)
 				return local_reply(c, 502, "upstream response head too large", false);
 			continue;
 		}
 		if (head_len > MAX_RESP_HEAD)
 			return local_reply(c, 502, "upstream response head too large", false);
-		rc = parse_resp_head(c, head_len);
+		{
+			struct gw_resp_req q = { .is_head = c->is_head, .client_ka = c->client_ka,
+			                         .client_minor = c->client_minor,
+			                         .hsts = c->site->hsts };
+
+			aclm_buf_reset(&c->out);
+			c->out_off = 0;
+			rc = gw_resp_parse_head(&c->r, (const char *)c->resp.data, head_len, &q,
+			                        &c->out);
+		}
 		if (rc < 0)
 			return local_reply(c, 502, "malformed upstream response", false);
 		if (rc == 1) {
@@ -1115,7 +805,8 @@ static int st_read_resp_head(struct conn *c)
 		atomic_fetch_add(&c->up->n_requests, 1);
 		/* nothing was sent to the client yet: a broken start of the body
 		 * can still be answered with 502 */
-		if (body_feed(c, c->resp.data + head_len, c->resp.len - head_len))
+		c->status = c->r.status;
+		if (gw_resp_body(&c->r, c->resp.data + head_len, c->resp.len - head_len, &c->out))
 			return local_reply(c, 502, "malformed upstream response body", false);
 		aclm_buf_reset(&c->resp);
 		arm(c, c->cfg->to.write);
@@ -1131,7 +822,7 @@ static int finish_request(struct conn *c)
 		atomic_fetch_add(&gw_metrics.status[0], 1);
 	atomic_fetch_add(&gw_metrics.bytes_out, c->bytes);
 	log_request(c);
-	if (c->ufd >= 0 && c->u_reusable && c->body_done && c->up) {
+	if (c->ufd >= 0 && c->r.u_reusable && c->r.body_done && c->up) {
 		watch(c, c->cev, 0);
 		gw_pool_put(c->w->pool, &c->up->addr, c->up->addr_len, c->ufd);
 		c->ufd = -1;
@@ -1178,8 +869,8 @@ static int st_stream_resp(struct conn *c)
 
 		if (rc)
 			return rc;
-		if (c->body_done) {
-			if (c->close_after) {
+		if (c->r.body_done) {
+			if (c->r.close_after) {
 				c->local_close = true;
 				log_request(c);
 				c->status = 0;
@@ -1189,13 +880,13 @@ static int st_stream_resp(struct conn *c)
 		}
 		n = recv(c->ufd, tmp, sizeof(tmp), 0);
 		if (n > 0) {
-			if (body_feed(c, tmp, (size_t)n))
+			if (gw_resp_body(&c->r, tmp, (size_t)n, &c->out))
 				return ST_CLOSE;
 			continue;
 		}
-		if (n == 0 && c->framing == FR_CLOSE) {
-			c->body_done = true;
-			c->u_reusable = false;
+		if (n == 0 && c->r.framing == FR_CLOSE) {
+			c->r.body_done = true;
+			c->r.u_reusable = false;
 			continue;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -1215,7 +906,7 @@ static int st_send_local(struct conn *c)
 
 	if (rc)
 		return rc;
-	c->body_done = true;
+	c->r.body_done = true;
 	if (c->local_close) {
 		log_request(c);
 		c->status = 0;
