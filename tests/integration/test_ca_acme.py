@@ -351,8 +351,8 @@ def ptype(body):
     return body.get("type", "").replace("urn:ietf:params:acme:error:", "")
 
 
-def test_hostile_requests_get_the_right_problems(aclm_sqlite):
-    casrv = CaServer(aclm_sqlite, env={"ACLM_CA_DNS_SUFFIXES": "corp.internal",
+def test_hostile_requests_get_the_right_problems(aclm):
+    casrv = CaServer(aclm, env={"ACLM_CA_DNS_SUFFIXES": "corp.internal",
                                        "ACLM_CA_ORDERS_PER_HOUR": "2"})
     try:
         c = Client(casrv)
@@ -661,8 +661,8 @@ def test_external_account_binding(aclm_sqlite, tmp_path):
         casrv.stop()
 
 
-def test_rate_limit_per_registered_name(aclm_sqlite):
-    casrv = CaServer(aclm_sqlite, env={"ACLM_CA_ORDERS_PER_NAME_PER_HOUR": "2",
+def test_rate_limit_per_registered_name(aclm):
+    casrv = CaServer(aclm, env={"ACLM_CA_ORDERS_PER_NAME_PER_HOUR": "2",
                                        "ACLM_CA_ORDERS_PER_HOUR": "0"})
     try:
         c1, c2 = Client(casrv), Client(casrv)
