@@ -222,8 +222,29 @@ static void tlsalpn01(const struct aclm_ca_acme_opts *o, struct aclm_ca_acme_val
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
 	SSL_set_alpn_protos(ssl, alpn, sizeof(alpn) - 1);
-	if (strcmp(v->ident_type, "dns") == 0)
+	if (strcmp(v->ident_type, "dns") == 0) {
 		SSL_set_tlsext_host_name(ssl, v->value);
+	} else {
+		/* RFC 8738 section 6: the reverse-mapping name of the address. */
+		char rev[80] = "";
+		unsigned char ip[16];
+		size_t pos = 0;
+		if (strchr(v->value, ':') == NULL && inet_pton(AF_INET, v->value, ip) == 1) {
+			snprintf(rev, sizeof(rev), "%u.%u.%u.%u.in-addr.arpa", ip[3], ip[2], ip[1], ip[0]);
+		} else if (inet_pton(AF_INET6, v->value, ip) == 1) {
+			static const char hex[] = "0123456789abcdef";
+			for (int i = 15; i >= 0 && pos + 4 < sizeof(rev); i--) {
+				rev[pos++] = hex[ip[i] & 15];
+				rev[pos++] = '.';
+				rev[pos++] = hex[ip[i] >> 4];
+				rev[pos++] = '.';
+			}
+			rev[pos] = '\0';
+			aclm_strlcpy(rev + pos, "ip6.arpa", sizeof(rev) - pos);
+		}
+		if (rev[0] != '\0')
+			SSL_set_tlsext_host_name(ssl, rev);
+	}
 	SSL_set_fd(ssl, fd);
 	if (SSL_connect(ssl) != 1) {
 		fail(v, "tls", "tls-alpn-01 %s: handshake failed", v->value);

@@ -706,3 +706,76 @@ def test_lego_dns01_rfc2136_bind_wildcard(aclm_sqlite, tmp_path):
         casrv.stop()
         proc.kill()
         proc.wait()
+
+
+def test_tlsalpn01_for_an_ip_address(aclm_sqlite, tmp_path):
+    """RFC 8737 + RFC 8738: the validator connects with ALPN acme-tls/1 and
+    the reverse-mapping SNI, and checks the acmeIdentifier extension."""
+    import datetime
+    import ipaddress
+    casrv = CaServer(aclm_sqlite)
+    seen = {}
+    srv_sock = None
+    try:
+        c = Client(casrv)
+        c.register()
+        st, order, r = c.post(c.dir["newOrder"], {"identifiers": [{"type": "ip", "value": "127.0.0.1"}]})
+        assert st == 201, order
+        st, authz, _ = c.post(order["authorizations"][0], None)
+        chal = [x for x in authz["challenges"] if x["type"] == "tls-alpn-01"][0]
+        keyauth = chal["token"] + "." + c.thumb
+        digest = hashlib.sha256(keyauth.encode()).digest()
+        k = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.utcnow()
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alpn")]))
+                .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alpn")]))
+                .public_key(k.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+                .add_extension(x509.UnrecognizedExtension(
+                    x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31"), b"\x04\x20" + digest), critical=True)
+                .sign(k, hashes.SHA256()))
+        cp, kp = str(tmp_path / "alpn.crt"), str(tmp_path / "alpn.key")
+        open(cp, "wb").write(cert.public_bytes(serialization.Encoding.PEM))
+        open(kp, "wb").write(k.private_bytes(serialization.Encoding.PEM,
+                                             serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()))
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cp, kp)
+        ctx.set_alpn_protocols(["acme-tls/1"])
+        def on_sni(sock, name, ctx_):
+            seen["sni"] = name  # returns None: go on with the handshake
+
+        ctx.sni_callback = on_sni
+        srv_sock = socket.socket()
+        srv_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv_sock.bind(("127.0.0.1", casrv.tls_port))
+        srv_sock.listen(4)
+
+        def serve():
+            try:
+                conn, _ = srv_sock.accept()
+                with ctx.wrap_socket(conn, server_side=True) as t:
+                    seen["alpn"] = t.selected_alpn_protocol()
+                    t.recv(1)
+            except (OSError, ssl.SSLError):
+                pass
+
+        threading.Thread(target=serve, daemon=True).start()
+        st, body, _ = c.post(chal["url"], {})
+        assert st == 200, body
+        for _ in range(100):
+            st, a, _ = c.post(order["authorizations"][0], None)
+            if a["status"] != "pending":
+                break
+            time.sleep(0.1)
+        assert a["status"] == "valid", json.dumps([x.get("error") for x in a["challenges"]])
+        assert seen.get("alpn") == "acme-tls/1"
+        assert seen.get("sni") == "1.0.0.127.in-addr.arpa"
+    finally:
+        if srv_sock is not None:
+            srv_sock.close()
+        casrv.stop()
