@@ -30,6 +30,7 @@
 #include "aclm/keywrap.h"
 #include "aclm/log.h"
 #include "aclm/store.h"
+#include "aclm/store_acme.h"
 #include "aclm/str.h"
 #include "gateway-int.h"
 
@@ -170,9 +171,9 @@ static uint64_t name_seed(const char *s)
 }
 
 /* Due when the file is missing, unreadable, or past its renewal time. */
-static bool is_due(const struct gw_site *s)
+static bool is_due(const struct gw_site *s, size_t i)
 {
-	const struct gw_certfile *cf = &s->certs[0];
+	const struct gw_certfile *cf = &s->certs[i];
 	FILE *f = fopen(cf->cert, "r");
 	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
 	struct tm nb, na;
@@ -204,7 +205,8 @@ static int free_loopback_port(void)
 	return port;
 }
 
-static int issue(struct acme *a, struct aclm_gw_config *cfg, struct gw_site *s)
+static int issue(struct acme *a, struct aclm_gw_config *cfg, struct gw_site *s, size_t ki,
+                 int64_t pair_id, int64_t *managed_id)
 {
 	const char *ca_names[8];
 	struct aclm_acme_request req = { 0 };
@@ -214,7 +216,8 @@ static int issue(struct acme *a, struct aclm_gw_config *cfg, struct gw_site *s)
 
 	req.names = (const char *const *)s->names;
 	req.n_names = s->n_names;
-	req.key = (enum aclm_keygen)s->acme_key;
+	req.key = (enum aclm_keygen)s->acme_keys[ki];
+	req.pair_id = pair_id;
 	if (s->acme_tls_alpn) {
 		/* The ACME client's own tls-alpn-01 responder on a loopback port;
 		 * the workers pass validation connections through to it. */
@@ -245,10 +248,13 @@ static int issue(struct acme *a, struct aclm_gw_config *cfg, struct gw_site *s)
 	atomic_store(&gw_alpn_port, 0);
 	if (rc)
 		return rc;
-	if ((rc = save(a, &s->certs[0], res.cert_id)))
+	*managed_id = res.managed_id;
+	if (pair_id)
+		aclm_store_managed_set_pair(a->st, pair_id, res.managed_id);
+	if ((rc = save(a, &s->certs[ki], res.cert_id)))
 		return rc;
 	aclm_info("gateway: certificate for %s from %s (%s), in %s", s->names[0], res.ca,
-	          res.fingerprint, s->certs[0].cert);
+	          res.fingerprint, s->certs[ki].cert);
 	return 0;
 }
 
@@ -267,11 +273,18 @@ static void *acme_main(void *arg)
 		for (size_t i = 0; i < cfg->n_sites && !a->stop; i++) {
 			struct gw_site *s = &cfg->sites[i];
 
-			if (s->cert_source != GW_CERT_ACME || !is_due(s))
+			int64_t ids[GW_MAX_CERTS] = { 0 };
+
+			if (s->cert_source != GW_CERT_ACME)
 				continue;
-			if (issue(a, cfg, s)) {
-				aclm_err("gateway: certificate for %s: %s", s->names[0], aclm_errmsg());
-				failed = true;
+			for (size_t k = 0; k < s->n_certs && !a->stop; k++) {
+				if (!is_due(s, k))
+					continue;
+				if (issue(a, cfg, s, k, k ? ids[0] : 0, &ids[k])) {
+					aclm_err("gateway: certificate for %s: %s", s->names[0],
+					         aclm_errmsg());
+					failed = true;
+				}
 			}
 		}
 		aclm_gw_config_unref(cfg);

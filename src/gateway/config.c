@@ -540,16 +540,43 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 			else
 				return cerr(ld, v, "acme_challenge: expected http-01 or tls-alpn-01");
 		} else if (!strcmp(key, "acme_key")) {
-			const char *kt = scalar(v);
+			/* one key type, or a list of an ECDSA and an RSA one (a dual
+			 * pair: two certificates) */
+			yaml_node_t *one = v;
+			yaml_node_item_t *item = NULL;
 
-			if (kt && !strcmp(kt, "ec256"))
-				s->acme_key = 0;
-			else if (kt && !strcmp(kt, "ec384"))
-				s->acme_key = 1;
-			else if (kt && !strcmp(kt, "rsa2048"))
-				s->acme_key = 2;
-			else
-				return cerr(ld, v, "acme_key: expected ec256, ec384 or rsa2048");
+			if (v->type == YAML_SEQUENCE_NODE) {
+				item = v->data.sequence.items.start;
+				if (v->data.sequence.items.top - item < 1 ||
+				    v->data.sequence.items.top - item > GW_MAX_CERTS)
+					return cerr(ld, v, "acme_key: one or two key types");
+			}
+			s->n_acme_keys = 0;
+			for (;;) {
+				const char *kt;
+				int kt_id;
+
+				if (item) {
+					if (item == v->data.sequence.items.top)
+						break;
+					one = yaml_document_get_node(&ld->doc, *item++);
+				}
+				kt = scalar(one);
+				if (kt && !strcmp(kt, "ec256"))
+					kt_id = 0;
+				else if (kt && !strcmp(kt, "ec384"))
+					kt_id = 1;
+				else if (kt && !strcmp(kt, "rsa2048"))
+					kt_id = 2;
+				else
+					return cerr(ld, one, "acme_key: expected ec256, ec384 or rsa2048");
+				if (s->n_acme_keys == 1 && (kt_id == 2) == (s->acme_keys[0] == 2))
+					return cerr(ld, one, "acme_key: a pair is one ECDSA and one RSA "
+					            "key type");
+				s->acme_keys[s->n_acme_keys++] = kt_id;
+				if (!item)
+					break;
+			}
 		} else if (!strcmp(key, "pq")) {
 			const char *m = scalar(v);
 
@@ -587,7 +614,6 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 		}
 	}
 	if (s->cert_source == GW_CERT_ACME) {
-		struct gw_certfile *cf = &s->certs[0];
 		struct stat st;
 
 		if (s->n_certs)
@@ -600,19 +626,28 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 			if (s->names[i][0] == '*')
 				return cerr(ld, map, "site: '%s': a wildcard cannot be validated by "
 				            "http-01 or tls-alpn-01", s->names[i]);
-		if (snprintf(cf->cert, sizeof(cf->cert), "%s/%s.crt", ld->cfg->state_dir,
-		             s->names[0]) >= (int)sizeof(cf->cert) ||
-		    snprintf(cf->key, sizeof(cf->key), "%s/%s.key", ld->cfg->state_dir,
-		             s->names[0]) >= (int)sizeof(cf->key))
-			return cerr(ld, map, "site: state_dir too long");
-		cf->is_missing = stat(cf->cert, &st) != 0;
-		if (!cf->is_missing)
-			cf->cert_mtime = st.st_mtim;
-		if (!cf->is_missing && stat(cf->key, &st) == 0)
-			cf->key_mtime = st.st_mtim;
-		else
-			cf->is_missing = true;
-		s->n_certs = 1;
+		if (!s->n_acme_keys)
+			s->acme_keys[s->n_acme_keys++] = 0;
+		/* NAME.crt/.key for the first key type, NAME.rsa.crt/.key or
+		 * NAME.ecdsa.crt/.key for the second */
+		for (size_t i = 0; i < s->n_acme_keys; i++) {
+			struct gw_certfile *cf = &s->certs[i];
+			const char *sfx = i == 0 ? "" : s->acme_keys[i] == 2 ? ".rsa" : ".ecdsa";
+
+			if (snprintf(cf->cert, sizeof(cf->cert), "%s/%s%s.crt", ld->cfg->state_dir,
+			             s->names[0], sfx) >= (int)sizeof(cf->cert) ||
+			    snprintf(cf->key, sizeof(cf->key), "%s/%s%s.key", ld->cfg->state_dir,
+			             s->names[0], sfx) >= (int)sizeof(cf->key))
+				return cerr(ld, map, "site: state_dir too long");
+			cf->is_missing = stat(cf->cert, &st) != 0;
+			if (!cf->is_missing)
+				cf->cert_mtime = st.st_mtim;
+			if (!cf->is_missing && stat(cf->key, &st) == 0)
+				cf->key_mtime = st.st_mtim;
+			else
+				cf->is_missing = true;
+		}
+		s->n_certs = s->n_acme_keys;
 	}
 	if (!s->n_names)
 		return cerr(ld, map, "site: names is required");

@@ -69,7 +69,8 @@ struct gw_site {
 	bool forwarded;                   /* X-Forwarded-For/-Proto and Forwarded */
 	char acme_cas[4][64];             /* acme: CA names of acme.cas, in order; none: all */
 	size_t n_acme_cas;
-	int acme_key;                     /* enum aclm_keygen */
+	int acme_keys[GW_MAX_CERTS];      /* enum aclm_keygen, one certificate each */
+	size_t n_acme_keys;
 	bool acme_tls_alpn;               /* tls-alpn-01 (else http-01) */
 	size_t line;
 	SSL_CTX *ctx;                     /* tls.c */

@@ -194,11 +194,22 @@ static int build_site(struct aclm_gw_config *cfg, struct gw_site *s)
 		                        "provider loaded?)", cfg->path, s->line, s->groups);
 		goto fail;
 	}
-	for (size_t i = 0; i < s->n_certs; i++)
-		if ((rc = s->certs[i].is_missing ? use_stand_in(cfg, s, ctx)
-		                                  : load_pair(cfg, s, ctx, &s->certs[i])))
+	{
+		size_t n_loaded = 0;
+
+		for (size_t i = 0; i < s->n_certs; i++) {
+			if (s->certs[i].is_missing)
+				continue;
+			if ((rc = load_pair(cfg, s, ctx, &s->certs[i])))
+				goto fail;
+			n_loaded++;
+		}
+		/* nothing issued yet: one stand-in */
+		if (!n_loaded && (rc = use_stand_in(cfg, s, ctx)))
 			goto fail;
-	if (s->n_certs == 2 && !strcmp(s->certs[0].key_type, s->certs[1].key_type)) {
+	}
+	if (s->n_certs == 2 && !s->certs[0].is_missing && !s->certs[1].is_missing &&
+	    !strcmp(s->certs[0].key_type, s->certs[1].key_type)) {
 		rc = aclm_error(ACLM_ERR_CONFIG, "%s:%zu: two %s certificates: a site holds at "
 		                "most one ECDSA and one RSA certificate", cfg->path, s->line,
 		                s->certs[0].key_type);

@@ -56,7 +56,7 @@ def test_site_gets_its_certificate_by_http01_while_another_serves(aclm_sqlite, p
         f"access_log: {tmp_path}/access.log\nsites:\n"
         + site_yaml([nginx.port], [ec])
         + f'  - names: ["gw-acme.example.test"]\n    upstreams: ["http://127.0.0.1:{nginx.port}"]\n'
-          f"    cert_source: acme\n")
+          f"    cert_source: acme\n    acme_key: [ec256, rsa2048]\n")
     proc = subprocess.Popen([BIN, "--config", cfg, "--db", aclm.db, "gateway", "--config", str(gw_yaml)],
                             cwd=aclm.tmp, env=aclm.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -80,8 +80,21 @@ def test_site_gets_its_certificate_by_http01_while_another_serves(aclm_sqlite, p
             assert proc.poll() is None, proc.stderr.read()
             assert time.time() < deadline, "no certificate from Pebble in 60 s: " + out
             time.sleep(0.3)
-        assert "subject=CN = gw-acme.example.test" in out or "gw-acme.example.test" in out, out
+        assert "gw-acme.example.test" in out, out
         assert served_files >= 1
+        # the dual pair: an RSA-only client gets the RSA certificate, also from Pebble
+        while True:
+            r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername",
+                                "gw-acme.example.test", "-sigalgs", "RSA-PSS+SHA256:RSA+SHA256"],
+                               input="", capture_output=True, text=True, timeout=30)
+            if "Pebble" in r.stdout and "Peer signature type: RSA-PSS" in r.stdout:
+                break
+            assert time.time() < deadline, r.stdout
+            time.sleep(0.3)
+        r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername",
+                            "gw-acme.example.test"], input="", capture_output=True, text=True, timeout=30)
+        assert "Pebble" in r.stdout and "Peer signature type: ECDSA" in r.stdout, r.stdout
+        assert (state / "gw-acme.example.test.rsa.crt").exists()
         key = state / "gw-acme.example.test.key"
         assert oct(os.stat(key).st_mode & 0o777) == "0o600"
         # the stored state: a managed certificate in aclm's inventory

@@ -177,6 +177,15 @@ static void test_errors_name_file_and_line(void **state)
 	         "    certificates:\n      - {cert: /etc/hostname, key: /etc/hostname}\n");
 	expect_error(buf, 7, "already used by the site at line 3");
 	expect_error(site("[a.test]", "    cert_source: acme\n"), 3, "exclude each other");
+	expect_error("listen: [\"127.0.0.1:1\"]\nstate_dir: /tmp\nsites:\n  - names: [a.test]\n"
+	             "    upstreams: [\"http://127.0.0.1:1\"]\n    cert_source: acme\n"
+	             "    acme_key: [ec256, ec384]\n", 7, "one ECDSA and one RSA");
+	expect_error("listen: [\"127.0.0.1:1\"]\nsites:\n  - names: [a.test]\n"
+	             "    upstreams: [\"http://127.0.0.1:1\"]\n    cert_source: acme\n", 3,
+	             "needs state_dir");
+	expect_error("listen: [\"127.0.0.1:1\"]\nstate_dir: /tmp\nsites:\n  - names: [\"*.a.test\"]\n"
+	             "    upstreams: [\"http://127.0.0.1:1\"]\n    cert_source: acme\n", 4,
+	             "wildcard");
 	expect_error(site("[a.test]", "    upstreams: [\"http://127.0.0.1:9\"]\n"), 7, "given twice");
 	expect_error(site("[a.test]", "    names: [b.test]\n"), 7, "given twice");
 	expect_error("listen: [\"127.0.0.1:1\"]\nsites:\n  - names: [a.test]\n"
