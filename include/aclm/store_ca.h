@@ -116,6 +116,9 @@ int aclm_store_ca_acme_list(struct aclm_store *st, const char *kind, const char 
 /* Objects of kind made by account_ref since `since` (rate limits). */
 int aclm_store_ca_acme_count(struct aclm_store *st, const char *kind, const char *account_ref,
                              int64_t since, int64_t *n);
+/* Objects of (ca, kind) of one account, newest first. */
+int aclm_store_ca_acme_list_account(struct aclm_store *st, const char *ca, const char *kind,
+                                    const char *account_ref, aclm_ca_acme_fn fn, void *ctx);
 /* Objects of (ca, kind) with this lookup made since `since` (rate limit
  * per registered name: orders carry "name:<registered domain>"). */
 int aclm_store_ca_acme_count_lookup(struct aclm_store *st, const char *ca, const char *kind,

@@ -551,6 +551,24 @@ static int save_account(struct ctx *c, const char *status, const char *lookup)
 	return rc;
 }
 
+struct orders_ctx {
+	struct ctx *c;
+	json_t *list;
+	int n;
+};
+
+static int orders_fn(void *ctx, const struct aclm_ca_acme_obj *o)
+{
+	struct orders_ctx *oc = ctx;
+	char url[600];
+
+	if (strcmp(o->status, "invalid") == 0)
+		return 0;
+	url_of(oc->c, "order", o->ref, url, sizeof(url));
+	json_array_append_new(oc->list, json_string(url));
+	return ++oc->n >= 1000 ? 1 : 0;
+}
+
 static int do_account(struct ctx *c, const char *ref, const char *sub)
 {
 	json_t *p = c->jws.payload;
@@ -559,9 +577,15 @@ static int do_account(struct ctx *c, const char *ref, const char *sub)
 	if (strcmp(ref, c->account.ref) != 0)
 		return problem(c->res, 401, "unauthorized", "the request is signed by another account");
 	if (sub != NULL) {
-		/* The orders list: not kept per account beyond the store; empty
-		 * pages are valid (RFC 8555 7.1.2.1). */
-		return reply_json(c->res, 200, json_pack("{s:[]}", "orders"));
+		/* RFC 8555 7.1.2.1: the account's orders (pending, ready,
+		 * processing and valid ones; at most 1000, newest first). */
+		struct orders_ctx oc = { c, json_array(), 0 };
+		if ((rc = aclm_store_ca_acme_list_account(c->st, c->req->ca, "order", c->account.ref,
+		                                          orders_fn, &oc)) < 0) {
+			json_decref(oc.list);
+			return rc;
+		}
+		return reply_json(c->res, 200, json_pack("{s:o}", "orders", oc.list));
 	}
 	if (p != NULL) {
 		const char *status = json_string_value(json_object_get(p, "status"));

@@ -114,6 +114,8 @@ static const struct key_def key_defs[] = {
 	  "new orders one ACME account may place per hour (rateLimited beyond)" },
 	{ "ca.orders_per_name_per_hour", T_INT, "1000", NULL,
 	  "new orders per registered name (the last two labels) per hour, all accounts together" },
+	{ "ca.authz_reuse", T_DURATION, "1d", NULL,
+	  "how long a valid authorization of the built-in CA is reused for the same account" },
 	{ "ca.eab_keys", T_LIST, "", NULL,
 	  "external account binding keys of the built-in CA's ACME server, KID:BASE64URL-HMAC-KEY" },
 	{ "ca.eab_required", T_BOOL, "false", NULL,

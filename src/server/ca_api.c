@@ -138,6 +138,7 @@ static int ca_ready(struct server *s)
 	o.dns_resolver = aclm_config_str(s->cfg, "ca.dns_resolver");
 	o.orders_per_hour = aclm_config_int(s->cfg, "ca.orders_per_hour");
 	o.orders_per_name_per_hour = aclm_config_int(s->cfg, "ca.orders_per_name_per_hour");
+	o.authz_reuse = aclm_config_duration(s->cfg, "ca.authz_reuse");
 	o.n_eab_keys = aclm_config_list(s->cfg, "ca.eab_keys", &o.eab_keys);
 	o.eab_required = aclm_config_bool(s->cfg, "ca.eab_required");
 	if ((rc = aclm_ca_acme_new(&o, &g.acme)) != ACLM_OK)

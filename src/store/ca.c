@@ -356,6 +356,9 @@ static const char SQL_OBJ_FIND[] =
 	"AND COALESCE(?, account_ref) = account_ref ORDER BY id DESC";
 static const char SQL_OBJ_LIST[] =
 	"SELECT " OBJ_COLS " FROM ca_acme_objects WHERE kind = ? AND status = ? ORDER BY id";
+static const char SQL_OBJ_LIST_ACCOUNT[] =
+	"SELECT " OBJ_COLS " FROM ca_acme_objects WHERE ca = ? AND kind = ? AND account_ref = ? "
+	"ORDER BY id DESC";
 static const char SQL_OBJ_COUNT_LOOKUP[] =
 	"SELECT COUNT(*) FROM ca_acme_objects WHERE ca = ? AND kind = ? AND lookup = ? AND "
 	"created_at >= ?";
@@ -537,4 +540,27 @@ int aclm_store_ca_acme_count_lookup(struct aclm_store *st, const char *ca, const
 	int rc = store_int64(st, SQL_OBJ_COUNT_LOOKUP, "count ACME objects", p, SP_COUNT(p), n);
 
 	return rc < 0 ? rc : ACLM_OK;
+}
+
+int aclm_store_ca_acme_list_account(struct aclm_store *st, const char *ca, const char *kind,
+                                    const char *account_ref, aclm_ca_acme_fn fn, void *ctx)
+{
+	const struct store_param p[] = { SP_T(ca), SP_T(kind), SP_T(account_ref) };
+	struct store_query q;
+	int rc;
+
+	if ((rc = store_query_open(st, &q, SQL_OBJ_LIST_ACCOUNT, "list ACME objects",
+	                           STORE_STMT_STREAM, p, SP_COUNT(p))) != ACLM_OK)
+		return rc;
+	while ((rc = store_query_step(st, &q)) == 1) {
+		struct aclm_ca_acme_obj o;
+		if ((rc = read_obj(st, q.stmt, &o)) != ACLM_OK)
+			break;
+		rc = fn(ctx, &o);
+		aclm_ca_acme_obj_free(&o);
+		if (rc != 0)
+			break;
+	}
+	store_query_close(st, &q);
+	return rc;
 }

@@ -498,6 +498,9 @@ def test_restart_in_the_middle_of_an_order(aclm, tmp_path):
         assert st == 400 and ptype(body) == "badCSR"
         st, o, _ = c.post(fix(o["finalize"]), {"csr": b64u(csr.public_bytes(serialization.Encoding.DER))})
         assert st == 200 and o["status"] == "valid", o
+        st, acct, _ = c.post(c.kid, None)
+        st, lst, _ = c.post(fix(acct["orders"]), None)
+        assert st == 200 and fix(order_url) in lst["orders"]
         st, pem, r = c.post(fix(o["certificate"]), None)
         assert st == 200 and r.getheader("Content-Type") == "application/pem-certificate-chain"
         assert pem.count(b"BEGIN CERTIFICATE") == 2
