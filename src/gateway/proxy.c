@@ -12,7 +12,8 @@
  * what the upstream sees is never ambiguous.  The response is streamed: its
  * head is rewritten (hop-by-hop fields, HSTS, Connection) and its body
  * passed through as it arrives, with the end found from Content-Length or
- * the chunked framing so that both connections can be kept alive.  Each
+ * the chunked framing (response.c) so that both connections can be kept
+ * alive.  Each
  * handler does what it can without blocking and returns the next state or
  * ST_WAIT after setting the watchers it waits on. */
 #include <errno.h>
