@@ -1,21 +1,22 @@
-/* GET /api/v1/overview: the figures of the dashboard's first page in one
- * pass over the inventory (totals, expiry windows, expiries per UTC day for
- * the next 366 days, keys, issuers).  Every count uses the same definitions
+/* GET /api/v1/overview: the figures of the dashboard's first page, summed up
+ * by the database (store_summary.h: totals, expiry windows, expiries per UTC
+ * day for the next 366 days, keys, issuers).  Every count uses the same definitions
  * as the filters of GET /api/v1/certificates, so each figure can link to the
  * list behind it: expired = not_after < now; expiring within d =
  * now <= not_after < now + d. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aclm/err.h"
 #include "aclm/json.h"
 #include "aclm/store.h"
+#include "aclm/store_summary.h"
 #include "aclm/timeutil.h"
 #include "server-int.h"
 
 #define DAYS 366
 #define MAX_KEYS 64            /* distinct key labels kept; more go to "other" */
-#define MAX_ISSUERS 65536      /* distinct issuer names kept; more go to "other" */
 #define TOP_ISSUERS 15
 
 struct tally {
@@ -23,9 +24,8 @@ struct tally {
 	int64_t n;
 };
 
-struct issuer_slot {
-	char *dn;                  /* NULL: empty slot */
-	char *cn;
+struct issuer_row {
+	char *dn, *cn;
 	int64_t n;
 };
 
@@ -36,135 +36,67 @@ struct overview {
 	struct tally keys[MAX_KEYS];
 	size_t n_keys;
 	int64_t other_keys;
-	struct issuer_slot *issuers;   /* open addressing, cap slots */
-	size_t cap, n_issuers;
-	int64_t other_issuers;
+	struct issuer_row issuers[TOP_ISSUERS];   /* most certificates first */
+	size_t n_top;
+	int64_t n_issuers;         /* distinct issuer DNs */
 };
 
 /* The key label of the certificate JSON ("rsa2048", "ec256", "ed25519"),
  * which is also a key_type filter of the list. */
-static void key_label(const struct aclm_cert_row *r, char *out, size_t n)
+static void key_label(const char *type, int bits, char *out, size_t n)
 {
-	if (strcmp(r->key_type, "rsa") == 0 || strcmp(r->key_type, "dsa") == 0 ||
-	    strcmp(r->key_type, "ec") == 0)
-		snprintf(out, n, "%s%d", r->key_type, r->key_bits);
+	if (strcmp(type, "rsa") == 0 || strcmp(type, "dsa") == 0 || strcmp(type, "ec") == 0)
+		snprintf(out, n, "%s%d", type, bits);
 	else
-		snprintf(out, n, "%s", r->key_type[0] != '\0' ? r->key_type : "unknown");
+		snprintf(out, n, "%s", type[0] != '\0' ? type : "unknown");
 }
 
-static void count_key(struct overview *o, const struct aclm_cert_row *r)
+static int add_key(void *ctx, const char *type, int bits, int64_t count)
 {
+	struct overview *o = ctx;
 	char label[32];
 
-	key_label(r, label, sizeof(label));
+	key_label(type, bits, label, sizeof(label));
 	for (size_t i = 0; i < o->n_keys; i++) {
 		if (strcmp(o->keys[i].name, label) == 0) {
-			o->keys[i].n++;
-			return;
+			o->keys[i].n += count;
+			return ACLM_OK;
 		}
 	}
 	if (o->n_keys == MAX_KEYS) {
-		o->other_keys++;
-		return;
+		o->other_keys += count;
+		return ACLM_OK;
 	}
 	memcpy(o->keys[o->n_keys].name, label, sizeof(label));
-	o->keys[o->n_keys++].n = 1;
-}
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
-static int grow_issuers(struct overview *o)
-{
-	size_t cap = o->cap ? o->cap * 2 : 256;
-	struct issuer_slot *t = calloc(cap, sizeof(*t));
-
-	if (t == NULL)
-		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < o->cap; i++) {
-		size_t j;
-		if (o->issuers[i].dn == NULL)
-			continue;
-		for (j = hash_str(o->issuers[i].dn) & (cap - 1); t[j].dn != NULL; j = (j + 1) & (cap - 1))
-			;
-		t[j] = o->issuers[i];
-	}
-	free(o->issuers);
-	o->issuers = t;
-	o->cap = cap;
+	o->keys[o->n_keys++].n = count;
 	return ACLM_OK;
 }
 
-static int count_issuer(struct overview *o, const struct aclm_cert_row *r)
-{
-	size_t j;
-	int rc;
-
-	if (o->n_issuers * 2 >= o->cap) {
-		if (o->n_issuers >= MAX_ISSUERS) {
-			/* known ones still count; a new name goes to "other" */
-			for (j = hash_str(r->issuer) & (o->cap - 1); o->issuers[j].dn != NULL;
-			     j = (j + 1) & (o->cap - 1))
-				if (strcmp(o->issuers[j].dn, r->issuer) == 0) {
-					o->issuers[j].n++;
-					return ACLM_OK;
-				}
-			o->other_issuers++;
-			return ACLM_OK;
-		}
-		if ((rc = grow_issuers(o)) != ACLM_OK)
-			return rc;
-	}
-	for (j = hash_str(r->issuer) & (o->cap - 1); o->issuers[j].dn != NULL;
-	     j = (j + 1) & (o->cap - 1)) {
-		if (strcmp(o->issuers[j].dn, r->issuer) == 0) {
-			o->issuers[j].n++;
-			return ACLM_OK;
-		}
-	}
-	o->issuers[j].dn = strdup(r->issuer);
-	o->issuers[j].cn = strdup(r->issuer_cn != NULL ? r->issuer_cn : "");
-	if (o->issuers[j].dn == NULL || o->issuers[j].cn == NULL) {
-		free(o->issuers[j].dn);
-		free(o->issuers[j].cn);
-		o->issuers[j].dn = NULL;
-		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
-	}
-	o->issuers[j].n = 1;
-	o->n_issuers++;
-	return ACLM_OK;
-}
-
-static int count_row(void *ctx, const struct aclm_cert_row *r)
+static int add_day(void *ctx, int64_t day, int64_t count)
 {
 	struct overview *o = ctx;
 
-	o->total++;
-	if (r->not_after < o->now) {
-		o->expired++;
-	} else {
-		int64_t day = (r->not_after - o->day0) / 86400;
-		if (r->not_after - o->now < 7 * 86400)
-			o->expiring_7d++;
-		if (r->not_after - o->now < 30 * 86400)
-			o->expiring_30d++;
-		if (day >= 0 && day < DAYS)
-			o->days[day]++;
+	if (day >= 0 && day < DAYS)
+		o->days[day] += count;
+	return ACLM_OK;
+}
+
+static int add_issuer(void *ctx, const char *dn, const char *cn, int64_t count)
+{
+	struct overview *o = ctx;
+
+	if (o->n_top == TOP_ISSUERS)
+		return ACLM_OK;
+	o->issuers[o->n_top].dn = strdup(dn);
+	o->issuers[o->n_top].cn = strdup(cn);
+	o->issuers[o->n_top].n = count;
+	if (o->issuers[o->n_top].dn == NULL || o->issuers[o->n_top].cn == NULL) {
+		free(o->issuers[o->n_top].dn);
+		free(o->issuers[o->n_top].cn);
+		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
 	}
-	if (r->is_ca)
-		o->ca++;
-	else
-		o->leaf++;
-	if (r->has_private_key)
-		o->with_key++;
-	count_key(o, r);
-	return count_issuer(o, r);
+	o->n_top++;
+	return ACLM_OK;
 }
 
 static int by_count_desc(const void *a, const void *b)
@@ -172,15 +104,6 @@ static int by_count_desc(const void *a, const void *b)
 	const struct tally *x = a, *y = b;
 
 	return x->n < y->n ? 1 : x->n > y->n ? -1 : strcmp(x->name, y->name);
-}
-
-static int issuer_desc(const void *a, const void *b)
-{
-	const struct issuer_slot *x = a, *y = b;
-
-	if (x->dn == NULL || y->dn == NULL)
-		return (x->dn == NULL) - (y->dn == NULL);
-	return x->n < y->n ? 1 : x->n > y->n ? -1 : strcmp(x->dn, y->dn);
 }
 
 static json_t *overview_json(struct overview *o)
@@ -200,9 +123,7 @@ static json_t *overview_json(struct overview *o)
 	for (size_t i = 0; i < o->n_keys; i++)
 		json_array_append_new(keys, json_pack("{s:s,s:I}", "key", o->keys[i].name, "count",
 		                                      (json_int_t)o->keys[i].n));
-	if (o->cap > 0)
-		qsort(o->issuers, o->cap, sizeof(o->issuers[0]), issuer_desc);
-	for (size_t i = 0; i < o->cap && i < TOP_ISSUERS && o->issuers[i].dn != NULL; i++) {
+	for (size_t i = 0; i < o->n_top; i++) {
 		json_array_append_new(issuers, json_pack("{s:s,s:s,s:I}", "issuer", o->issuers[i].dn,
 		                                         "issuer_cn", o->issuers[i].cn, "count",
 		                                         (json_int_t)o->issuers[i].n));
@@ -216,8 +137,7 @@ static json_t *overview_json(struct overview *o)
 		"expiry_by_day", "from", aclm_json_time(o->day0), "days", (json_int_t)DAYS,
 		"counts", days,
 		"keys", keys, "other_keys", (json_int_t)o->other_keys,
-		"issuers", issuers, "issuers_total", (json_int_t)(o->n_issuers +
-		                                                  (o->other_issuers > 0)),
+		"issuers", issuers, "issuers_total", (json_int_t)o->n_issuers,
 		"other_issuers", (json_int_t)(o->total - shown));
 }
 
@@ -258,7 +178,6 @@ static int inventory_key(struct aclm_store *st, int64_t now, int64_t *count, int
 static int overview(struct server *s, struct aclm_http_req *req, struct aclm_http_res *res,
                     const struct principal *who)
 {
-	struct aclm_cert_filter f;
 	struct overview *o = NULL;
 	int64_t now = aclm_now(), count = 0, max_id = 0;
 	json_t *answer;
@@ -276,10 +195,21 @@ static int overview(struct server *s, struct aclm_http_req *req, struct aclm_htt
 		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
 	o->now = now;
 	o->day0 = o->now - ((o->now % 86400) + 86400) % 86400;
-	memset(&f, 0, sizeof(f));
-	f.now = o->now;
-	f.sort = ACLM_SORT_ID;
-	rc = aclm_store_list_certs(s->store, &f, count_row, o);
+	{
+		const struct aclm_summary_fns fns = {
+			.day = add_day, .key = add_key, .issuer = add_issuer, .ctx = o,
+			.day0 = o->day0, .n_days = DAYS, .max_issuers = TOP_ISSUERS,
+		};
+		struct aclm_cert_summary sum;
+		rc = aclm_store_cert_summary(s->store, now, &fns, &sum, &o->n_issuers);
+		o->total = sum.total;
+		o->expired = sum.expired;
+		o->expiring_7d = sum.expiring_7d;
+		o->expiring_30d = sum.expiring_30d;
+		o->ca = sum.ca;
+		o->leaf = sum.total - sum.ca;
+		o->with_key = sum.with_private_key;
+	}
 	if (rc == ACLM_OK && (answer = overview_json(o)) != NULL) {
 		json_decref(cache.answer);
 		cache.answer = json_incref(answer);
@@ -291,11 +221,10 @@ static int overview(struct server *s, struct aclm_http_req *req, struct aclm_htt
 	} else if (rc == ACLM_OK) {
 		rc = aclm_error(ACLM_ERR_NOMEM, "out of memory");
 	}
-	for (size_t i = 0; i < o->cap; i++) {
+	for (size_t i = 0; i < o->n_top; i++) {
 		free(o->issuers[i].dn);
 		free(o->issuers[i].cn);
 	}
-	free(o->issuers);
 	free(o);
 	return rc;
 }
