@@ -4,6 +4,7 @@ crl, and a small hostile JWS client (python3-cryptography) for the problem
 types of RFC 8555 section 6."""
 
 import base64
+import calendar
 import hashlib
 import http.client
 import http.server
@@ -782,3 +783,60 @@ def test_tlsalpn01_for_an_ip_address(aclm_sqlite, tmp_path):
         if srv_sock is not None:
             srv_sock.close()
         casrv.stop()
+
+
+# ---------------------------------------------------------------- ARI and profiles, aclm's client
+
+def test_aclm_client_follows_ari_and_profiles(casrv, tmp_path):
+    """aclm's ACME client against aclm's ACME server (issue 5's ARI and
+    profile proof, which Debian's Pebble cannot give): a certificate is not
+    renewed inside its window; `aclm ca renew-early` moves the window to now
+    and `aclm renew --all` renews at once, sending `replaces`; a profile the
+    directory does not advertise is refused before any order; a known one
+    shapes the certificate."""
+    client = Aclm(tmp_path / "client", "sqlite:%s" % (tmp_path / "client" / "c.db"), "sqlite")
+    write(os.path.join(client.tmp, "aclm.yaml"),
+          "acme:\n  cas:\n    - name: builtin\n      directory: %s\n      trust: %s\n"
+          % (casrv.directory, casrv.trust))
+    solver = ["--standalone", "127.0.0.1:%d" % casrv.http_port]
+    # an unknown profile: a clear error, and no order at the CA
+    orders_before = len(casrv.aclm.json("ca", "list", "--json"))
+    rc, out, err = client.run("issue", "--ca", "builtin", "--profile", "forever", *solver,
+                              "p.corp.internal")
+    assert rc != 0 and "forever" in err, err
+    assert len(casrv.aclm.json("ca", "list", "--json")) == orders_before
+    # a known profile: shortlived is 7 days
+    out = client.json("issue", "--json", "--ca", "builtin", "--profile", "shortlived", *solver,
+                      "short.corp.internal")
+    row = client.json("show", "--json", str(out[0]["cert_id"]))
+    life = (time.mktime(time.strptime(row["not_after"], "%Y-%m-%dT%H:%M:%SZ")) -
+            time.mktime(time.strptime(row["not_before"], "%Y-%m-%dT%H:%M:%SZ")))
+    assert 6 * 86400 < life <= 7 * 86400 + 60, row
+    # the default profile (90 days): not due now; the CA's window is weeks away
+    out = client.json("issue", "--json", "--ca", "builtin", *solver, "ari.corp.internal")
+    first = out[0]["cert_id"]
+    mid = out[0]["managed_id"]
+
+    def planned():
+        rows = client.json("renew", "--all", "--json")
+        r = [x for x in rows if x["name"].startswith("ari.corp.internal")][0]["result"]
+        m = re.search(r"renews after (\S+?)(,|\))", r)
+        assert m and "suggested by the CA" in r, r
+        return calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%SZ"))
+
+    before = planned()
+    assert before > time.time() + 30 * 86400
+    cur = client.sql("SELECT current_cert_id FROM managed_certificates WHERE id = %d" % mid)
+    assert int(cur[0][0]) == first, "renewed before its window"
+    # the operator moves the window to now (mass early renewal, spread over
+    # an hour): the client follows it at its next run
+    serial = client.json("show", "--json", str(first))["serial"]
+    casrv.aclm("ca", "renew-early", serial, check_rc=0)
+    after = planned()
+    assert after <= time.time() + 3600 + 60, (before, after)
+    # the renewal names the certificate it replaces (ARI)
+    client.run("renew", "--force", str(mid), check_rc=0)
+    cur = client.sql("SELECT current_cert_id FROM managed_certificates WHERE id = %d" % mid)
+    assert int(cur[0][0]) != first
+    orders = client.sql("SELECT replaces FROM acme_orders WHERE managed_id = %d ORDER BY id" % mid)
+    assert orders[-1][0], "the renewal did not send replaces"
