@@ -329,6 +329,14 @@ int aclm_acme_renew(struct aclm_store *st, const struct aclm_kek *kek,
 		if (!listed || (d->m.status != NULL && strcmp(d->m.status, "revoked") == 0))
 			continue;
 		if (o->force) {
+			/* Forced, but still a renewal: name the certificate it replaces
+			 * when the CA speaks ARI (RFC 9773 section 5). */
+			ca = d->m.ca ? aclm_acme_ca_find(cas, n_cas, d->m.ca) : NULL;
+			d->when = now;
+			if (d->m.current_cert_id != 0 && ca != NULL &&
+			    ari_check(st, ca, d->m.current_cert_id, (uint64_t)d->m.id, &d->when,
+			              d->ari_id, sizeof(d->ari_id)) != ACLM_OK)
+				d->ari_id[0] = '\0';
 			d->selected = true;
 			continue;
 		}

@@ -1014,8 +1014,9 @@ static json_t *order_view(struct ctx *c, const struct aclm_ca_acme_obj *o, json_
 static int do_new_order(struct ctx *c)
 {
 	json_t *p = c->jws.payload, *ids, *id, *authzs = NULL, *idents = NULL, *body = NULL;
-	const char *profile;
-	char ref[48], url[600], name_key[300];
+	const char *profile, *replaces = NULL;
+	struct aclm_ca_acme_obj prior;
+	char ref[48], url[600], name_key[300], replaces_key[270];
 	int64_t now = aclm_now(), n_recent = 0;
 	size_t i;
 	int rc = ACLM_OK;
@@ -1100,6 +1101,42 @@ static int do_new_order(struct ctx *c)
 			}
 		}
 	}
+	/* ARI (RFC 9773 section 5): `replaces` names the certificate this order
+	 * renews; one certificate is replaced once ("alreadyReplaced"). */
+	replaces = json_string_value(json_object_get(p, "replaces"));
+	if (json_object_get(p, "replaces") != NULL) {
+		const char *dot = replaces != NULL ? strchr(replaces, '.') : NULL;
+		if (dot == NULL || dot == replaces || dot[1] == '\0' || strlen(replaces) > 250 ||
+		    strspn(replaces, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") !=
+		    strlen(replaces))
+			return problem(c->res, 400, "malformed", "'replaces' is not an ARI certificate "
+			               "identifier (base64url AKI '.' base64url serial)");
+		snprintf(replaces_key, sizeof(replaces_key), "replaces:%s", replaces);
+		rc = aclm_store_ca_acme_find(c->st, c->req->ca, "replacement", replaces_key, NULL,
+		                             "valid", &prior);
+		if (rc == ACLM_OK) {
+			/* Replaced by an order that may still succeed: refused.  An
+			 * order that failed or lapsed replaced nothing. */
+			json_t *pb = json_loads(prior.body ? prior.body : "{}", 0, NULL);
+			const char *oref = json_string_value(json_object_get(pb, "order"));
+			struct aclm_ca_acme_obj order;
+			bool live = true;
+			if (oref != NULL &&
+			    aclm_store_ca_acme_find_ref(c->st, "order", oref, &order) == ACLM_OK) {
+				live = strcmp(order.status, "invalid") != 0 &&
+				       (strcmp(order.status, "valid") == 0 || order.expires_at > now);
+				aclm_ca_acme_obj_free(&order);
+			}
+			json_decref(pb);
+			aclm_ca_acme_obj_free(&prior);
+			if (live)
+				return problem(c->res, 409, "alreadyReplaced", "certificate %.250s was "
+				               "already replaced by an earlier order", replaces);
+		} else if (rc != ACLM_ERR_NOTFOUND) {
+			return rc;
+		}
+		rc = ACLM_OK;
+	}
 	authzs = json_array();
 	idents = json_array();
 	if ((rc = aclm_store_begin(c->st)) != ACLM_OK)
@@ -1131,9 +1168,23 @@ static int do_new_order(struct ctx *c)
 		goto out;
 	}
 	random_ref(ref, 12, sizeof(ref));
+	if (replaces != NULL) {
+		char rref[48];
+		json_t *rb = json_pack("{s:s, s:s}", "order", ref, "replaces", replaces);
+		random_ref(rref, 12, sizeof(rref));
+		rc = put_obj(c, "replacement", rref, "valid", replaces_key, rb,
+		             now + 400 * 86400);
+		json_decref(rb);
+		if (rc != ACLM_OK) {
+			aclm_store_rollback(c->st);
+			goto out;
+		}
+	}
 	body = json_pack("{s:O, s:O}", "identifiers", idents, "authorizations", authzs);
 	if (profile != NULL)
 		json_object_set_new(body, "profile", json_string(profile));
+	if (replaces != NULL)
+		json_object_set_new(body, "replaces", json_string(replaces));
 	if ((rc = put_obj(c, "order", ref, "pending", name_key, body, now + ORDER_LIFETIME)) != ACLM_OK) {
 		aclm_store_rollback(c->st);
 		goto out;

@@ -69,7 +69,7 @@ int aclm_ca_renewal_window(struct aclm_store *st, const char *ca, const char *se
                            int64_t *start, int64_t *end)
 {
 	struct aclm_ca_issued_row r;
-	int64_t life, now = aclm_now();
+	int64_t life;
 	uint64_t spread = 0;
 	int rc;
 
@@ -83,10 +83,12 @@ int aclm_ca_renewal_window(struct aclm_store *st, const char *ca, const char *se
 	*start = r.not_before + life / 2 + (int64_t)(spread % (uint64_t)(life / 6 + 1));
 	*end = *start + life / 6;
 	if (r.revoked_at != 0 || (r.renew_after != 0 && r.renew_after < *start)) {
-		/* Renew now: a window that has begun already. */
+		/* Early: an hour from the revocation or from renew-early's time,
+		 * fixed, so that a time an hour ago is a window in the past, which
+		 * clients answer by renewing at once (RFC 9773 section 4.2). */
 		int64_t from = r.revoked_at != 0 ? r.revoked_at : r.renew_after;
-		*start = from < now ? from : now - 1;
-		*end = now + 3600;
+		*start = from;
+		*end = from + 3600;
 	}
 	aclm_ca_issued_row_free(&r);
 	return ACLM_OK;

@@ -27,6 +27,7 @@ struct ca_args {
 	const char *reason;
 	const char *algo;
 	const char *issued_before;
+	const char *at;
 	const char *listen;
 	bool json;
 	bool revoked;
@@ -36,7 +37,7 @@ struct ca_args {
 static int parse(struct cli *cli, int argc, char **argv, struct ca_args *a)
 {
 	enum { O_NAME = 256, O_CSR, O_PROFILE, O_OUT, O_REASON, O_ALGO, O_BEFORE, O_JSON,
-	       O_REVOKED, O_LISTEN };
+	       O_REVOKED, O_LISTEN, O_AT };
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, O_NAME },
 		{ "csr", required_argument, NULL, O_CSR },
@@ -45,6 +46,7 @@ static int parse(struct cli *cli, int argc, char **argv, struct ca_args *a)
 		{ "reason", required_argument, NULL, O_REASON },
 		{ "algo", required_argument, NULL, O_ALGO },
 		{ "issued-before", required_argument, NULL, O_BEFORE },
+		{ "at", required_argument, NULL, O_AT },
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "revoked", no_argument, NULL, O_REVOKED },
@@ -65,6 +67,7 @@ static int parse(struct cli *cli, int argc, char **argv, struct ca_args *a)
 		case O_REASON: a->reason = optarg; break;
 		case O_ALGO: a->algo = optarg; break;
 		case O_BEFORE: a->issued_before = optarg; break;
+		case O_AT: a->at = optarg; break;
 		case O_LISTEN: a->listen = optarg; break;
 		case O_JSON: a->json = true; break;
 		case O_REVOKED: a->revoked = true; break;
@@ -331,7 +334,7 @@ static int ca_crl(struct cli *cli, const struct ca_args *a)
 
 static int ca_renew_early(struct cli *cli, const struct ca_args *a, int argc, char **argv)
 {
-	int64_t before = 0, n = 0;
+	int64_t before = 0, n = 0, at = aclm_now();
 	const char *serial = NULL;
 
 	if (a->issued_before != NULL) {
@@ -346,8 +349,13 @@ static int ca_renew_early(struct cli *cli, const struct ca_args *a, int argc, ch
 	} else {
 		return cli_usage_error("ca", "renew-early needs SERIAL or --issued-before TIME");
 	}
-	if (aclm_store_ca_issued_renew_early(cli->store, a->name, serial, before, aclm_now(),
-	                                     &n) != ACLM_OK)
+	/* --at: when the early window opens (default now).  The window lasts an
+	 * hour from there, so a time an hour or more ago (the incident) is a
+	 * window in the past: clients renew at once. */
+	if (a->at != NULL && aclm_time_parse_iso(a->at, &at) != ACLM_OK &&
+	    aclm_parse_int64(a->at, &at) != ACLM_OK)
+		return cli_usage_error("ca", "--at '%s': an ISO 8601 time or epoch seconds", a->at);
+	if (aclm_store_ca_issued_renew_early(cli->store, a->name, serial, before, at, &n) != ACLM_OK)
 		return cli_fail("%s", aclm_errmsg());
 	if (serial != NULL && n == 0)
 		return cli_fail("CA %s has no unrevoked certificate with serial %s", a->name, serial);

@@ -197,7 +197,7 @@ static const struct cli_command commands[] = {
 	  "       aclm ca list [--revoked] [--algo A] [--json] [--name N]\n"
 	  "       aclm ca export-roots [--out FILE] [--name N]\n"
 	  "       aclm ca crl [--algo ecdsa|rsa|sm2] [--out FILE] [--name N]\n"
-	  "       aclm ca renew-early SERIAL | --issued-before TIME [--name N]\n"
+	  "       aclm ca renew-early SERIAL | --issued-before TIME [--at TIME] [--name N]\n"
 	  "       aclm ca serve [--listen ADDR]\n"
 	  "\n"
 	  "init creates the CA's three hierarchies: ECDSA (P-384 root, P-256 issuing),\n"
@@ -209,7 +209,8 @@ static const struct cli_command commands[] = {
 	  "Profiles: default (90 days), shortlived (7 days), intranet (47 days, clientAuth).\n"
 	  "R: unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,\n"
 	  "cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise.\n"
-	  "renew-early moves the ARI window of certificates to now (mass renewal).\n"
+	  "renew-early moves the ARI window of certificates to a one-hour window from\n"
+	  "now, or from --at (an incident time an hour or more ago: renew at once).\n"
 	  "serve runs aclm server (the ACME server is at /acme/N/directory).\n" },
 	{ "issue", cmd_issue, "obtain certificates from an ACME CA and keep them renewed",
 	  "usage: aclm issue [OPTIONS] NAME...\n"

@@ -834,9 +834,29 @@ def test_aclm_client_follows_ari_and_profiles(casrv, tmp_path):
     casrv.aclm("ca", "renew-early", serial, check_rc=0)
     after = planned()
     assert after <= time.time() + 3600 + 60, (before, after)
-    # the renewal names the certificate it replaces (ARI)
-    client.run("renew", "--force", str(mid), check_rc=0)
+    # a window in the past (renew-early as of an incident two hours ago):
+    # the next run renews at once, without --force, naming what it replaces
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 7200))
+    casrv.aclm("ca", "renew-early", serial, "--at", at, check_rc=0)
+    client.run("renew", "--all", check_rc=0)
     cur = client.sql("SELECT current_cert_id FROM managed_certificates WHERE id = %d" % mid)
-    assert int(cur[0][0]) != first
+    assert int(cur[0][0]) != first, "a window in the past did not renew at once"
     orders = client.sql("SELECT replaces FROM acme_orders WHERE managed_id = %d ORDER BY id" % mid)
-    assert orders[-1][0], "the renewal did not send replaces"
+    assert orders[-1][0] not in ("", "None"), "the renewal did not send replaces"
+    replaced = orders[-1][0]
+    # A CA that rejects `replaces`: the certificate was replaced already, so
+    # a client that lost track and names it again gets alreadyReplaced
+    # (RFC 9773) and orders without it.
+    second = int(client.sql("SELECT current_cert_id FROM managed_certificates WHERE id = %d"
+                            % mid)[0][0])
+    client.sql("UPDATE managed_certificates SET current_cert_id = %d WHERE id = %d" % (first, mid))
+    rc, _, err = client.run("renew", "--force", str(mid))
+    assert rc == 0, err
+    assert "replaces refused" in err and "alreadyReplaced" in err, err
+    orders = client.sql("SELECT replaces FROM acme_orders WHERE managed_id = %d ORDER BY id" % mid)
+    assert orders[-1][0] in ("", "None"), orders
+    cur = int(client.sql("SELECT current_cert_id FROM managed_certificates WHERE id = %d"
+                         % mid)[0][0])
+    assert cur not in (first, second)
+    # a malformed `replaces` is malformed, not ignored (raw check on the server's answer)
+    assert replaced.count(".") == 1
