@@ -70,6 +70,9 @@ static const struct key_def key_defs[] = {
 	  "the reports it sends: inventory, expiry, compliance, algorithms, pq-readiness "
 	  "(none listed: expiry and compliance)" },
 	{ "reports.every", T_DURATION, "7d", NULL, "how often (periods start at the Unix epoch)" },
+	{ "scheduler.ari_recheck", T_DURATION, "6h", NULL,
+	  "how often aclm server asks a CA's ARI whether a certificate's renewal window moved "
+	  "(0: only at the planned time)" },
 	{ "scheduler.workers", T_INT, "2", NULL,
 	  "jobs (renewals, ...) run at the same time by one server" },
 	{ "scheduler.interval", T_DURATION, "30s", NULL,

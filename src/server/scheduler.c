@@ -174,6 +174,7 @@ struct due {
 
 struct plan_ctx {
 	int64_t now;
+	int64_t ari_recheck;         /* seconds; 0: only at the planned time */
 	struct due *due;
 	size_t n, cap;
 };
@@ -186,6 +187,17 @@ static int collect(void *ctx, const struct aclm_managed_row *m)
 	if (m->status != NULL && strcmp(m->status, "revoked") == 0)
 		return ACLM_OK;
 	at = m->current_cert_id == 0 || m->renew_at == 0 ? p->now : m->renew_at;
+	/* ARI: the CA may move the window earlier (an incident, renew-early),
+	 * so the job also runs at the next ARI re-check, which asks the CA and
+	 * renews only when its window says so.  The re-check times are fixed
+	 * slots (epoch-aligned, offset per certificate so a fleet spreads), so
+	 * planning every tick does not push them ahead. */
+	if (p->ari_recheck > 0 && m->current_cert_id != 0) {
+		int64_t off = (m->id * 7919) % p->ari_recheck;
+		int64_t next = ((p->now - off) / p->ari_recheck + 1) * p->ari_recheck + off;
+		if (next < at)
+			at = next;
+	}
 	if (m->next_attempt_at > at)
 		at = m->next_attempt_at;
 	if (p->n == p->cap) {
@@ -251,6 +263,8 @@ static void plan(struct worker *w)
 {
 	struct plan_ctx p = { .now = aclm_now() };
 	bool leader = false;
+
+	p.ari_recheck = aclm_config_duration(w->sch->cfg, "scheduler.ari_recheck");
 
 	if (aclm_store_node_heartbeat(w->store, w->sch->node, "server", w->sch->address,
 	                              ACLM_VERSION, p.now) != ACLM_OK)

@@ -860,3 +860,39 @@ def test_aclm_client_follows_ari_and_profiles(casrv, tmp_path):
     assert cur not in (first, second)
     # a malformed `replaces` is malformed, not ignored (raw check on the server's answer)
     assert replaced.count(".") == 1
+
+
+def test_server_follows_a_moved_ari_window(casrv, tmp_path):
+    """A fleet renews when its CA says so: aclm server's scheduler asks ARI
+    every scheduler.ari_recheck, so after `aclm ca renew-early` (an incident
+    an hour ago) the managed certificate is renewed without anyone running
+    a command."""
+    client = Aclm(tmp_path / "client", "sqlite:%s" % (tmp_path / "client" / "c.db"), "sqlite")
+    cfg = ("acme:\n  cas:\n    - name: builtin\n      directory: %s\n      trust: %s\n"
+           "scheduler:\n  interval: 1s\n  ari_recheck: 2s\n" % (casrv.directory, casrv.trust))
+    write(os.path.join(client.tmp, "aclm.yaml"), cfg)
+    out = client.json("issue", "--json", "--ca", "builtin", "--standalone",
+                      "127.0.0.1:%d" % casrv.http_port, "fleet.corp.internal")
+    first, mid = out[0]["cert_id"], out[0]["managed_id"]
+    srv = Server(client, config=cfg)
+    try:
+        time.sleep(4)  # a few ARI re-checks: nothing to do yet
+        cur = client.sql("SELECT current_cert_id FROM managed_certificates WHERE id = %d" % mid)
+        assert int(cur[0][0]) == first
+        serial = client.json("show", "--json", str(first))["serial"]
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 7200))
+        casrv.aclm("ca", "renew-early", serial, "--at", at, check_rc=0)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            cur = client.sql("SELECT current_cert_id FROM managed_certificates WHERE id = %d"
+                             % mid)
+            if int(cur[0][0]) != first:
+                break
+            time.sleep(0.5)
+        assert int(cur[0][0]) != first, "the scheduler did not follow the CA's window"
+        orders = client.sql("SELECT replaces FROM acme_orders WHERE managed_id = %d ORDER BY id"
+                            % mid)
+        assert orders[-1][0] not in ("", "None")
+    finally:
+        rc, _, err = srv.stop()
+    assert rc == 0, err
