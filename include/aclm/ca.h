@@ -149,6 +149,7 @@ struct aclm_ca_acme_opts {
 	int64_t orders_per_hour;             /* per account; 0: no limit */
 	int64_t orders_per_name_per_hour;    /* per registered name; 0: no limit */
 	int64_t authz_reuse;                 /* seconds a valid authorization is reused */
+	int64_t ari_retry_after;             /* renewalInfo's Retry-After, seconds; 0: 6 h */
 	double validation_timeout;           /* seconds; 10 */
 	/* External account binding (RFC 8555 7.3.4): "KID:BASE64URL-HMAC-KEY"
 	 * entries; with eab_required, newAccount without a valid binding is

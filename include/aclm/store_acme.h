@@ -54,8 +54,11 @@ struct aclm_managed_row {
 	int64_t next_attempt_at;
 	int64_t failures;
 	bool reuse_key;
+	int64_t ari_check_at;  /* when to ask the CA's ARI again (0: not asked yet) */
 };
 void aclm_managed_row_free(struct aclm_managed_row *r);
+/* The next ARI check, from the renewalInfo answer's Retry-After. */
+int aclm_store_managed_set_ari_check(struct aclm_store *st, int64_t id, int64_t at);
 
 /* Insert by name or update the desired state of an existing one. */
 int aclm_store_managed_upsert(struct aclm_store *st, const struct aclm_managed_row *r, int64_t *id);

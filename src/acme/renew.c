@@ -175,8 +175,9 @@ static int collect_fn(void *ctx, const struct aclm_managed_row *r)
 /* ARI: ask the CA that issued the current certificate.  *when gets the
  * chosen time; *ari_id the id for `replaces`.  Not an error when the CA has
  * no ARI (*when untouched). */
-static int ari_check(struct aclm_store *st, const struct aclm_acme_ca *ca, int64_t cert_id,
-                     uint64_t seed, int64_t *when, char *ari_id, size_t ari_id_size)
+static int ari_check(struct aclm_store *st, const struct aclm_acme_ca *ca, int64_t managed_id,
+                     int64_t cert_id, uint64_t seed, int64_t *when, char *ari_id,
+                     size_t ari_id_size)
 {
 	struct acme_client c;
 	struct acme_response resp;
@@ -200,7 +201,16 @@ static int ari_check(struct aclm_store *st, const struct aclm_acme_ca *ca, int64
 	if (resp.status != 200) {
 		rc = aclm_error(ACLM_ERR_IO, "CA %s: renewalInfo: HTTP %ld", ca->name, resp.status);
 	} else if ((rc = aclm_acme_ari_parse(resp.body, resp.body_len, &w)) == ACLM_OK) {
+		/* Ask again after the Retry-After the CA gives (RFC 9773 section
+		 * 4.3), within a minute and a day; six hours when it gives none. */
+		int64_t again = resp.retry_after > 0 ? resp.retry_after : 6 * 3600;
+		if (again < 60)
+			again = 60;
+		if (again > 86400)
+			again = 86400;
 		*when = aclm_acme_ari_pick(&w, aclm_now(), seed);
+		if (aclm_store_managed_set_ari_check(st, managed_id, aclm_now() + again) != ACLM_OK)
+			aclm_warn("CA %s: %s", ca->name, aclm_errmsg());
 	} else {
 		aclm_error_wrap(rc, "CA %s", ca->name);
 	}
@@ -334,7 +344,7 @@ int aclm_acme_renew(struct aclm_store *st, const struct aclm_kek *kek,
 			ca = d->m.ca ? aclm_acme_ca_find(cas, n_cas, d->m.ca) : NULL;
 			d->when = now;
 			if (d->m.current_cert_id != 0 && ca != NULL &&
-			    ari_check(st, ca, d->m.current_cert_id, (uint64_t)d->m.id, &d->when,
+			    ari_check(st, ca, d->m.id, d->m.current_cert_id, (uint64_t)d->m.id, &d->when,
 			              d->ari_id, sizeof(d->ari_id)) != ACLM_OK)
 				d->ari_id[0] = '\0';
 			d->selected = true;
@@ -352,7 +362,7 @@ int aclm_acme_renew(struct aclm_store *st, const struct aclm_kek *kek,
 		/* ARI decides when the CA offers it; else the lifetime rule */
 		ca = d->m.ca ? aclm_acme_ca_find(cas, n_cas, d->m.ca) : NULL;
 		d->when = d->m.renew_at;
-		if (ca != NULL && ari_check(st, ca, d->m.current_cert_id, (uint64_t)d->m.id, &d->when,
+		if (ca != NULL && ari_check(st, ca, d->m.id, d->m.current_cert_id, (uint64_t)d->m.id, &d->when,
 		                            d->ari_id, sizeof(d->ari_id)) != ACLM_OK) {
 			aclm_warn("%s: ARI failed (%s); using the lifetime rule", d->m.name, aclm_errmsg());
 			d->ari_id[0] = '\0';

@@ -290,7 +290,7 @@ static int do_renewal_info(struct ctx *c, const char *certid)
 		return rc;
 	iso(start, s);
 	iso(end, e);
-	c->res->retry_after = 6 * 3600;
+	c->res->retry_after = c->a->o.ari_retry_after > 0 ? c->a->o.ari_retry_after : 6 * 3600;
 	return reply_json(c->res, 200, json_pack("{s:{s:s, s:s}}", "suggestedWindow", "start", s,
 	                                         "end", e));
 }

@@ -71,8 +71,8 @@ static const struct key_def key_defs[] = {
 	  "(none listed: expiry and compliance)" },
 	{ "reports.every", T_DURATION, "7d", NULL, "how often (periods start at the Unix epoch)" },
 	{ "scheduler.ari_recheck", T_DURATION, "6h", NULL,
-	  "how often aclm server asks a CA's ARI whether a certificate's renewal window moved "
-	  "(0: only at the planned time)" },
+	  "how often aclm server asks a CA's ARI whether a certificate's renewal window moved, "
+	  "until the CA's own Retry-After is known (0: only at the planned time)" },
 	{ "scheduler.workers", T_INT, "2", NULL,
 	  "jobs (renewals, ...) run at the same time by one server" },
 	{ "scheduler.interval", T_DURATION, "30s", NULL,
@@ -113,6 +113,9 @@ static const struct key_def key_defs[] = {
 	{ "ca.http01_port", T_INT, "80", NULL, "port the built-in CA's http-01 validation connects to" },
 	{ "ca.tlsalpn01_port", T_INT, "443", NULL,
 	  "port the built-in CA's tls-alpn-01 validation connects to" },
+	{ "ca.ari_retry_after", T_DURATION, "6h", NULL,
+	  "how long ACME clients should wait before asking the built-in CA's ARI again "
+	  "(Retry-After of renewalInfo)" },
 	{ "ca.orders_per_hour", T_INT, "300", NULL,
 	  "new orders one ACME account may place per hour (rateLimited beyond)" },
 	{ "ca.orders_per_name_per_hour", T_INT, "1000", NULL,

@@ -137,6 +137,7 @@ static int ca_ready(struct server *s)
 	o.connect_to = aclm_config_str(s->cfg, "ca.validation_connect_to");
 	o.dns_resolver = aclm_config_str(s->cfg, "ca.dns_resolver");
 	o.orders_per_hour = aclm_config_int(s->cfg, "ca.orders_per_hour");
+	o.ari_retry_after = aclm_config_duration(s->cfg, "ca.ari_retry_after");
 	o.orders_per_name_per_hour = aclm_config_int(s->cfg, "ca.orders_per_name_per_hour");
 	o.authz_reuse = aclm_config_duration(s->cfg, "ca.authz_reuse");
 	o.n_eab_keys = aclm_config_list(s->cfg, "ca.eab_keys", &o.eab_keys);

@@ -188,11 +188,16 @@ static int collect(void *ctx, const struct aclm_managed_row *m)
 		return ACLM_OK;
 	at = m->current_cert_id == 0 || m->renew_at == 0 ? p->now : m->renew_at;
 	/* ARI: the CA may move the window earlier (an incident, renew-early),
-	 * so the job also runs at the next ARI re-check, which asks the CA and
-	 * renews only when its window says so.  The re-check times are fixed
-	 * slots (epoch-aligned, offset per certificate so a fleet spreads), so
-	 * planning every tick does not push them ahead. */
-	if (p->ari_recheck > 0 && m->current_cert_id != 0) {
+	 * so the job also runs when ARI is to be asked again, which renews only
+	 * when the window says so: at the Retry-After of the CA's last answer,
+	 * or, before any answer or from a CA without ARI, in fixed slots
+	 * (epoch-aligned, offset per certificate so a fleet spreads; planning
+	 * every tick does not push them ahead). */
+	if (m->ari_check_at > 0 && m->current_cert_id != 0) {
+		/* The time the CA asked for (renewalInfo's Retry-After). */
+		if (m->ari_check_at < at)
+			at = m->ari_check_at;
+	} else if (p->ari_recheck > 0 && m->current_cert_id != 0) {
 		int64_t off = (m->id * 7919) % p->ari_recheck;
 		int64_t next = ((p->now - off) / p->ari_recheck + 1) * p->ari_recheck + off;
 		if (next < at)

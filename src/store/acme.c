@@ -204,7 +204,7 @@ int aclm_store_acme_account_list(struct aclm_store *st, aclm_acme_account_fn fn,
 
 #define MANAGED_COLS "id, name, identifiers, key_type, ca, cas, solver, profile, status, " \
                      "last_error, pair_id, current_cert_id, renew_at, next_attempt_at, failures, " \
-                     "reuse_key"
+                     "reuse_key, ari_check_at"
 
 static const char SQL_MANAGED_GET[] =
 	"SELECT " MANAGED_COLS " FROM managed_certificates WHERE id = ?";
@@ -266,6 +266,7 @@ static void read_managed(struct aclm_store *st, struct store_stmt *s, struct acl
 	r->next_attempt_at = d->column_int64(s, 13);
 	r->failures = d->column_int64(s, 14);
 	r->reuse_key = d->column_int64(s, 15) != 0;
+	r->ari_check_at = d->column_int64(s, 16);
 }
 
 int aclm_store_managed_upsert(struct aclm_store *st, const struct aclm_managed_row *r, int64_t *id)
@@ -685,4 +686,14 @@ fail_row:
 	aclm_managed_row_free(&m);
 fail:
 	return store_end(st, rc);
+}
+
+static const char SQL_MANAGED_ARI_CHECK[] =
+	"UPDATE managed_certificates SET ari_check_at = ? WHERE id = ?";
+
+int aclm_store_managed_set_ari_check(struct aclm_store *st, int64_t id, int64_t at)
+{
+	const struct store_param p[] = { SP_I(at), SP_I(id) };
+
+	return store_run(st, SQL_MANAGED_ARI_CHECK, "record the next ARI check", p, SP_COUNT(p));
 }

@@ -439,6 +439,11 @@ static const char schema_ca[] =
 	"CREATE INDEX ca_acme_objects_account ON ca_acme_objects (account_ref, kind, created_at);"
 	"CREATE INDEX ca_acme_objects_status ON ca_acme_objects (kind, status);";
 
+/* When the ACME client asks the CA's ARI again about a managed
+ * certificate: the renewalInfo answer's Retry-After (RFC 9773 section 4.3). */
+static const char schema_ari[] =
+	"ALTER TABLE managed_certificates ADD COLUMN ari_check_at BIGINT NOT NULL DEFAULT 0;";
+
 static const struct migration migrations[] = {
 	{ 1, "initial schema", schema_1, NULL, NULL },
 	{ 2, "scan", schema_scan, NULL, NULL },
@@ -446,6 +451,7 @@ static const struct migration migrations[] = {
 	{ 4, "server", schema_server, NULL, NULL },
 	{ 5, "policy", schema_policy, NULL, NULL },
 	{ 6, "ca", schema_ca, NULL, NULL },
+	{ 7, "ari re-check", schema_ari, NULL, NULL },
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

@@ -862,11 +862,19 @@ def test_aclm_client_follows_ari_and_profiles(casrv, tmp_path):
     assert replaced.count(".") == 1
 
 
-def test_server_follows_a_moved_ari_window(casrv, tmp_path):
+@pytest.fixture
+def casrv_quick_ari(aclm_sqlite):
+    s = CaServer(aclm_sqlite, env={"ACLM_CA_ARI_RETRY_AFTER": "2s"})
+    yield s
+    s.stop()
+
+
+def test_server_follows_a_moved_ari_window(casrv_quick_ari, tmp_path):
     """A fleet renews when its CA says so: aclm server's scheduler asks ARI
-    every scheduler.ari_recheck, so after `aclm ca renew-early` (an incident
-    an hour ago) the managed certificate is renewed without anyone running
-    a command."""
+    again at the Retry-After of the CA's last answer (2 s here), so after
+    `aclm ca renew-early` (an incident an hour ago) the managed certificate
+    is renewed without anyone running a command."""
+    casrv = casrv_quick_ari
     client = Aclm(tmp_path / "client", "sqlite:%s" % (tmp_path / "client" / "c.db"), "sqlite")
     cfg = ("acme:\n  cas:\n    - name: builtin\n      directory: %s\n      trust: %s\n"
            "scheduler:\n  interval: 1s\n  ari_recheck: 2s\n" % (casrv.directory, casrv.trust))
@@ -876,13 +884,20 @@ def test_server_follows_a_moved_ari_window(casrv, tmp_path):
     first, mid = out[0]["cert_id"], out[0]["managed_id"]
     srv = Server(client, config=cfg)
     try:
-        time.sleep(4)  # a few ARI re-checks: nothing to do yet
+        # the first renew run asks ARI and keeps the CA's Retry-After
+        deadline = time.time() + 30
+        while time.time() < deadline and int(client.sql(
+                "SELECT ari_check_at FROM managed_certificates WHERE id = %d" % mid)[0][0]) == 0:
+            time.sleep(0.5)
+        check_at = int(client.sql("SELECT ari_check_at FROM managed_certificates WHERE id = %d"
+                                  % mid)[0][0])
+        assert 0 < check_at <= time.time() + 70, check_at  # 2 s, clamped to at least 60 s
         cur = client.sql("SELECT current_cert_id FROM managed_certificates WHERE id = %d" % mid)
         assert int(cur[0][0]) == first
         serial = client.json("show", "--json", str(first))["serial"]
         at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 7200))
         casrv.aclm("ca", "renew-early", serial, "--at", at, check_rc=0)
-        deadline = time.time() + 60
+        deadline = time.time() + 100
         while time.time() < deadline:
             cur = client.sql("SELECT current_cert_id FROM managed_certificates WHERE id = %d"
                              % mid)
