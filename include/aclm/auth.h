@@ -54,7 +54,7 @@ int aclm_auth_random_password(char out[33]);
 #define ACLM_TOKEN_LOOKUP_LEN 12
 #define ACLM_TOKEN_MAX 80
 
-/* A new token: *token is what the user gets (shown once), lookup and
+/* A new token: *token is what the user receives (shown once), lookup and
  * secret_hash are what the store keeps. */
 int aclm_auth_token_new(char token[ACLM_TOKEN_MAX], char lookup[ACLM_TOKEN_LOOKUP_LEN + 1],
                         char secret_hash[65]);
