@@ -23,6 +23,8 @@ int aclm_parse_bool(const char *s, bool *out);
 void aclm_hex_encode(const unsigned char *in, size_t n, char *out);
 /* Decode hex (upper/lower, optional ':' separators) into out; returns the
  * number of bytes or ACLM_ERR_PARSE / ACLM_ERR_TOOBIG. */
+/* The value of one hex digit (either case), or -1. */
+int aclm_hex_digit(int c);
 int aclm_hex_decode(const char *in, unsigned char *out, size_t out_size);
 void aclm_str_lower(char *s);
 bool aclm_str_has_prefix(const char *s, const char *prefix);

@@ -141,7 +141,7 @@ void aclm_hex_encode(const unsigned char *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int hexval(int c)
+int aclm_hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -162,8 +162,8 @@ int aclm_hex_decode(const char *in, unsigned char *out, size_t out_size)
 			in++;
 			continue;
 		}
-		hi = hexval((unsigned char)in[0]);
-		lo = hi < 0 ? -1 : hexval((unsigned char)in[1]);
+		hi = aclm_hex_digit((unsigned char)in[0]);
+		lo = hi < 0 ? -1 : aclm_hex_digit((unsigned char)in[1]);
 		if (hi < 0 || lo < 0)
 			return aclm_error(ACLM_ERR_PARSE, "not hexadecimal: '%s'", in);
 		if (n >= out_size)

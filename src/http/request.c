@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "aclm/err.h"
+#include "aclm/str.h"
 #include "aclm/http.h"
 #include "http-int.h"
 
@@ -96,17 +97,6 @@ void aclm_http_req_free(struct aclm_http_req *req)
 	free(req);
 }
 
-static int hexdig(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode s[0..n) into out (n + 1 bytes); plus_space for queries.
  * Returns the decoded length or -1 on a bad escape or a NUL. */
 static long pct_decode(const char *s, size_t n, char *out, bool plus_space)
@@ -121,8 +111,8 @@ static long pct_decode(const char *s, size_t n, char *out, bool plus_space)
 
 			if (i + 2 >= n)
 				return -1;
-			h = hexdig(s[i + 1]);
-			l = hexdig(s[i + 2]);
+			h = aclm_hex_digit(s[i + 1]);
+			l = aclm_hex_digit(s[i + 2]);
 			if (h < 0 || l < 0)
 				return -1;
 			c = (char)(h * 16 + l);

@@ -77,26 +77,6 @@ bool aclm_user_name_valid(const char *name)
 	return n == strlen(name) && n <= 64;
 }
 
-/* The audit event of a change, with who did it; inside the caller's
- * transaction. */
-static int audit(struct aclm_store *st, const char *type, const char *subject,
-                 const char *actor, json_t *extra)
-{
-	json_t *d = extra != NULL ? extra : json_object();
-	char *text;
-	int rc;
-
-	if (d == NULL)
-		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
-	json_object_set_new(d, "actor", json_string(actor != NULL ? actor : "system"));
-	text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(d);
-	if (text == NULL)
-		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
-	rc = aclm_store_append_event(st, type, subject, text);
-	free(text);
-	return rc;
-}
 
 
 int aclm_store_user_add(struct aclm_store *st, const char *actor, const char *name,
@@ -133,7 +113,7 @@ int aclm_store_user_add(struct aclm_store *st, const char *actor, const char *na
 	if (rc == 1) {
 		json_t *d = json_object();
 		json_object_set_new(d, "role", json_string(aclm_role_name(role)));
-		rc = audit(st, "user.added", name, actor, d);
+		rc = store_audit(st, "user.added", name, actor, d);
 	} else if (rc == 0) {
 		rc = aclm_error(ACLM_ERR_DB, "add user '%s': no row returned", name);
 	}
@@ -215,7 +195,7 @@ int aclm_store_user_set_password(struct aclm_store *st, const char *actor, const
 		rc = store_run(st, SQL_USER_SESSIONS_END, "end sessions", p, SP_COUNT(p));
 	}
 	if (rc == ACLM_OK)
-		rc = audit(st, "user.password", name, actor, NULL);
+		rc = store_audit(st, "user.password", name, actor, NULL);
 	return store_end(st, rc);
 }
 
@@ -250,7 +230,7 @@ int aclm_store_user_set_role(struct aclm_store *st, const char *actor, const cha
 		json_t *d = json_object();
 		json_object_set_new(d, "from", json_string(aclm_role_name(u.role)));
 		json_object_set_new(d, "role", json_string(aclm_role_name(role)));
-		rc = audit(st, "user.role", name, actor, d);
+		rc = store_audit(st, "user.role", name, actor, d);
 	}
 out:
 	aclm_user_clear(&u);
@@ -283,7 +263,7 @@ int aclm_store_user_delete(struct aclm_store *st, const char *actor, const char 
 		    (rc = store_run(st, SQL_USER_DEL, "delete user", p, 1)) != ACLM_OK)
 			goto out;
 	}
-	rc = audit(st, "user.deleted", name, actor, NULL);
+	rc = store_audit(st, "user.deleted", name, actor, NULL);
 out:
 	aclm_user_clear(&u);
 	return store_end(st, rc);
@@ -341,7 +321,7 @@ int aclm_store_user_login_failed(struct aclm_store *st, int64_t user_id, int64_t
 				json_t *d = json_object();
 				json_object_set_new(d, "failures", json_integer(failed));
 				json_object_set_new(d, "until", json_integer(now + lock_seconds));
-				rc = audit(st, "user.locked", u.name, "system", d);
+				rc = store_audit(st, "user.locked", u.name, "system", d);
 			}
 			aclm_user_clear(&u);
 			*now_locked = rc == ACLM_OK;
@@ -393,7 +373,7 @@ int aclm_store_token_add(struct aclm_store *st, const char *actor, int64_t user_
 		json_object_set_new(d, "name", json_string(name));
 		json_object_set_new(d, "role", json_string(aclm_role_name(role)));
 		json_object_set_new(d, "expires_at", json_integer(expires_at));
-		rc = audit(st, "token.created", lookup, actor, d);
+		rc = store_audit(st, "token.created", lookup, actor, d);
 	} else if (rc == 0) {
 		rc = aclm_error(ACLM_ERR_DB, "add token: no row returned");
 	}
@@ -474,7 +454,7 @@ int aclm_store_token_revoke(struct aclm_store *st, const char *actor, const char
 			json_t *d = json_object();
 			json_object_set_new(d, "user", json_string(t.user));
 			json_object_set_new(d, "name", json_string(t.name));
-			rc = audit(st, "token.revoked", t.lookup, actor, d);
+			rc = store_audit(st, "token.revoked", t.lookup, actor, d);
 		}
 	}
 	return store_end(st, rc);

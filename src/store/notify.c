@@ -75,24 +75,6 @@ static bool all_digits(const char *s)
 	return true;
 }
 
-static int audit(struct aclm_store *st, const char *type, const char *subject,
-                 const char *actor, json_t *extra)
-{
-	json_t *d = extra != NULL ? extra : json_object();
-	char *text;
-	int rc;
-
-	if (d == NULL)
-		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
-	json_object_set_new(d, "actor", json_string(actor != NULL ? actor : "system"));
-	text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(d);
-	if (text == NULL)
-		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
-	rc = aclm_store_append_event(st, type, subject, text);
-	free(text);
-	return rc;
-}
 
 
 /* --- channels ---------------------------------------------------------- */
@@ -128,7 +110,7 @@ int aclm_store_alert_channel_add(struct aclm_store *st, const char *actor, const
 		rc = store_int64(st, SQL_CHANNEL_ADD, "add alert channel", p, SP_COUNT(p), &new_id);
 	}
 	if (rc == 1)
-		rc = audit(st, "alert.channel.added", name, actor,
+		rc = store_audit(st, "alert.channel.added", name, actor,
 		           json_pack("{s:s}", "kind", kind));
 	else if (rc == 0)
 		rc = aclm_error(ACLM_ERR_DB, "add alert channel '%s': no row returned", name);
@@ -247,7 +229,7 @@ int aclm_store_alert_channel_delete(struct aclm_store *st, const char *actor, co
 		rc = store_run(st, SQL_CHANNEL_DEL, "delete alert channel", p, SP_COUNT(p));
 	}
 	if (rc == ACLM_OK)
-		rc = audit(st, "alert.channel.deleted", c.name, actor, json_pack("{s:s}", "kind", c.kind));
+		rc = store_audit(st, "alert.channel.deleted", c.name, actor, json_pack("{s:s}", "kind", c.kind));
 	aclm_alert_channel_clear(&c);
 	return store_end(st, rc);
 }
@@ -289,7 +271,7 @@ int aclm_store_alert_rule_add(struct aclm_store *st, const char *actor,
 		rc = store_int64(st, SQL_RULE_ADD, "add alert rule", p, SP_COUNT(p), &new_id);
 	}
 	if (rc == 1)
-		rc = audit(st, "alert.rule.added", r->name, actor,
+		rc = store_audit(st, "alert.rule.added", r->name, actor,
 		           json_pack("{s:s,s:s,s:I}", "kind", r->kind, "params",
 		                     r->params ? r->params : "{}", "channel_id",
 		                     (json_int_t)r->channel_id));
@@ -355,7 +337,7 @@ int aclm_store_alert_rule_delete(struct aclm_store *st, const char *actor, const
 		rc = store_run(st, SQL_RULE_DEL, "delete alert rule", p, SP_COUNT(p));
 	}
 	if (rc == ACLM_OK)
-		rc = audit(st, "alert.rule.deleted", ref, actor, json_pack("{s:I}", "id", (json_int_t)id));
+		rc = store_audit(st, "alert.rule.deleted", ref, actor, json_pack("{s:I}", "id", (json_int_t)id));
 	return store_end(st, rc);
 }
 

@@ -44,20 +44,6 @@ static const char SQL_POLICY_GENERATION[] =
 	"(SELECT COUNT(*) FROM scan_results), (SELECT COALESCE(MAX(id), 0) FROM scan_results), "
 	"(SELECT COUNT(*) FROM policies)";
 
-static int audit(struct aclm_store *st, const char *type, const char *subject,
-                 const char *actor)
-{
-	json_t *d = json_pack("{s:s}", "actor", actor != NULL ? actor : "system");
-	char *text = d != NULL ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	int rc;
-
-	json_decref(d);
-	if (text == NULL)
-		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
-	rc = aclm_store_append_event(st, type, subject, text);
-	free(text);
-	return rc;
-}
 
 
 int aclm_store_policy_put(struct aclm_store *st, const char *actor, const char *name,
@@ -78,12 +64,12 @@ int aclm_store_policy_put(struct aclm_store *st, const char *actor, const char *
 		const struct store_param p[] = { SP_T(body), SP_I(now), SP_T(name) };
 		rc = store_run(st, SQL_POLICY_UPDATE, "replace a policy", p, SP_COUNT(p));
 		if (rc == ACLM_OK)
-			rc = audit(st, "policy.replaced", name, actor);
+			rc = store_audit(st, "policy.replaced", name, actor, NULL);
 	} else {
 		const struct store_param p[] = { SP_T(name), SP_T(body), SP_I(now), SP_I(now) };
 		rc = store_run(st, SQL_POLICY_INSERT, "add a policy", p, SP_COUNT(p));
 		if (rc == ACLM_OK)
-			rc = audit(st, "policy.added", name, actor);
+			rc = store_audit(st, "policy.added", name, actor, NULL);
 	}
 	return store_end(st, rc);
 }
@@ -151,7 +137,7 @@ int aclm_store_policy_set_default(struct aclm_store *st, const char *actor, cons
 		rc = store_run(st, SQL_POLICY_SET_DEFAULT, "set the default policy", p, 1);
 	}
 	if (rc == ACLM_OK)
-		rc = audit(st, "policy.default", name != NULL ? name : "", actor);
+		rc = store_audit(st, "policy.default", name != NULL ? name : "", actor, NULL);
 	return store_end(st, rc);
 }
 
@@ -196,7 +182,7 @@ int aclm_store_policy_delete(struct aclm_store *st, const char *actor, const cha
 		                             name));
 	rc = store_run(st, SQL_POLICY_DELETE, "delete a policy", p, 1);
 	if (rc == ACLM_OK)
-		rc = audit(st, "policy.deleted", name, actor);
+		rc = store_audit(st, "policy.deleted", name, actor, NULL);
 	return store_end(st, rc);
 }
 

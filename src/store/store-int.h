@@ -170,6 +170,12 @@ int store_exec(struct aclm_store *st, const char *script, const char *what);
  * back keeping the message of the first error; returns rc (or the commit's
  * error). */
 int store_end(struct aclm_store *st, int rc);
+/* Append the audit event of a change, inside the caller's transaction:
+ * detail (a JSON object, taken; NULL for none) gets "actor" (NULL:
+ * "system"). */
+struct json_t;
+int store_audit(struct aclm_store *st, const char *type, const char *subject,
+                const char *actor, struct json_t *detail);
 
 
 /* Advisory lock keys (postgres); arbitrary constants, "aclm" + a number. */

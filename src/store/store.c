@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 
 #include "aclm/buf.h"
@@ -167,20 +168,6 @@ const char *aclm_source_name(enum aclm_source s)
 	case ACLM_SRC_CA: return "ca";
 	}
 	return NULL;
-}
-
-static const char *key_type_text(enum aclm_key_type t)
-{
-	switch (t) {
-	case ACLM_KEY_RSA: return "rsa";
-	case ACLM_KEY_EC: return "ec";
-	case ACLM_KEY_ED25519: return "ed25519";
-	case ACLM_KEY_ED448: return "ed448";
-	case ACLM_KEY_SM2: return "sm2";
-	case ACLM_KEY_DSA: return "dsa";
-	case ACLM_KEY_UNKNOWN: break;
-	}
-	return "unknown";
 }
 
 static const char *level_text(enum aclm_level l)
@@ -358,6 +345,25 @@ int store_end(struct aclm_store *st, int rc)
 	snprintf(saved, sizeof(saved), "%s", aclm_errmsg());
 	aclm_store_rollback(st);
 	aclm_error(rc, "%s", saved);
+	return rc;
+}
+
+int store_audit(struct aclm_store *st, const char *type, const char *subject,
+                const char *actor, json_t *detail)
+{
+	json_t *d = detail != NULL ? detail : json_object();
+	char *text;
+	int rc;
+
+	if (d == NULL)
+		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
+	json_object_set_new(d, "actor", json_string(actor != NULL ? actor : "system"));
+	text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(d);
+	if (text == NULL)
+		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
+	rc = aclm_store_append_event(st, type, subject, text);
+	free(text);
 	return rc;
 }
 
@@ -1113,7 +1119,7 @@ int aclm_store_put_cert(struct aclm_store *st, const struct aclm_cert *c,
 		goto out;
 	{
 		const struct store_param p[] = {
-			SP_T(spki), SP_T(key_type_text(c->key_type)), SP_I(c->key_bits), SP_T(c->curve),
+			SP_T(spki), SP_T(aclm_key_type_name(c->key_type)), SP_I(c->key_bits), SP_T(c->curve),
 			SP_T(spki),
 		};
 		if ((rc = store_run(st, SQL_INSERT_KEY, "insert key", p, SP_COUNT(p))) != ACLM_OK)
@@ -1126,7 +1132,7 @@ int aclm_store_put_cert(struct aclm_store *st, const struct aclm_cert *c,
 			SP_T(fp), SP_T(spki), SP_T(text_or_empty(c->subject)),
 			SP_T(text_or_empty(c->issuer)), SP_T(c->subject_cn), SP_T(c->issuer_cn),
 			SP_T(c->subject_hash), SP_T(c->issuer_hash), SP_T(text_or_empty(c->serial_hex)),
-			SP_I(c->not_before), SP_I(c->not_after), SP_T(key_type_text(c->key_type)),
+			SP_I(c->not_before), SP_I(c->not_after), SP_T(aclm_key_type_name(c->key_type)),
 			SP_I(c->key_bits), SP_T(c->curve), SP_T(text_or_empty(c->sig_alg)),
 			SP_T(level_text(c->level)), SP_I(c->is_ca ? 1 : 0), SP_T(c->ski_hex),
 			SP_T(c->aki_hex), SP_T(sans), SP_I(aclm_now()),

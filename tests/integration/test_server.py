@@ -456,4 +456,6 @@ def test_server_prefers_hybrid_post_quantum(server, aclm):
     p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % server.port,
                         "-groups", "X25519", "-brief"], input=b"", capture_output=True,
                        timeout=20)
-    assert b"X25519" in p.stdout + p.stderr
+    assert p.returncode == 0, p.stderr
+    assert re.search(rb"(Server Temp Key|Negotiated TLS1.3 group): X25519\b", p.stdout + p.stderr), \
+        p.stdout + p.stderr
