@@ -215,9 +215,22 @@ int aclm_store_ca_issued_add(struct aclm_store *st, const struct aclm_ca_issued_
 	return write_one(st, SQL_ISSUED_ADD, "insert CA certificate", p, SP_COUNT(p));
 }
 
+/* A serial as stored (BN_bn2hex: upper case, whole bytes, no extra leading
+ * zero byte), whatever the user typed: "1d8a..." and "01D8A..." and
+ * "0001D8A..." are one serial. */
 static void upper_serial(const char *in, char *out, size_t n)
 {
-	aclm_strlcpy(out, in, n);
+	size_t len;
+
+	while (in[0] == '0' && in[1] != '\0')
+		in++;
+	len = strlen(in);
+	if (len % 2 == 1 && n > 1) {
+		out[0] = '0';
+		aclm_strlcpy(out + 1, in, n - 1);
+	} else {
+		aclm_strlcpy(out, in, n);
+	}
 	for (char *c = out; *c != '\0'; c++)
 		if (*c >= 'a' && *c <= 'f')
 			*c = (char)(*c - 'a' + 'A');
