@@ -655,7 +655,7 @@ static int site_subject(struct aclm_policy_result *r, const char *name, size_t *
 static int finish_sites(struct aclm_policy_eval *ev)
 {
 	const struct aclm_policy *p = ev->p;
-	size_t idx;
+	size_t idx = 0;
 	int rc;
 
 	for (size_t d = 0; d < p->n_duals; d++) {
