@@ -193,6 +193,7 @@ static int cert_show(struct server *s, struct aclm_http_req *req, struct aclm_ht
 		return rc;
 	}
 	json_object_set_new(cert, "observations", obs);
+	json_object_set_new(cert, "revocation", server_cert_revocation(s, id));
 	return server_reply_json(res, 200, cert);
 }
 

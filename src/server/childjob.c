@@ -1,6 +1,6 @@
 /* Work asked for through the API that talks to the network runs as a child
  * `aclm` process: a scan (`aclm scan --ndjson`) and a first issuance
- * (`aclm issue --json`).  The code that parses what hostile servers and CAs
+ * (`aclm issue --json`), and a revocation at an ACME CA (`aclm revoke`).  The code that parses what hostile servers and CAs
  * send never runs in the address space that holds sessions and API state
  * (privilege separation by process, as relayd and acme-client do).  The
  * worker reads the child's output as it comes, reports progress on the job,
@@ -19,8 +19,10 @@
 #include <openssl/crypto.h>
 
 #include "aclm/buf.h"
+#include "aclm/ca.h"
 #include "aclm/err.h"
 #include "aclm/log.h"
+#include "aclm/store_acme.h"
 #include "aclm/store_jobs.h"
 #include "aclm/timeutil.h"
 #include "server-int.h"
@@ -403,6 +405,90 @@ void server_job_issue(struct scheduler_job_ctx *ctx, const struct aclm_job *job,
 	}
 out:
 	json_decref(out);
+	aclm_buf_free(&c.line);
+	aclm_buf_free(&c.all);
+	json_decref(params);
+}
+
+static int fingerprint_fn(void *ctx, const struct aclm_cert_row *row)
+{
+	memcpy(ctx, row->fingerprint, sizeof(row->fingerprint));
+	return ACLM_OK;
+}
+
+/* A revocation at the ACME CA that issued the certificate: `aclm revoke
+ * --reason CODE ID` (the account key is opened in the child).  Once the CA
+ * said yes, the order is marked revoked, so the API refuses a second one
+ * and the certificate page shows it. */
+void server_job_revoke(struct scheduler_job_ctx *ctx, const struct aclm_job *job,
+                       char *error, size_t error_size, char *result, size_t result_size,
+                       bool *ok)
+{
+	json_t *params = json_loads(job->params, 0, NULL);
+	struct aclm_acme_order_row o;
+	char *argv[12], self[4096], id_s[24], reason_s[8], fp[65];
+	struct child_out c;
+	json_int_t id = json_integer_value(json_object_get(params, "cert_id"));
+	json_int_t reason = json_integer_value(json_object_get(params, "reason"));
+	int argc, status = 0;
+
+	*ok = false;
+	memset(&c, 0, sizeof(c));
+	memset(&o, 0, sizeof(o));
+	aclm_buf_init(&c.line, MAX_LINE);
+	aclm_buf_init(&c.all, 1);
+	if (params == NULL || id <= 0 || reason < 0 || reason > 10) {
+		snprintf(error, error_size, "revoke: bad job parameters");
+		goto out;
+	}
+	if ((argc = base_argv(ctx, self, sizeof(self), argv)) < 0) {
+		snprintf(error, error_size, "revoke: %s", aclm_errmsg());
+		goto out;
+	}
+	snprintf(id_s, sizeof(id_s), "%lld", (long long)id);
+	snprintf(reason_s, sizeof(reason_s), "%d", (int)reason);
+	argv[argc++] = (char *)"-q";
+	argv[argc++] = (char *)"revoke";
+	argv[argc++] = (char *)"--reason";
+	argv[argc++] = reason_s;
+	argv[argc++] = id_s;
+	argv[argc] = NULL;
+	if (run_child(ctx, job, argv, &c, &status) != ACLM_OK) {
+		snprintf(error, error_size, "revoke: %s", aclm_errmsg());
+		goto out;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		child_error(&c, status, "revoke", error, error_size);
+		goto out;
+	}
+	*ok = true;
+	snprintf(result, result_size, "{\"revoked\":%lld,\"reason\":\"%s\"}", (long long)id,
+	         aclm_ca_reason_name((int)reason));
+	/* The CA revoked it: what follows is bookkeeping, logged when it fails. */
+	if (aclm_store_acme_order_by_cert(ctx->store, id, &o) == ACLM_OK) {
+		free(o.status);
+		o.status = strdup("revoked");
+		if (o.status == NULL || aclm_store_acme_order_update(ctx->store, &o) != ACLM_OK)
+			aclm_warn("revoke: certificate %lld: order not marked revoked: %s", (long long)id,
+			          aclm_errmsg());
+		fp[0] = '\0';
+		if (aclm_store_get_cert(ctx->store, id, fingerprint_fn, fp) == ACLM_OK && fp[0] != '\0') {
+			const char *actor = json_string_value(json_object_get(params, "actor"));
+			json_t *d = json_pack("{s:s,s:s,s:s?,s:I,s:I,s:s}", "actor",
+			                      actor != NULL ? actor : "scheduler", "by", "acme", "ca", o.ca,
+			                      "cert", id, "job", (json_int_t)job->id, "reason",
+			                      aclm_ca_reason_name((int)reason));
+			char *text = d != NULL ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+			if (text == NULL ||
+			    aclm_store_append_event(ctx->store, "certificate.revoked", fp, text) != ACLM_OK)
+				aclm_warn("revoke: certificate %lld: event not written: %s", (long long)id,
+				          aclm_errmsg());
+			free(text);
+			json_decref(d);
+		}
+	}
+out:
+	aclm_acme_order_row_free(&o);
 	aclm_buf_free(&c.line);
 	aclm_buf_free(&c.all);
 	json_decref(params);

@@ -119,7 +119,8 @@ static void job_child(struct worker *w, const struct aclm_job *job, struct outco
 		.owner = w->owner, .lease_seconds = LEASE_SECONDS,
 	};
 
-	(strcmp(job->kind, "scan") == 0 ? server_job_scan : server_job_issue)(
+	(strcmp(job->kind, "scan") == 0 ? server_job_scan :
+	 strcmp(job->kind, "revoke") == 0 ? server_job_revoke : server_job_issue)(
 		&ctx, job, out->error, sizeof(out->error), out->result, sizeof(out->result), &out->ok);
 }
 
@@ -160,6 +161,7 @@ static const struct {
 	{ "renew-now", job_renew, true },
 	{ "scan", job_child, false },
 	{ "issue", job_child, false },
+	{ "revoke", job_child, false },
 	{ "report", job_report, true },
 };
 

@@ -129,6 +129,13 @@ extern const size_t server_n_alert_routes;
 extern const struct api_route server_ops_routes[];
 extern const size_t server_n_ops_routes;
 
+/* revoke_api.c: POST /api/v1/certificates/:id/revoke; and what the
+ * certificate page shows of a revocation (JSON null when aclm cannot
+ * revoke it: neither its CA nor its ACME client issued it). */
+extern const struct api_route server_revoke_routes[];
+extern const size_t server_n_revoke_routes;
+json_t *server_cert_revocation(struct server *s, int64_t id);
+
 /* ca_api.c: the built-in CA's ACME server, CRLs and OCSP (public routes). */
 extern const struct api_route server_ca_routes[];
 extern const size_t server_n_ca_routes;
@@ -167,6 +174,12 @@ void server_job_scan(struct scheduler_job_ctx *ctx, const struct aclm_job *job,
 void server_job_issue(struct scheduler_job_ctx *ctx, const struct aclm_job *job,
                       char *error, size_t error_size, char *result, size_t result_size,
                       bool *ok);
+/* A revocation at an ACME CA (`aclm revoke --reason CODE ID`); the order
+ * is marked revoked and a "certificate.revoked" event written when it
+ * succeeded. */
+void server_job_revoke(struct scheduler_job_ctx *ctx, const struct aclm_job *job,
+                       char *error, size_t error_size, char *result, size_t result_size,
+                       bool *ok);
 /* Wake the scheduler now (a job was queued through the API). */
 void server_scheduler_wake(struct scheduler *sch);
 

@@ -243,7 +243,8 @@ int aclm_server_run(struct aclm_server_opts *o)
 	    (rc = server_add_routes(&s, server_metrics_routes, server_n_metrics_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_ca_routes, server_n_ca_routes)) != ACLM_OK ||
 	    (rc = server_add_routes(&s, server_ui_routes, server_n_ui_routes)) != ACLM_OK ||
-	    (rc = server_add_routes(&s, server_overview_routes, server_n_overview_routes)) != ACLM_OK)
+	    (rc = server_add_routes(&s, server_overview_routes, server_n_overview_routes)) != ACLM_OK ||
+	    (rc = server_add_routes(&s, server_revoke_routes, server_n_revoke_routes)) != ACLM_OK)
 		goto out;
 	listen = o->listen != NULL ? o->listen : aclm_config_str(s.cfg, "server.listen");
 	if ((rc = aclm_http_listen(s.http, listen, s.ssl_ctx, &port)) != ACLM_OK) {

@@ -1,6 +1,7 @@
 import { api, get, query } from '../api.js';
 import { clear, fmtDate, fmtNum, fmtTime, h } from '../dom.js';
 import { t } from '../i18n.js';
+import { followJob } from './jobs.js';
 
 const FILTERS = ['name', 'issuer', 'key_type', 'expiring', 'expired', 'valid', 'ca', 'leaf', 'level',
                  'sort', 'limit', 'offset'];
@@ -198,6 +199,70 @@ function importBox(ctx) {
     h('summary', null, t('certs.import')), h('p', { class: 'muted' }, t('certs.import.help')), form, out);
 }
 
+// RFC 5280 reasons a revocation from here may give (the CA-compromise ones
+// are the CA's own to state).
+const REASONS = ['unspecified', 'keyCompromise', 'superseded', 'affiliationChanged', 'cessationOfOperation',
+                 'privilegeWithdrawn', 'certificateHold'];
+// What the last revocation answered, shown once on the page drawn after it.
+let revokeFlash = null;
+
+// Revoke: a dialog choosing the reason; POST .../revoke answers at once for
+// the built-in CA's certificates and with a job for an ACME CA's, which is
+// followed here; then the page is drawn again, showing the revocation.
+function revokeDialog(ctx, c) {
+  const reason = h('select', { id: 'revoke-reason', required: true },
+    REASONS.map((r) => h('option', { value: r }, t('revoke.reason.' + r))));
+  const out = h('div', { id: 'revoke-error', 'aria-live': 'polite' });
+  const confirm = h('button', { type: 'submit', class: 'danger', id: 'revoke-confirm' }, t('revoke.confirm'));
+  const dlg = h('dialog', { id: 'revoke-dialog', class: 'panel', 'aria-labelledby': 'revoke-title' });
+  const done = (msg) => {
+    revokeFlash = { id: c.id, msg };
+    dlg.close();
+    dlg.remove();
+    ctx.rerender();
+  };
+  const form = h('form', { method: 'dialog', onsubmit: async (e) => {
+    e.preventDefault();
+    clear(out);
+    confirm.disabled = true;
+    try {
+      const r = await api('POST', `/api/v1/certificates/${c.id}/revoke`, { reason: reason.value });
+      if (r.job_id) {
+        const j = await followJob(r.job_id, out, ctx.can('GET', '/api/v1/jobs/{id}'));
+        if (j && j.state === 'failed') {
+          out.appendChild(h('p', { class: 'error', role: 'alert' }, t('revoke.failed', { msg: j.last_error || '' })));
+          confirm.disabled = false;
+          return;
+        }
+        done(j ? t('revoke.done.acme', { ca: r.ca, reason: t('revoke.reason.' + r.reason) })
+               : t('revoke.queued', { id: r.job_id }));
+      } else {
+        done(t('revoke.done.ca', { ca: r.ca, serial: r.serial, reason: t('revoke.reason.' + r.reason) }));
+      }
+    } catch (err) {
+      out.appendChild(h('p', { class: 'error', role: 'alert' }, t('error', { msg: err.message })));
+      confirm.disabled = false;
+    }
+  } },
+  h('h2', { id: 'revoke-title' }, t('revoke.title', { id: c.id })),
+  h('p', null, c.subject_cn || c.subject, ' · ', h('code', null, c.serial)),
+  h('p', { class: 'warn' }, t('revoke.warning')),
+  h('label', { class: 'field' }, t('revoke.reason'), reason),
+  h('div', { class: 'dialog-buttons' },
+    h('button', { type: 'button', id: 'revoke-cancel', onclick: () => { dlg.close(); dlg.remove(); } }, t('revoke.cancel')),
+    confirm),
+  out);
+  dlg.appendChild(form);
+  dlg.addEventListener('cancel', () => dlg.remove());
+  return dlg;
+}
+
+function revocationText(r) {
+  const by = r.by === 'ca' ? t('revoke.by.ca', { ca: r.ca }) : t('revoke.by.acme', { ca: r.ca || '' });
+  return [r.revoked_at ? fmtTime(r.revoked_at) : '', r.reason ? t('revoke.reason.' + r.reason) : '', by]
+    .filter(Boolean).join(' · ');
+}
+
 // One certificate: identity, validity, key, names, the chain through the
 // inventory, where it was seen, its PEM.
 export async function certificatePage(ctx) {
@@ -235,12 +300,25 @@ export async function certificatePage(ctx) {
   const dl = (pairs) => h('dl', { class: 'kv' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
   const keyText = [c.key_type.toUpperCase(), c.key_bits ? `${c.key_bits} bit` : '', c.curve || ''].filter(Boolean).join(' · ');
   const left = c.days_left;
-  return h('div', { class: 'certificate', dataset: { title: t('cert.title', { id: c.id }) } },
+  const rev = c.revocation || null;
+  const revoked = !!(rev && rev.revoked);
+  const flash = revokeFlash && revokeFlash.id === c.id ? revokeFlash.msg : null;
+  revokeFlash = null;
+  const canRevoke = !revoked && ctx.can('POST', '/api/v1/certificates/{id}/revoke');
+  return h('div', { class: 'certificate', dataset: { title: t('cert.title', { id: c.id }), revoked: revoked ? '1' : '0' } },
     h('div', { class: 'page-head' },
-      h('h1', null, t('cert.title', { id: c.id }), ': ', c.subject_cn || c.subject),
+      h('h1', null, t('cert.title', { id: c.id }), ': ', c.subject_cn || c.subject,
+        revoked ? h('span', { class: 'tag bad', id: 'revoked-tag' }, t('revoke.revoked')) : null),
       h('a', { href: '#/certificates', class: 'button ghost' }, t('cert.back')),
       h('a', { href: `/api/v1/certificates/${c.id}/pem`, download: `cert-${c.id}.pem`, class: 'button primary',
-               id: 'pem-download' }, t('cert.pem'))),
+               id: 'pem-download' }, t('cert.pem')),
+      canRevoke ? h('button', { type: 'button', class: 'danger', id: 'revoke-open', onclick: (e) => {
+        const dlg = revokeDialog(ctx, c);
+        e.target.closest('.certificate').appendChild(dlg);
+        dlg.showModal();
+        dlg.querySelector('#revoke-reason').focus();
+      } }, t('revoke.button')) : null),
+    flash ? h('p', { class: 'ok panel', role: 'status', id: 'revoke-result' }, flash) : null,
     h('div', { class: 'two' },
       h('section', { class: 'panel' }, dl([
         [t('cert.subject'), c.subject],
@@ -248,6 +326,7 @@ export async function certificatePage(ctx) {
         [t('cert.serial'), h('code', null, c.serial)],
         [t('cert.validity'), h('span', null, fmtTime(c.not_before), ' → ', fmtTime(c.not_after), ' ',
           h('span', { class: 'tag ' + daysClass(left) }, left >= 0 ? t('cert.daysleft', { n: left }) : t('cert.expiredago', { n: -left })))],
+        revoked ? [t('revoke.revoked'), h('span', { class: 'bad', id: 'revocation' }, revocationText(rev))] : null,
         [t('cert.sigalg'), c.sig_alg],
         c.level ? [t('cert.level'), c.level.toUpperCase()] : null,
         [t('cert.isca'), c.is_ca ? t('cert.yes') : t('cert.no')],
