@@ -183,6 +183,22 @@ none:
 	return json_null();
 }
 
+/* An open "revoke" job of this certificate (one at a time: the jobs
+ * table allows one open job per kind and subject). */
+struct open_job {
+	const char *subject;
+	int64_t id;
+};
+
+static int open_job_fn(void *ctx, const struct aclm_job *j)
+{
+	struct open_job *o = ctx;
+
+	if (o->id == 0 && strcmp(j->kind, "revoke") == 0 && strcmp(j->subject, o->subject) == 0)
+		o->id = j->id;
+	return ACLM_OK;
+}
+
 static int cert_revoke(struct server *s, struct aclm_http_req *req, struct aclm_http_res *res,
                        const struct principal *who)
 {
@@ -285,6 +301,20 @@ static int cert_revoke(struct server *s, struct aclm_http_req *req, struct aclm_
 			return server_reply_error(res, 400, "bad_request", detail);
 		}
 		snprintf(subject, sizeof(subject), "%lld", (long long)id);
+		{
+			struct open_job oj = { subject, 0 };
+			if ((rc = aclm_store_job_list(s->store, "pending", 1000, open_job_fn, &oj)) !=
+			    ACLM_OK ||
+			    (rc = aclm_store_job_list(s->store, "running", 1000, open_job_fn, &oj)) !=
+			    ACLM_OK)
+				return rc;
+			if (oj.id != 0) {
+				snprintf(detail, sizeof(detail), "the revocation of certificate %lld at ACME CA "
+				         "%s is under way already (job %lld)", (long long)id, ca,
+				         (long long)oj.id);
+				return server_reply_error(res, 409, "revocation_under_way", detail);
+			}
+		}
 		{
 			json_t *p = json_pack("{s:I,s:i,s:s}", "cert_id", (json_int_t)id, "reason", code,
 			                      "actor", who->actor);

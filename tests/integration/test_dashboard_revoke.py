@@ -162,6 +162,10 @@ def test_revoke_acme_certificate_at_pebble(aclm_sqlite, tmp_path):
             st, resp, r = revoke(s, cid, {"reason": "superseded"}, tok)
             assert st == 202 and resp["by"] == "acme" and resp["ca"] == "pebble", resp
             assert r.getheader("Location") == "/api/v1/jobs/%d" % resp["job_id"]
+            # asked again at once: one revocation at a time, no second job
+            st, again, _ = revoke(s, cid, {"reason": "superseded"}, tok)
+            assert st == 409 and ("under way" in again["detail"] or
+                                  "revoked already" in again["detail"]), again
             deadline = time.time() + 90
             while time.time() < deadline:
                 st, job, _ = s.request("GET", "/api/v1/jobs/%d" % resp["job_id"], token=tok)
@@ -170,6 +174,8 @@ def test_revoke_acme_certificate_at_pebble(aclm_sqlite, tmp_path):
                 time.sleep(0.3)
             assert job["state"] == "done", job
             assert peb.cert_status(serial)["Status"] == "Revoked"
+            st, jobs, _ = s.request("GET", "/api/v1/jobs", token=tok)
+            assert [j["id"] for j in jobs["items"] if j["kind"] == "revoke"] == [resp["job_id"]]
             st, c, _ = s.request("GET", "/api/v1/certificates/%d" % cid, token=tok)
             assert c["revocation"]["revoked"] is True and c["revocation"]["reason"] == "superseded", c
             st, resp, _ = revoke(s, cid, {"reason": "superseded"}, tok)
