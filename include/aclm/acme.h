@@ -149,6 +149,15 @@ int aclm_acme_ari_parse(const char *json, size_t len, struct aclm_acme_ari *out)
  * past (end <= now) means "now". */
 int64_t aclm_acme_ari_pick(const struct aclm_acme_ari *w, int64_t now, uint64_t seed);
 
+/* ARI for managed certificate managed_id: ask CA ca, which issued cert_id,
+ * for its renewal window.  *when gets the time chosen in it (seed);
+ * ari_id the certificate's ARI id for `replaces`; the managed row's
+ * ari_check_at the CA's Retry-After (a minute .. a day; 6 h without).
+ * 0 with *when untouched when the CA offers no renewalInfo. */
+int aclm_acme_ari_check(struct aclm_store *st, const struct aclm_acme_ca *ca,
+                        int64_t managed_id, int64_t cert_id, uint64_t seed, int64_t *when,
+                        char *ari_id, size_t ari_id_size);
+
 /* Renew the managed certificates that are due (or all listed ids when
  * force).  dry_run only reports. fn is called per managed certificate with
  * a line for a person. */

@@ -172,12 +172,10 @@ static int collect_fn(void *ctx, const struct aclm_managed_row *r)
 	return 0;
 }
 
-/* ARI: ask the CA that issued the current certificate.  *when gets the
- * chosen time; *ari_id the id for `replaces`.  Not an error when the CA has
- * no ARI (*when untouched). */
-static int ari_check(struct aclm_store *st, const struct aclm_acme_ca *ca, int64_t managed_id,
-                     int64_t cert_id, uint64_t seed, int64_t *when, char *ari_id,
-                     size_t ari_id_size)
+/* ARI: ask the CA that issued the current certificate (acme.h). */
+int aclm_acme_ari_check(struct aclm_store *st, const struct aclm_acme_ca *ca, int64_t managed_id,
+                        int64_t cert_id, uint64_t seed, int64_t *when, char *ari_id,
+                        size_t ari_id_size)
 {
 	struct acme_client c;
 	struct acme_response resp;
@@ -344,7 +342,7 @@ int aclm_acme_renew(struct aclm_store *st, const struct aclm_kek *kek,
 			ca = d->m.ca ? aclm_acme_ca_find(cas, n_cas, d->m.ca) : NULL;
 			d->when = now;
 			if (d->m.current_cert_id != 0 && ca != NULL &&
-			    ari_check(st, ca, d->m.id, d->m.current_cert_id, (uint64_t)d->m.id, &d->when,
+			    aclm_acme_ari_check(st, ca, d->m.id, d->m.current_cert_id, (uint64_t)d->m.id, &d->when,
 			              d->ari_id, sizeof(d->ari_id)) != ACLM_OK)
 				d->ari_id[0] = '\0';
 			d->selected = true;
@@ -362,7 +360,7 @@ int aclm_acme_renew(struct aclm_store *st, const struct aclm_kek *kek,
 		/* ARI decides when the CA offers it; else the lifetime rule */
 		ca = d->m.ca ? aclm_acme_ca_find(cas, n_cas, d->m.ca) : NULL;
 		d->when = d->m.renew_at;
-		if (ca != NULL && ari_check(st, ca, d->m.id, d->m.current_cert_id, (uint64_t)d->m.id, &d->when,
+		if (ca != NULL && aclm_acme_ari_check(st, ca, d->m.id, d->m.current_cert_id, (uint64_t)d->m.id, &d->when,
 		                            d->ari_id, sizeof(d->ari_id)) != ACLM_OK) {
 			aclm_warn("%s: ARI failed (%s); using the lifetime rule", d->m.name, aclm_errmsg());
 			d->ari_id[0] = '\0';
