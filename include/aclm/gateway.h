@@ -44,6 +44,14 @@ void aclm_gateway_tick(struct aclm_gateway *gw);
 bool aclm_gateway_certs_changed(struct aclm_gateway *gw);
 /* True when some site has cert_source acme. */
 bool aclm_gw_config_needs_acme(const struct aclm_gw_config *cfg);
+/* True when some site has cert_source ca (the built-in CA). */
+bool aclm_gw_config_needs_ca(const struct aclm_gw_config *cfg);
+struct aclm_store;
+/* Every CA named by a site with cert_source ca (default_ca for those that
+ * name none) exists in st; else an error naming the file and line, and
+ * `aclm ca init`. */
+int aclm_gw_config_check_cas(const struct aclm_gw_config *cfg, struct aclm_store *st,
+                             const char *default_ca);
 
 /* What sites with cert_source acme need: the store (used by the gateway's
  * ACME thread only, from now on), the KEK and the CAs of aclm.yaml
@@ -54,6 +62,13 @@ struct aclm_acme_ca;
 int aclm_gateway_set_acme(struct aclm_gateway *gw, struct aclm_store *store,
                           const struct aclm_kek *kek, const struct aclm_acme_ca *cas,
                           size_t n_cas);
+/* What sites with cert_source ca need besides the store and KEK given to
+ * aclm_gateway_set_acme (n_cas may be 0 then): aclm.yaml, whose ca.name is
+ * the default CA and whose ca.url, ca.dns_suffixes and ca.ip_ranges shape
+ * the certificates as for `aclm ca issue`.  cfg must outlive the gateway.
+ * Call before start. */
+struct aclm_config;
+int aclm_gateway_set_builtin_ca(struct aclm_gateway *gw, const struct aclm_config *cfg);
 /* Stop the workers (open connections are closed) and free everything. */
 void aclm_gateway_free(struct aclm_gateway *gw);
 

@@ -43,7 +43,7 @@ static int run_gateway(struct cli *cli, const char *path)
 	struct aclm_acme_ca *cas = NULL;
 	struct aclm_kek kek;
 	size_t n_cas = 0;
-	bool has_acme;
+	bool has_acme, has_ca;
 	sigset_t set;
 	const char *pid_file;
 	int rc;
@@ -51,8 +51,9 @@ static int run_gateway(struct cli *cli, const char *path)
 	if ((rc = aclm_gw_config_load(path, &cfg)))
 		return cli_fail("gateway: %s", aclm_errmsg());
 	has_acme = aclm_gw_config_needs_acme(cfg);
-	/* Sites with cert_source acme: the CAs, store and KEK of aclm.yaml. */
-	if (has_acme && cli_acme_setup(cli, &kek, &cas, &n_cas) != EXIT_OK) {
+	has_ca = aclm_gw_config_needs_ca(cfg);
+	/* Sites with cert_source acme or ca: the CAs, store and KEK of aclm.yaml. */
+	if ((has_acme || has_ca) && cli_acme_setup(cli, &kek, &cas, &n_cas) != EXIT_OK) {
 		aclm_gw_config_unref(cfg);
 		return EXIT_FAILED;
 	}
@@ -69,7 +70,9 @@ static int run_gateway(struct cli *cli, const char *path)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if ((rc = aclm_gateway_new(cfg, &gw)) ||
-	    (has_acme && (rc = aclm_gateway_set_acme(gw, cli->store, &kek, cas, n_cas))) ||
+	    ((has_acme || has_ca) &&
+	     (rc = aclm_gateway_set_acme(gw, cli->store, &kek, cas, n_cas))) ||
+	    (has_ca && (rc = aclm_gateway_set_builtin_ca(gw, cli->cfg))) ||
 	    (rc = aclm_gateway_start(gw))) {
 		cli_fail("gateway: %s", aclm_errmsg());
 		aclm_gateway_free(gw);
@@ -136,7 +139,7 @@ static int reload_gateway(const char *path)
 	return rc ? EXIT_FAILED : EXIT_OK;
 }
 
-static int check_gateway(const char *path)
+static int check_gateway(struct cli *cli, const char *path)
 {
 	struct aclm_gw_config *cfg = NULL;
 	struct aclm_gateway *gw = NULL;
@@ -145,6 +148,19 @@ static int check_gateway(const char *path)
 	if (aclm_gw_config_load(path, &cfg))
 		return cli_fail("gateway check: %s", aclm_errmsg());
 	n = aclm_gw_config_n_sites(cfg);
+	/* Sites with cert_source ca: their CAs exist in the store. */
+	if (aclm_gw_config_needs_ca(cfg)) {
+		const char *ca = aclm_config_str(cli->cfg, "ca.name");
+
+		if (cli_open_store(cli) != ACLM_OK) {
+			aclm_gw_config_unref(cfg);
+			return EXIT_FAILED;
+		}
+		if (aclm_gw_config_check_cas(cfg, cli->store, ca && *ca ? ca : "main")) {
+			aclm_gw_config_unref(cfg);
+			return cli_fail("gateway check: %s", aclm_errmsg());
+		}
+	}
 	/* Building the gateway builds every site's TLS context: certificates,
 	 * keys, groups and cipher lists are checked too. */
 	if (aclm_gateway_new(cfg, &gw))
@@ -180,7 +196,7 @@ int cmd_gateway(struct cli *cli, int argc, char **argv)
 	if (!strcmp(action, "run"))
 		return run_gateway(cli, path);
 	if (!strcmp(action, "check"))
-		return check_gateway(path);
+		return check_gateway(cli, path);
 	if (!strcmp(action, "reload"))
 		return reload_gateway(path);
 	return cli_usage_error("gateway", "unknown action '%s' (run, check, reload)", action);

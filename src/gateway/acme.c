@@ -1,11 +1,20 @@
-/* Certificates for sites with cert_source acme: a thread of the gateway
- * obtains them from the CAs of aclm.yaml (acme.cas) through aclm's ACME
- * client, http-01 answered by the gateway's own plain listener from
- * state_dir/webroot, and writes them to state_dir/<first name>.crt/.key.
- * The daemon's file watcher then reloads, so the new certificate is served
- * within a second while the other sites serve on.  Renewal follows the
- * client's rule (aclm_acme_renew_at: 2/3 of the lifetime, with jitter);
- * orders, accounts and certificates are in the store. */
+/* Certificates for sites with cert_source acme or ca: a thread of the
+ * gateway obtains them and writes them to state_dir/<first name>.crt/.key
+ * (keys 0600); the daemon's file watcher then reloads, so a new certificate
+ * is served within a second while the other sites serve on.
+ *
+ * acme: from the CAs of aclm.yaml (acme.cas) through aclm's ACME client,
+ * http-01 answered by the gateway's own plain listener from
+ * state_dir/webroot, or tls-alpn-01 passed through to the client's
+ * responder.  ca: from aclm's built-in CA in process (builtin_ca.c).
+ *
+ * Renewal follows the client's rule: ARI (RFC 9773) when the CA offers it
+ * (asked again at its Retry-After; the renewal names the certificate it
+ * `replaces`), else 2/3 of the lifetime with jitter (aclm_acme_renew_at);
+ * for the built-in CA, its own renewal window.  A certificate file that is
+ * missing while the store holds a current, valid certificate of the site's
+ * managed certificate is written from the store instead of issued again.
+ * Orders, accounts, certificates and sealed keys are in the store. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -13,18 +22,23 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "aclm/acme.h"
 #include "aclm/buf.h"
 #include "aclm/bundle.h"
+#include "aclm/ca.h"
+#include "aclm/config.h"
 #include "aclm/csr.h"
 #include "aclm/err.h"
 #include "aclm/keywrap.h"
@@ -32,12 +46,27 @@
 #include "aclm/store.h"
 #include "aclm/store_acme.h"
 #include "aclm/str.h"
+#include "aclm/timeutil.h"
 #include "gateway-int.h"
 
 #define RETRY_SECONDS 10
+#define CHECK_SECONDS 60
+#define ARI_RETRY_SECONDS 600         /* after a failed renewalInfo question */
+#define ARI_NONE_SECONDS (6 * 3600)   /* a CA without ARI: look again then */
+#define CA_WINDOW_SECONDS 10          /* the built-in CA's window: a store read */
 
 atomic_int gw_alpn_port;
-#define CHECK_SECONDS 60
+
+/* What is known of the certificate in one file: when it is to be renewed
+ * and, for ARI, when to ask again and what it replaces. */
+struct tracked {
+	char *path;
+	char fp[65];                      /* the certificate this is about */
+	int64_t when;                     /* renewal time (0: not computed) */
+	int64_t ask_at;                   /* compute again from then on */
+	char ari_id[256];                 /* for `replaces`, "" none */
+	bool by_ari;                      /* when came from the CA's window */
+};
 
 struct acme {
 	struct aclm_gateway *gw;
@@ -45,6 +74,13 @@ struct acme {
 	const struct aclm_kek *kek;
 	const struct aclm_acme_ca *cas;
 	size_t n_cas;
+	bool has_builtin;                 /* aclm_gateway_set_builtin_ca called */
+	char default_ca[64];
+	char base_url[512];
+	struct aclm_ca_policy policy;
+	pthread_mutex_t st_mu;            /* the store: this thread, and OCSP of ca sites */
+	struct tracked *tr;
+	size_t n_tr;
 	pthread_t thread;
 	bool started, stop;
 	pthread_mutex_t mu;
@@ -65,9 +101,30 @@ int aclm_gateway_set_acme(struct aclm_gateway *gw, struct aclm_store *store,
 	a->cas = cas;
 	a->n_cas = n_cas;
 	pthread_mutex_init(&a->mu, NULL);
+	pthread_mutex_init(&a->st_mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
 	gw->acme = a;
 	return 0;
+}
+
+int aclm_gateway_set_builtin_ca(struct aclm_gateway *gw, const struct aclm_config *cfg)
+{
+	struct acme *a = gw->acme;
+	const char *name = aclm_config_str(cfg, "ca.name");
+
+	if (!a)
+		return aclm_error(ACLM_ERR_USAGE, "aclm_gateway_set_builtin_ca: the store is not "
+		                  "set (aclm_gateway_set_acme first)");
+	aclm_strlcpy(a->default_ca, name && *name ? name : "main", sizeof(a->default_ca));
+	aclm_ca_base_url(cfg, a->base_url, sizeof(a->base_url));
+	aclm_ca_policy_from_config(cfg, &a->policy);
+	a->has_builtin = true;
+	return 0;
+}
+
+static const char *site_ca(const struct acme *a, const struct gw_site *s)
+{
+	return s->ca_name[0] ? s->ca_name : a->default_ca;
 }
 
 /* Write path atomically (a temporary file renamed over it). */
@@ -94,6 +151,9 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
 struct row_ctx {
 	int64_t issuer_id;
 	char spki[65];
+	char sans[2048];
+	int64_t not_before, not_after;
+	bool is_root;                     /* self-issued CA certificate */
 };
 
 static int row_fn(void *ctx, const struct aclm_cert_row *row)
@@ -102,6 +162,10 @@ static int row_fn(void *ctx, const struct aclm_cert_row *row)
 
 	r->issuer_id = row->issuer_id;
 	aclm_strlcpy(r->spki, row->spki, sizeof(r->spki));
+	aclm_strlcpy(r->sans, row->sans ? row->sans : "", sizeof(r->sans));
+	r->not_before = row->not_before;
+	r->not_after = row->not_after;
+	r->is_root = row->is_ca && row->subject && row->issuer && !strcmp(row->subject, row->issuer);
 	return 0;
 }
 
@@ -122,8 +186,12 @@ static int save(struct acme *a, const struct gw_certfile *cf, int64_t cert_id)
 	for (int depth = 0; id != 0 && depth < 8 && !rc; depth++) {
 		struct row_ctx one = { 0 };
 
-		if ((rc = aclm_store_get_cert(a->st, id, row_fn, &one)) ||
-		    (rc = aclm_store_get_cert_der(a->st, id, &der, &der_len)) ||
+		if ((rc = aclm_store_get_cert(a->st, id, row_fn, &one)))
+			break;
+		/* a root is not sent: clients have it or do not trust it */
+		if (depth > 0 && one.is_root)
+			break;
+		if ((rc = aclm_store_get_cert_der(a->st, id, &der, &der_len)) ||
 		    (rc = aclm_pem_encode_cert(der, der_len, &p, &p_len)))
 			break;
 		if (depth == 0)
@@ -170,23 +238,247 @@ static uint64_t name_seed(const char *s)
 	return h;
 }
 
-/* Due when the file is missing, unreadable, or past its renewal time. */
-static bool is_due(const struct gw_site *s, size_t i)
+static struct tracked *tracked_for(struct acme *a, const char *path)
 {
-	const struct gw_certfile *cf = &s->certs[i];
-	FILE *f = fopen(cf->cert, "r");
+	struct tracked *n;
+
+	for (size_t i = 0; i < a->n_tr; i++)
+		if (!strcmp(a->tr[i].path, path))
+			return &a->tr[i];
+	n = realloc(a->tr, (a->n_tr + 1) * sizeof(*n));
+	if (!n)
+		return NULL;
+	a->tr = n;
+	memset(&n[a->n_tr], 0, sizeof(n[a->n_tr]));
+	if (!(n[a->n_tr].path = strdup(path)))
+		return NULL;
+	return &n[a->n_tr++];
+}
+
+/* The leaf of a certificate file: validity, SHA-256 fingerprint and serial
+ * (hex).  False when it is missing or unreadable. */
+struct leaf {
+	int64_t not_before, not_after;
+	char fp[65];
+	char serial[80];
+};
+
+static bool read_leaf(const char *path, struct leaf *out)
+{
+	FILE *f = fopen(path, "r");
 	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	BIGNUM *bn = NULL;
+	char *hex = NULL;
 	struct tm nb, na;
-	bool due = true;
+	bool ok = false;
 
 	if (f)
 		fclose(f);
 	if (x && ASN1_TIME_to_tm(X509_get0_notBefore(x), &nb) == 1 &&
-	    ASN1_TIME_to_tm(X509_get0_notAfter(x), &na) == 1)
-		due = time(NULL) >= aclm_acme_renew_at(timegm(&nb), timegm(&na),
-		                                       name_seed(s->names[0]));
+	    ASN1_TIME_to_tm(X509_get0_notAfter(x), &na) == 1 &&
+	    X509_digest(x, EVP_sha256(), md, &md_len) == 1 && md_len == 32 &&
+	    (bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL)) && (hex = BN_bn2hex(bn)) &&
+	    strlen(hex) < sizeof(out->serial)) {
+		out->not_before = timegm(&nb);
+		out->not_after = timegm(&na);
+		for (unsigned i = 0; i < md_len; i++)
+			snprintf(out->fp + 2 * i, 3, "%02x", md[i]);
+		aclm_strlcpy(out->serial, hex, sizeof(out->serial));
+		ok = true;
+	}
+	OPENSSL_free(hex);
+	BN_free(bn);
 	X509_free(x);
-	return due;
+	return ok;
+}
+
+/* ARI for an ACME certificate: the managed certificate whose current one
+ * is in the file, asked at its CA.  t->when keeps the lifetime rule when
+ * the CA has no ARI or the certificate is not a managed one. */
+static void ari_acme(struct acme *a, struct tracked *t, uint64_t seed, int64_t now)
+{
+	struct aclm_managed_row m;
+	const struct aclm_acme_ca *ca;
+	int64_t cert_id = 0, mid = 0, when = t->when;
+	char id[256] = "";
+
+	t->ask_at = now + ARI_NONE_SECONDS;
+	if (aclm_store_find_cert(a->st, t->fp, &cert_id) ||
+	    aclm_store_managed_by_cert(a->st, cert_id, &mid) || mid == 0)
+		return;
+	memset(&m, 0, sizeof(m));
+	if (aclm_store_managed_get(a->st, mid, &m))
+		return;
+	ca = m.ca ? aclm_acme_ca_find(a->cas, a->n_cas, m.ca) : NULL;
+	aclm_managed_row_free(&m);
+	if (!ca)
+		return;
+	if (aclm_acme_ari_check(a->st, ca, mid, cert_id, seed, &when, id, sizeof(id))) {
+		aclm_warn("gateway: %s: ARI: %s; renewing at 2/3 of the lifetime", t->path,
+		          aclm_errmsg());
+		t->ask_at = now + ARI_RETRY_SECONDS;
+		return;
+	}
+	if (!id[0])                       /* the CA has no renewalInfo */
+		return;
+	t->when = when;
+	t->by_ari = true;
+	aclm_strlcpy(t->ari_id, id, sizeof(t->ari_id));
+	/* again at the CA's Retry-After, which the client stored */
+	memset(&m, 0, sizeof(m));
+	if (!aclm_store_managed_get(a->st, mid, &m)) {
+		if (m.ari_check_at > now)
+			t->ask_at = m.ari_check_at;
+		aclm_managed_row_free(&m);
+	}
+}
+
+/* Due when the file is missing, unreadable, or past its renewal time (the
+ * CA's window, else 2/3 of its lifetime).  *next is lowered to when this
+ * should be looked at again. */
+static bool is_due(struct acme *a, const struct gw_site *s, size_t k, struct tracked **tp,
+                   int64_t *next)
+{
+	const struct gw_certfile *cf = &s->certs[k];
+	uint64_t seed = name_seed(s->names[0]) + k;
+	int64_t now = aclm_now();
+	struct tracked *t;
+	struct leaf l;
+
+	*tp = NULL;
+	if (!read_leaf(cf->cert, &l))
+		return true;
+	if (!(t = tracked_for(a, cf->cert)))
+		return false;                 /* out of memory: look again later */
+	*tp = t;
+	if (strcmp(t->fp, l.fp)) {
+		aclm_strlcpy(t->fp, l.fp, sizeof(t->fp));
+		t->when = t->ask_at = 0;
+		t->ari_id[0] = '\0';
+		t->by_ari = false;
+	}
+	if (t->when == 0 || now >= t->ask_at) {
+		t->when = aclm_acme_renew_at(l.not_before, l.not_after, seed);
+		t->by_ari = false;
+		t->ari_id[0] = '\0';
+		if (s->cert_source == GW_CERT_CA) {
+			int64_t when = 0;
+			int rc = gw_ca_renew_at(a->st, site_ca(a, s), l.serial, seed, &when);
+
+			/* the window is in the store: cheap to read often */
+			t->ask_at = now + CA_WINDOW_SECONDS;
+			if (rc == ACLM_ERR_NOTFOUND) {
+				aclm_info("gateway: %s is not from the built-in CA '%s': replacing it",
+				          cf->cert, site_ca(a, s));
+				t->when = now;
+			} else if (rc) {
+				aclm_warn("gateway: %s: renewal window: %s", cf->cert, aclm_errmsg());
+			} else {
+				t->when = when;
+				t->by_ari = true;
+			}
+		} else {
+			ari_acme(a, t, seed, now);
+		}
+	}
+	if (t->ask_at < *next)
+		*next = t->ask_at;
+	if (t->when > now && t->when < *next)
+		*next = t->when;
+	return now >= t->when;
+}
+
+/* sans ("DNS:a,DNS:b,IP:c") holds exactly the site's names. */
+static bool same_names(const char *sans, const struct gw_site *s)
+{
+	size_t n = 0;
+
+	for (const char *p = sans; *p;) {
+		size_t len = strcspn(p, ",");
+		const char *v = memchr(p, ':', len);
+		bool found = false;
+
+		if (!v)
+			return false;
+		v++;
+		for (size_t i = 0; i < s->n_names && !found; i++)
+			found = strlen(s->names[i]) == (size_t)(p + len - v) &&
+			        !strncasecmp(s->names[i], v, (size_t)(p + len - v));
+		if (!found)
+			return false;
+		n++;
+		p += len;
+		while (*p == ',' || *p == ' ')
+			p++;
+	}
+	return n == s->n_names;
+}
+
+struct find_ctx {
+	const char *name;
+	int64_t id, cert_id;
+	char ca[80];
+	bool is_revoked;
+};
+
+static int find_fn(void *ctx, const struct aclm_managed_row *r)
+{
+	struct find_ctx *f = ctx;
+
+	if (r->name && !strcmp(r->name, f->name)) {
+		f->id = r->id;
+		f->cert_id = r->current_cert_id;
+		aclm_strlcpy(f->ca, r->ca ? r->ca : "", sizeof(f->ca));
+		f->is_revoked = r->status && !strcmp(r->status, "revoked");
+	}
+	return 0;
+}
+
+/* The file is missing: when the site's managed certificate has a current
+ * certificate for the same names, from the right CA, with its key, and not
+ * yet due, write that one (a restart with a fresh state_dir, a second
+ * gateway on the same store) instead of issuing another. */
+static bool restore(struct acme *a, const struct gw_site *s, size_t k, int64_t *managed_id)
+{
+	char name[512], ref[80];
+	struct find_ctx f = { .name = name };
+	struct row_ctx row = { 0 };
+	unsigned char *sealed = NULL;
+	size_t sealed_len = 0;
+	int64_t now = aclm_now();
+
+	snprintf(name, sizeof(name), "%s/%s", s->names[0],
+	         aclm_keygen_name((enum aclm_keygen)s->acme_keys[k]));
+	if (aclm_store_managed_list(a->st, find_fn, &f) || !f.id || !f.cert_id || f.is_revoked)
+		return false;
+	if (s->cert_source == GW_CERT_CA) {
+		snprintf(ref, sizeof(ref), "ca:%s", site_ca(a, s));
+		if (strcmp(f.ca, ref))
+			return false;
+	} else {
+		bool listed = s->n_acme_cas == 0;
+
+		for (size_t i = 0; i < s->n_acme_cas; i++)
+			listed |= !strcmp(f.ca, s->acme_cas[i]);
+		if (!listed || !aclm_acme_ca_find(a->cas, a->n_cas, f.ca))
+			return false;
+	}
+	if (aclm_store_get_cert(a->st, f.cert_id, row_fn, &row) || !same_names(row.sans, s) ||
+	    now >= aclm_acme_renew_at(row.not_before, row.not_after, name_seed(s->names[0]) + k))
+		return false;
+	if (aclm_store_get_private_key(a->st, row.spki, &sealed, &sealed_len))
+		return false;
+	free(sealed);
+	if (save(a, &s->certs[k], f.cert_id)) {
+		aclm_warn("gateway: %s: %s", s->certs[k].cert, aclm_errmsg());
+		return false;
+	}
+	*managed_id = f.id;
+	aclm_info("gateway: certificate for %s written from the store (managed certificate "
+	          "%lld) to %s", s->names[0], (long long)f.id, s->certs[k].cert);
+	return true;
 }
 
 static int free_loopback_port(void)
@@ -205,8 +497,8 @@ static int free_loopback_port(void)
 	return port;
 }
 
-static int issue(struct acme *a, struct aclm_gw_config *cfg, struct gw_site *s, size_t ki,
-                 int64_t pair_id, int64_t *managed_id)
+static int issue_acme(struct acme *a, struct aclm_gw_config *cfg, struct gw_site *s, size_t ki,
+                      int64_t pair_id, const char *replaces, int64_t *managed_id)
 {
 	const char *ca_names[8];
 	struct aclm_acme_request req = { 0 };
@@ -218,6 +510,7 @@ static int issue(struct acme *a, struct aclm_gw_config *cfg, struct gw_site *s, 
 	req.n_names = s->n_names;
 	req.key = (enum aclm_keygen)s->acme_keys[ki];
 	req.pair_id = pair_id;
+	req.replaces = replaces;
 	if (s->acme_tls_alpn) {
 		/* The ACME client's own tls-alpn-01 responder on a loopback port;
 		 * the workers pass validation connections through to it. */
@@ -243,7 +536,8 @@ static int issue(struct acme *a, struct aclm_gw_config *cfg, struct gw_site *s, 
 		req.n_cas = a->n_cas < 8 ? a->n_cas : 8;
 	}
 	req.cas = ca_names;
-	aclm_info("gateway: obtaining a certificate for %s", s->names[0]);
+	aclm_info("gateway: obtaining a certificate for %s%s%s", s->names[0],
+	          replaces ? ", replacing " : "", replaces ? replaces : "");
 	rc = aclm_acme_issue(a->st, a->kek, a->cas, a->n_cas, &req, &res);
 	atomic_store(&gw_alpn_port, 0);
 	if (rc)
@@ -258,6 +552,72 @@ static int issue(struct acme *a, struct aclm_gw_config *cfg, struct gw_site *s, 
 	return 0;
 }
 
+static int issue_ca(struct acme *a, struct gw_site *s, size_t ki, int64_t pair_id,
+                    int64_t *managed_id)
+{
+	struct gw_ca_opts o = { site_ca(a, s), a->base_url, &a->policy };
+	int64_t cert_id = 0;
+	int rc;
+
+	if (!a->has_builtin)
+		return aclm_error(ACLM_ERR_CONFIG, "cert_source ca: the gateway was started without "
+		                  "the built-in CA's settings");
+	aclm_info("gateway: issuing a certificate for %s from the built-in CA '%s'", s->names[0],
+	          o.ca);
+	if ((rc = gw_ca_issue(a->st, a->kek, &o, s, ki, pair_id, managed_id, &cert_id)))
+		return aclm_error_wrap(rc, "%s:%zu", a->gw->cfg->path, s->ca_line);
+	if ((rc = save(a, &s->certs[ki], cert_id)))
+		return rc;
+	aclm_info("gateway: certificate for %s from the built-in CA '%s' (certificate %lld), in %s",
+	          s->names[0], o.ca, (long long)cert_id, s->certs[ki].cert);
+	return 0;
+}
+
+/* One round over the sites; *next gets when the next one is due. */
+static bool round_sites(struct acme *a, struct aclm_gw_config *cfg, int64_t *next)
+{
+	bool failed = false;
+
+	for (size_t i = 0; i < cfg->n_sites && !a->stop; i++) {
+		struct gw_site *s = &cfg->sites[i];
+		int64_t ids[GW_MAX_CERTS] = { 0 };
+
+		if (s->cert_source == GW_CERT_FILES)
+			continue;
+		for (size_t k = 0; k < s->n_certs && !a->stop; k++) {
+			struct tracked *t = NULL;
+			char replaces[256] = "";
+			bool due;
+			int rc;
+
+			pthread_mutex_lock(&a->st_mu);
+			due = is_due(a, s, k, &t, next);
+			if (due && access(s->certs[k].cert, F_OK) != 0 && restore(a, s, k, &ids[k]))
+				due = false;
+			if (!due) {
+				pthread_mutex_unlock(&a->st_mu);
+				continue;
+			}
+			if (t && t->by_ari && t->ari_id[0])
+				aclm_strlcpy(replaces, t->ari_id, sizeof(replaces));
+			if (s->cert_source == GW_CERT_CA)
+				rc = issue_ca(a, s, k, k ? ids[0] : 0, &ids[k]);
+			else
+				rc = issue_acme(a, cfg, s, k, k ? ids[0] : 0, replaces[0] ? replaces : NULL,
+				                &ids[k]);
+			pthread_mutex_unlock(&a->st_mu);
+			if (rc) {
+				aclm_err("gateway: certificate for %s: %s", s->names[0], aclm_errmsg());
+				failed = true;
+			} else {
+				/* soon again: the new certificate's renewal time */
+				*next = aclm_now() + 1;
+			}
+		}
+	}
+	return failed;
+}
+
 static void *acme_main(void *arg)
 {
 	struct acme *a = arg;
@@ -266,36 +626,46 @@ static void *acme_main(void *arg)
 	while (!a->stop) {
 		struct aclm_gw_config *cfg;
 		struct timespec until;
-		bool failed = false;
+		int64_t now, next;
+		bool failed;
 
 		pthread_mutex_unlock(&a->mu);
+		now = aclm_now();
+		next = now + CHECK_SECONDS;
 		cfg = gw_current(a->gw);
-		for (size_t i = 0; i < cfg->n_sites && !a->stop; i++) {
-			struct gw_site *s = &cfg->sites[i];
-
-			int64_t ids[GW_MAX_CERTS] = { 0 };
-
-			if (s->cert_source != GW_CERT_ACME)
-				continue;
-			for (size_t k = 0; k < s->n_certs && !a->stop; k++) {
-				if (!is_due(s, k))
-					continue;
-				if (issue(a, cfg, s, k, k ? ids[0] : 0, &ids[k])) {
-					aclm_err("gateway: certificate for %s: %s", s->names[0],
-					         aclm_errmsg());
-					failed = true;
-				}
-			}
-		}
+		failed = round_sites(a, cfg, &next);
 		aclm_gw_config_unref(cfg);
 		pthread_mutex_lock(&a->mu);
+		now = aclm_now();
+		if (failed && next > now + RETRY_SECONDS)
+			next = now + RETRY_SECONDS;
+		if (next < now + 1)
+			next = now + 1;
+		if (next > now + CHECK_SECONDS)
+			next = now + CHECK_SECONDS;
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += failed ? RETRY_SECONDS : CHECK_SECONDS;
+		until.tv_sec += (time_t)(next - now);
 		if (!a->stop)
 			pthread_cond_timedwait(&a->cv, &a->mu, &until);
 	}
 	pthread_mutex_unlock(&a->mu);
 	return NULL;
+}
+
+int gw_certs_ocsp(struct aclm_gateway *gw, const struct gw_site *s, const unsigned char *req,
+                  size_t req_len, unsigned char **resp, size_t *resp_len)
+{
+	struct acme *a = gw->acme;
+	int rc;
+
+	if (!a || !a->has_builtin)
+		return aclm_error(ACLM_ERR_UNSUPPORTED, "no built-in CA in this gateway");
+	/* not while the thread issues (an ACME order can take minutes) */
+	if (pthread_mutex_trylock(&a->st_mu))
+		return aclm_error(ACLM_AGAIN, "the store is busy");
+	rc = aclm_ca_ocsp_respond(a->st, a->kek, site_ca(a, s), req, req_len, resp, resp_len);
+	pthread_mutex_unlock(&a->st_mu);
+	return rc;
 }
 
 static int make_dir(const char *path, mode_t mode)
@@ -311,11 +681,18 @@ int gw_acme_start(struct aclm_gateway *gw)
 	int rc;
 
 	if (!a)
-		return aclm_error(ACLM_ERR_CONFIG, "%s: sites with cert_source acme need aclm's "
-		                  "store and acme.cas (aclm.yaml)", gw->cfg->path);
-	if (a->n_cas == 0)
+		return aclm_error(ACLM_ERR_CONFIG, "%s: sites with cert_source acme or ca need "
+		                  "aclm's store (and acme.cas of aclm.yaml for acme)", gw->cfg->path);
+	if (a->n_cas == 0 && aclm_gw_config_needs_acme(gw->cfg))
 		return aclm_error(ACLM_ERR_CONFIG, "%s: cert_source acme, but acme.cas of "
 		                  "aclm.yaml declares no CA", gw->cfg->path);
+	if (aclm_gw_config_needs_ca(gw->cfg)) {
+		if (!a->has_builtin)
+			return aclm_error(ACLM_ERR_CONFIG, "%s: cert_source ca needs aclm's store and "
+			                  "the built-in CA", gw->cfg->path);
+		if ((rc = aclm_gw_config_check_cas(gw->cfg, a->st, a->default_ca)))
+			return rc;
+	}
 	if ((rc = make_dir(gw->cfg->state_dir, 0700)) || (rc = make_dir(gw->cfg->webroot, 0755)))
 		return rc;
 	if (pthread_create(&a->thread, NULL, acme_main, a))
@@ -339,6 +716,10 @@ void gw_acme_stop(struct aclm_gateway *gw)
 	}
 	pthread_cond_destroy(&a->cv);
 	pthread_mutex_destroy(&a->mu);
+	pthread_mutex_destroy(&a->st_mu);
+	for (size_t i = 0; i < a->n_tr; i++)
+		free(a->tr[i].path);
+	free(a->tr);
 	free(a);
 	gw->acme = NULL;
 }

@@ -13,6 +13,7 @@
 
 #include <yaml.h>
 
+#include "aclm/ca.h"
 #include "aclm/err.h"
 #include "aclm/str.h"
 #include "gateway-int.h"
@@ -514,11 +515,24 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 			else if (src && !strcmp(src, "acme"))
 				s->cert_source = GW_CERT_ACME;
 			else if (src && !strcmp(src, "ca"))
-				return cerr(ld, v, "cert_source: 'ca' is not supported yet by this "
-				            "build (use acme with the built-in CA's ACME directory, or "
-				            "files)");
+				s->cert_source = GW_CERT_CA;
 			else
-				return cerr(ld, v, "cert_source: expected files or acme");
+				return cerr(ld, v, "cert_source: expected files, acme or ca");
+		} else if (!strcmp(key, "ca")) {
+			if ((rc = get_str(ld, v, key, s->ca_name, sizeof(s->ca_name))))
+				return rc;
+			if (!s->ca_name[0] || strspn(s->ca_name, "abcdefghijklmnopqrstuvwxyz"
+			                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+			                      strlen(s->ca_name))
+				return cerr(ld, v, "ca: '%s' is not a CA name (letters, digits, '.', "
+				            "'_', '-')", s->ca_name);
+			s->ca_line = v->start_mark.line + 1;
+		} else if (!strcmp(key, "ca_profile")) {
+			if ((rc = get_str(ld, v, key, s->ca_profile, sizeof(s->ca_profile))))
+				return rc;
+			if (!aclm_ca_profile_find(s->ca_profile))
+				return cerr(ld, v, "ca_profile: unknown profile '%s' (default, "
+				            "shortlived, intranet)", s->ca_profile);
 		} else if (!strcmp(key, "acme_cas")) {
 			if ((rc = need_seq(ld, v, "acme_cas")))
 				return rc;
@@ -539,7 +553,7 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 				s->acme_tls_alpn = true;
 			else
 				return cerr(ld, v, "acme_challenge: expected http-01 or tls-alpn-01");
-		} else if (!strcmp(key, "acme_key")) {
+		} else if (!strcmp(key, "acme_key") || !strcmp(key, "key_type")) {
 			/* one key type, or a list of an ECDSA and an RSA one (a dual
 			 * pair: two certificates) */
 			yaml_node_t *one = v;
@@ -549,7 +563,7 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 				item = v->data.sequence.items.start;
 				if (v->data.sequence.items.top - item < 1 ||
 				    v->data.sequence.items.top - item > GW_MAX_CERTS)
-					return cerr(ld, v, "acme_key: one or two key types");
+					return cerr(ld, v, "%s: one or two key types", key);
 			}
 			s->n_acme_keys = 0;
 			for (;;) {
@@ -569,10 +583,10 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 				else if (kt && !strcmp(kt, "rsa2048"))
 					kt_id = 2;
 				else
-					return cerr(ld, one, "acme_key: expected ec256, ec384 or rsa2048");
+					return cerr(ld, one, "%s: expected ec256, ec384 or rsa2048", key);
 				if (s->n_acme_keys == 1 && (kt_id == 2) == (s->acme_keys[0] == 2))
-					return cerr(ld, one, "acme_key: a pair is one ECDSA and one RSA "
-					            "key type");
+					return cerr(ld, one, "%s: a pair is one ECDSA and one RSA key type",
+					            key);
 				s->acme_keys[s->n_acme_keys++] = kt_id;
 				if (!item)
 					break;
@@ -608,26 +622,42 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 				return rc;
 		} else {
 			return cerr(ld, k, "site: unknown field '%s' (names, upstreams, certificates, "
-			            "cert_source, acme_cas, acme_key, acme_challenge, pq, "
-			            "pq_canary_percent, groups, "
+			            "cert_source, acme_cas, acme_key, acme_challenge, ca, ca_profile, "
+			            "key_type, pq, pq_canary_percent, groups, "
 			            "hsts, forwarded)", key);
 		}
 	}
-	if (s->cert_source == GW_CERT_ACME) {
+	if (s->cert_source != GW_CERT_CA && (s->ca_name[0] || s->ca_profile[0]))
+		return cerr(ld, map, "site: ca and ca_profile go with cert_source ca");
+	if (s->cert_source != GW_CERT_ACME && (s->n_acme_cas || s->acme_tls_alpn))
+		return cerr(ld, map, "site: acme_cas and acme_challenge go with cert_source acme");
+	if (s->cert_source == GW_CERT_FILES && s->n_acme_keys)
+		return cerr(ld, map, "site: key types go with cert_source acme or ca (the "
+		            "certificates' files say theirs)");
+	if (s->cert_source != GW_CERT_FILES) {
+		const char *src = s->cert_source == GW_CERT_ACME ? "acme" : "ca";
+		char base[256];
 		struct stat st;
 
 		if (s->n_certs)
-			return cerr(ld, map, "site: cert_source acme and certificates exclude each "
-			            "other");
+			return cerr(ld, map, "site: cert_source %s and certificates exclude each "
+			            "other", src);
 		if (!ld->cfg->state_dir[0])
-			return cerr(ld, map, "site: cert_source acme needs state_dir (where the "
-			            "certificates obtained are kept)");
-		for (size_t i = 0; i < s->n_names; i++)
+			return cerr(ld, map, "site: cert_source %s needs state_dir (where the "
+			            "certificates obtained are kept)", src);
+		if (!s->n_names)
+			return cerr(ld, map, "site: names is required");
+		for (size_t i = 0; i < s->n_names && s->cert_source == GW_CERT_ACME; i++)
 			if (s->names[i][0] == '*')
 				return cerr(ld, map, "site: '%s': a wildcard cannot be validated by "
 				            "http-01 or tls-alpn-01", s->names[i]);
+		if (!s->ca_line)
+			s->ca_line = s->line;
 		if (!s->n_acme_keys)
 			s->acme_keys[s->n_acme_keys++] = 0;
+		/* files are named after the first name ("*." as "_.") */
+		snprintf(base, sizeof(base), "%s%s", s->names[0][0] == '*' ? "_" : "",
+		         s->names[0] + (s->names[0][0] == '*'));
 		/* NAME.crt/.key for the first key type, NAME.rsa.crt/.key or
 		 * NAME.ecdsa.crt/.key for the second */
 		for (size_t i = 0; i < s->n_acme_keys; i++) {
@@ -635,9 +665,9 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 			const char *sfx = i == 0 ? "" : s->acme_keys[i] == 2 ? ".rsa" : ".ecdsa";
 
 			if (snprintf(cf->cert, sizeof(cf->cert), "%s/%s%s.crt", ld->cfg->state_dir,
-			             s->names[0], sfx) >= (int)sizeof(cf->cert) ||
+			             base, sfx) >= (int)sizeof(cf->cert) ||
 			    snprintf(cf->key, sizeof(cf->key), "%s/%s%s.key", ld->cfg->state_dir,
-			             s->names[0], sfx) >= (int)sizeof(cf->key))
+			             base, sfx) >= (int)sizeof(cf->key))
 				return cerr(ld, map, "site: state_dir too long");
 			cf->is_missing = stat(cf->cert, &st) != 0;
 			if (!cf->is_missing)
@@ -654,8 +684,8 @@ static int load_site(struct ld *ld, yaml_node_t *map, struct gw_site *s, const c
 	if (!s->n_ups)
 		return cerr(ld, map, "site %s: upstreams is required", s->names[0]);
 	if (!s->n_certs)
-		return cerr(ld, map, "site %s: certificates (or cert_source: acme) is required",
-		            s->names[0]);
+		return cerr(ld, map, "site %s: certificates (or cert_source: acme or ca) is "
+		            "required", s->names[0]);
 	if ((rc = split_groups(ld, groups_node, s)))
 		return rc;
 	if (has_canary && !has_pq)
@@ -814,6 +844,36 @@ bool aclm_gw_config_needs_acme(const struct aclm_gw_config *cfg)
 		if (cfg->sites[i].cert_source == GW_CERT_ACME)
 			return true;
 	return false;
+}
+
+bool aclm_gw_config_needs_ca(const struct aclm_gw_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_sites; i++)
+		if (cfg->sites[i].cert_source == GW_CERT_CA)
+			return true;
+	return false;
+}
+
+int aclm_gw_config_check_cas(const struct aclm_gw_config *cfg, struct aclm_store *st,
+                             const char *default_ca)
+{
+	for (size_t i = 0; i < cfg->n_sites; i++) {
+		const struct gw_site *s = &cfg->sites[i];
+		const char *ca = s->ca_name[0] ? s->ca_name : default_ca;
+		bool exists = false;
+		int rc;
+
+		if (s->cert_source != GW_CERT_CA)
+			continue;
+		if ((rc = aclm_ca_exists(st, ca, &exists)))
+			return aclm_error_wrap(rc, "%s:%zu: ca '%s'", cfg->path, s->ca_line, ca);
+		if (!exists)
+			return aclm_error(ACLM_ERR_CONFIG, "%s:%zu: ca '%s': no such built-in CA in "
+			                  "this store (create it with `aclm ca init%s%s`)",
+			                  cfg->path, s->ca_line, ca, strcmp(ca, default_ca) ?
+			                  " --name " : "", strcmp(ca, default_ca) ? ca : "");
+	}
+	return 0;
 }
 
 const char *aclm_gw_config_pid_file(const struct aclm_gw_config *cfg)

@@ -72,6 +72,9 @@ struct gw_site {
 	int acme_keys[GW_MAX_CERTS];      /* enum aclm_keygen, one certificate each */
 	size_t n_acme_keys;
 	bool acme_tls_alpn;               /* tls-alpn-01 (else http-01) */
+	char ca_name[64];                 /* ca: the built-in CA ("" the default, ca.name) */
+	char ca_profile[32];              /* ca: its certificate profile ("" default) */
+	size_t ca_line;                   /* line of `ca:` (else the site's) */
 	size_t line;
 	SSL_CTX *ctx;                     /* tls.c */
 };
@@ -300,9 +303,39 @@ void gw_health_stop(struct aclm_gateway *gw);
  * passed through untouched (0: none). */
 extern atomic_int gw_alpn_port;
 
-/* Obtain and renew the certificates of the sites with cert_source acme on
- * a thread of its own (gw->acme set by aclm_gateway_set_acme). */
+/* Obtain and renew the certificates of the sites with cert_source acme or
+ * ca on a thread of its own (gw->acme set by aclm_gateway_set_acme). */
 int gw_acme_start(struct aclm_gateway *gw);
 void gw_acme_stop(struct aclm_gateway *gw);
+/* OCSP for a site with cert_source ca, answered in process by the built-in
+ * CA's responder: the DER response to the DER request req.  ACLM_AGAIN
+ * while the store is busy (ask again later); ACLM_ERR_UNSUPPORTED without a
+ * store. */
+int gw_certs_ocsp(struct aclm_gateway *gw, const struct gw_site *s, const unsigned char *req,
+                  size_t req_len, unsigned char **resp, size_t *resp_len);
+
+/* ---- builtin_ca.c ---- */
+
+struct aclm_store;
+struct aclm_kek;
+struct aclm_ca_policy;
+struct gw_ca_opts {
+	const char *ca;                   /* the CA's name */
+	const char *base_url;             /* CRL / OCSP URLs in certificates */
+	const struct aclm_ca_policy *policy;
+};
+/* Issue certificate ki of site s from the built-in CA: a fresh key (sealed
+ * on its key row), the certificate, an observation, and the managed
+ * certificate "NAME/KEYTYPE" with it current (paired with pair_id when
+ * not 0).  ACLM_ERR_NOTFOUND naming `aclm ca init` when the CA does not
+ * exist. */
+int gw_ca_issue(struct aclm_store *st, const struct aclm_kek *kek, const struct gw_ca_opts *o,
+                const struct gw_site *s, size_t ki, int64_t pair_id, int64_t *managed_id,
+                int64_t *cert_id);
+/* When to renew the certificate of CA ca with this serial (hex): a time in
+ * the CA's renewal window chosen from seed.  ACLM_ERR_NOTFOUND when the CA
+ * did not issue it. */
+int gw_ca_renew_at(struct aclm_store *st, const char *ca, const char *serial_hex,
+                   uint64_t seed, int64_t *when);
 
 #endif

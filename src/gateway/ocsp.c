@@ -1,6 +1,7 @@
 /* OCSP stapling: a thread fetches, for every site certificate whose chain
  * file holds its issuer and which names an OCSP responder (AIA), a response
- * from that responder (the built-in CA's or the issuer's), keeps it while
+ * from that responder (the issuer's; for sites with cert_source ca the
+ * built-in CA's responder answers in process), keeps it while
  * it is good and current, and the status callback staples it to handshakes
  * of clients that ask.  Fetched at start, after every reload, and hourly. */
 #include <pthread.h>
@@ -43,33 +44,14 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 	return aclm_buf_append(b, p, size * n) ? 0 : size * n;
 }
 
-/* The DER response for leaf (issued by issuer) from url, checked: status
- * successful, this certificate good, within its validity. */
-static int fetch_one(const char *url, X509 *leaf, X509 *issuer, unsigned char **der,
-                     size_t *der_len)
+/* POST the DER request to url; the answer in b. */
+static int post(const char *url, const unsigned char *qder, int qlen, struct aclm_buf *b)
 {
-	OCSP_REQUEST *req = OCSP_REQUEST_new();
-	OCSP_CERTID *id = OCSP_cert_to_id(NULL, leaf, issuer), *id2 = NULL;
-	OCSP_RESPONSE *resp = NULL;
-	OCSP_BASICRESP *basic = NULL;
-	unsigned char *qder = NULL;
-	const unsigned char *p;
-	struct curl_slist *hdr = NULL;
-	struct aclm_buf b;
-	CURL *h = NULL;
-	int qlen, status = -1, reason = 0, rc = ACLM_ERR_IO;
-	ASN1_GENERALIZEDTIME *thisupd = NULL, *nextupd = NULL;
+	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/ocsp-request");
+	CURL *h = curl_easy_init();
 	long code = 0;
+	int rc = 0;
 
-	aclm_buf_init(&b, MAX_RESPONSE);
-	if (!req || !id || !(id2 = OCSP_CERTID_dup(id)) || !OCSP_request_add0_id(req, id2) ||
-	    (qlen = i2d_OCSP_REQUEST(req, &qder)) <= 0) {
-		OCSP_CERTID_free(id2);
-		rc = aclm_error_openssl(ACLM_ERR_CRYPTO, "OCSP request");
-		goto out;
-	}
-	h = curl_easy_init();
-	hdr = curl_slist_append(NULL, "Content-Type: application/ocsp-request");
 	if (!h || !hdr) {
 		rc = aclm_error(ACLM_ERR_NOMEM, "out of memory");
 		goto out;
@@ -79,13 +61,55 @@ static int fetch_one(const char *url, X509 *leaf, X509 *issuer, unsigned char **
 	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)qlen);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (curl_easy_perform(h) != CURLE_OK ||
-	    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK || code != 200) {
+	    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK || code != 200)
 		rc = aclm_error(ACLM_ERR_IO, "OCSP %s: no answer (HTTP %ld)", url, code);
+out:
+	curl_slist_free_all(hdr);
+	if (h)
+		curl_easy_cleanup(h);
+	return rc;
+}
+
+/* The DER response for leaf (issued by issuer), checked: status
+ * successful, this certificate good, within its validity.  From url, or
+ * for a site with cert_source ca from the built-in CA's responder in
+ * process (url is then only named in messages). */
+static int fetch_one(struct aclm_gateway *gw, const struct gw_site *site, const char *url,
+                     X509 *leaf, X509 *issuer, unsigned char **der, size_t *der_len)
+{
+	OCSP_REQUEST *req = OCSP_REQUEST_new();
+	OCSP_CERTID *id = OCSP_cert_to_id(NULL, leaf, issuer), *id2 = NULL;
+	OCSP_RESPONSE *resp = NULL;
+	OCSP_BASICRESP *basic = NULL;
+	unsigned char *qder = NULL;
+	const unsigned char *p;
+	struct aclm_buf b;
+	int qlen, status = -1, reason = 0, rc = ACLM_ERR_IO;
+	ASN1_GENERALIZEDTIME *thisupd = NULL, *nextupd = NULL;
+
+	aclm_buf_init(&b, MAX_RESPONSE);
+	if (!req || !id || !(id2 = OCSP_CERTID_dup(id)) || !OCSP_request_add0_id(req, id2) ||
+	    (qlen = i2d_OCSP_REQUEST(req, &qder)) <= 0) {
+		OCSP_CERTID_free(id2);
+		rc = aclm_error_openssl(ACLM_ERR_CRYPTO, "OCSP request");
+		goto out;
+	}
+	if (site->cert_source == GW_CERT_CA) {
+		unsigned char *local = NULL;
+		size_t local_len = 0;
+
+		if ((rc = gw_certs_ocsp(gw, site, qder, (size_t)qlen, &local, &local_len)))
+			goto out;
+		rc = aclm_buf_append(&b, local, local_len);
+		free(local);
+		if (rc)
+			goto out;
+	} else if ((rc = post(url, qder, qlen, &b))) {
 		goto out;
 	}
 	p = b.data;
@@ -113,15 +137,13 @@ out:
 	OCSP_CERTID_free(id);
 	OCSP_RESPONSE_free(resp);
 	OCSP_BASICRESP_free(basic);
-	curl_slist_free_all(hdr);
-	if (h)
-		curl_easy_cleanup(h);
 	aclm_buf_free(&b);
 	return rc;
 }
 
 /* false when a responder is named but gave no usable answer */
-static bool fetch_cert(struct gw_certfile *cf)
+static bool fetch_cert(struct aclm_gateway *gw, const struct gw_site *site,
+                       struct gw_certfile *cf)
 {
 	bool ok = true;
 
@@ -137,10 +159,14 @@ static bool fetch_cert(struct gw_certfile *cf)
 	issuer = leaf ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
 	fclose(f);
 	ERR_clear_error();
-	if (leaf && issuer && (urls = X509_get1_ocsp(leaf)) && sk_OPENSSL_STRING_num(urls) > 0) {
-		const char *url = sk_OPENSSL_STRING_value(urls, 0);
+	urls = leaf ? X509_get1_ocsp(leaf) : NULL;
+	if (leaf && issuer && ((urls && sk_OPENSSL_STRING_num(urls) > 0) ||
+	                       site->cert_source == GW_CERT_CA)) {
+		const char *url = urls && sk_OPENSSL_STRING_num(urls) > 0 ?
+		                  sk_OPENSSL_STRING_value(urls, 0) : "(built-in CA)";
+		int rc = fetch_one(gw, site, url, leaf, issuer, &der, &len);
 
-		if (fetch_one(url, leaf, issuer, &der, &len) == 0) {
+		if (rc == 0) {
 			pthread_mutex_lock(&resp_mu);
 			free(cf->ocsp_der);
 			cf->ocsp_der = der;
@@ -152,7 +178,8 @@ static bool fetch_cert(struct gw_certfile *cf)
 			pthread_mutex_unlock(&resp_mu);
 			aclm_debug("gateway: OCSP response for %s stapled (%zu bytes)", cf->cert, len);
 		} else {
-			aclm_warn("gateway: %s: %s", cf->cert, aclm_errmsg());
+			if (rc != ACLM_AGAIN)
+				aclm_warn("gateway: %s: %s", cf->cert, aclm_errmsg());
 			ok = false;
 		}
 	}
@@ -225,7 +252,8 @@ static void *ocsp_main(void *arg)
 			for (size_t i = 0; i < cfg->n_sites; i++)
 				for (size_t j = 0; j < cfg->sites[i].n_certs; j++)
 					if (!cfg->sites[i].certs[j].is_missing)
-						ok &= fetch_cert(&cfg->sites[i].certs[j]);
+						ok &= fetch_cert(o->gw, &cfg->sites[i],
+						                 &cfg->sites[i].certs[j]);
 			if (done)
 				aclm_gw_config_unref(done);
 			done = cfg;             /* keeps its reference: compared by pointer */

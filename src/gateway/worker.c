@@ -199,7 +199,8 @@ int aclm_gateway_start(struct aclm_gateway *gw)
 	}
 	if (cfg->admin[0] && (rc = gw_admin_start(gw, cfg->admin)))
 		return rc;
-	if (aclm_gw_config_needs_acme(cfg) && (rc = gw_acme_start(gw)))
+	if ((aclm_gw_config_needs_acme(cfg) || aclm_gw_config_needs_ca(cfg)) &&
+	    (rc = gw_acme_start(gw)))
 		return rc;
 	if (cfg->health_interval > 0 && (rc = gw_health_start(gw)))
 		return rc;
@@ -296,9 +297,10 @@ void aclm_gateway_free(struct aclm_gateway *gw)
 		if (gw->workers[i].thread_started)
 			pthread_join(gw->workers[i].thread, NULL);
 	gw_admin_stop(gw);
+	/* OCSP of ca sites asks the certificate thread's store */
+	gw_ocsp_stop(gw);
 	gw_acme_stop(gw);
 	gw_health_stop(gw);
-	gw_ocsp_stop(gw);
 	for (unsigned i = 0; i < gw->n_workers; i++) {
 		struct gw_worker *w = &gw->workers[i];
 
