@@ -131,9 +131,22 @@ static int endpoints_list(struct server *s, struct aclm_http_req *req,
 	                                             "offset", (json_int_t)f.offset));
 }
 
+/* Findings as they stream: the first `limit` become items (0: all), every
+ * one is counted. */
+struct findings_out {
+	json_t *items;
+	int64_t limit, total;
+};
+
 static int add_finding(void *ctx, const struct aclm_finding_row *r)
 {
-	json_array_append_new(ctx, json_pack(
+	struct findings_out *fo = ctx;
+
+	if (fo->limit > 0 && fo->total++ >= fo->limit)
+		return ACLM_OK;
+	if (fo->limit == 0)
+		fo->total++;
+	json_array_append_new(fo->items, json_pack(
 		"{s:I,s:s,s:s,s:o,s:s,s:s,s:s,s:i,s:o,s:o?,s:o,s:o,s:o,s:o,s:o}",
 		"id", (json_int_t)r->id, "type", r->type, "severity", r->severity,
 		"endpoint_id", r->endpoint_id ? json_integer(r->endpoint_id) : json_null(),
@@ -150,12 +163,18 @@ static int findings_list(struct server *s, struct aclm_http_req *req,
                          struct aclm_http_res *res, const struct principal *who)
 {
 	struct aclm_finding_filter f;
+	struct findings_out fo = { NULL, 0, 0 };
 	const char *sev = aclm_http_query_get(req, "severity");
-	json_t *items;
+	const char *lim = aclm_http_query_get(req, "limit");
 	int rc;
 
 	(void)who;
 	memset(&f, 0, sizeof(f));
+	/* limit: the first ones only (most severe first), with the total; a
+	 * page showing a few of thousands need not carry them all */
+	if (lim != NULL && (aclm_parse_int64(lim, &fo.limit) != ACLM_OK || fo.limit < 1 ||
+	                    fo.limit > MAX_LIMIT))
+		return bad(res, "limit: want an integer in 1..%d", MAX_LIMIT);
 	f.type = aclm_http_query_get(req, "type");
 	f.include_resolved = aclm_http_query_get(req, "resolved") != NULL;
 	if (sev != NULL) {
@@ -164,12 +183,13 @@ static int findings_list(struct server *s, struct aclm_http_req *req,
 			return bad(res, "severity: '%s' is not info, low, medium, high or critical", sev);
 		f.min_severity = (int)v;
 	}
-	items = json_array();
-	if ((rc = aclm_store_list_findings(s->store, &f, add_finding, items)) != ACLM_OK) {
-		json_decref(items);
+	fo.items = json_array();
+	if ((rc = aclm_store_list_findings(s->store, &f, add_finding, &fo)) != ACLM_OK) {
+		json_decref(fo.items);
 		return rc;
 	}
-	return server_reply_json(res, 200, json_pack("{s:o}", "items", items));
+	return server_reply_json(res, 200, json_pack("{s:o,s:I}", "items", fo.items, "total",
+	                                             (json_int_t)fo.total));
 }
 
 /* --- scans ------------------------------------------------------------------- */
@@ -710,7 +730,7 @@ const struct api_route server_ops_routes[] = {
 	{ "GET", "/api/v1/endpoints", ACCESS_PERM, ACLM_PERM_READ_INVENTORY, endpoints_list,
 	  "endpoints with their latest scan result (host, pq=yes|none, reachable, limit, offset)" },
 	{ "GET", "/api/v1/findings", ACCESS_PERM, ACLM_PERM_READ_INVENTORY, findings_list,
-	  "open findings, most severe first (type, severity, resolved)" },
+	  "open findings, most severe first (type, severity, resolved, limit), with their total" },
 	{ "GET", "/api/v1/scans", ACCESS_PERM, ACLM_PERM_READ_INVENTORY, scans_list,
 	  "scans, newest first" },
 	{ "GET", "/api/v1/scans/:id", ACCESS_PERM, ACLM_PERM_READ_INVENTORY, scan_show, "one scan" },

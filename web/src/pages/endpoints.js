@@ -85,47 +85,66 @@ export async function endpointsPage(ctx) {
   const box = h('div', { class: 'table-box', 'aria-live': 'polite' });
   const findingsBox = h('div');
   const scansBox = h('div');
-  async function reload() {
+  // The table first; findings (the most severe, with their total) and scans
+  // come beside each other after it, each filling its own box.
+  const FINDINGS_SHOWN = 200;
+  async function loadFindings() {
+    const f = await get('/api/v1/findings' + query({ limit: FINDINGS_SHOWN }));
+    const total = typeof f.total === 'number' ? f.total : f.items.length;
+    clear(findingsBox).append(h('h2', null, t('ep.findings'), ' ', h('span', { class: 'muted', id: 'findings-count' },
+      total > f.items.length ? t('ep.findings.some', { n: fmtNum(f.items.length), total: fmtNum(total) })
+                             : t('generic.items', { n: total }))),
+      f.items.length ? h('div', { class: 'table-scroll' }, h('table', { class: 'grid', id: 'findings-table' },
+        h('thead', null, h('tr', null, ['severity', 'type', 'endpoint', 'detail'].map((c) => h('th', { scope: 'col' }, t('ep.f.' + c))))),
+        h('tbody', null, f.items.map((x) => h('tr', null,
+          h('td', { class: x.severity === 'high' || x.severity === 'critical' ? 'bad' : x.severity === 'medium' ? 'warn' : '' }, x.severity),
+          h('td', null, h('code', null, x.type)),
+          h('td', null, `${x.host || x.ip}:${x.port}`, x.cert_id ? [' ', h('a', { href: '#/certificates/' + x.cert_id }, '#' + x.cert_id)] : null),
+          h('td', { class: 'detail' }, x.detail || '')))))) : h('p', { class: 'muted' }, t('none')));
+  }
+  async function loadScans() {
+    const s = await get('/api/v1/scans?limit=10');
+    clear(scansBox).append(h('h2', null, t('ep.scans')),
+      s.items.length ? h('table', { class: 'grid', id: 'scans-table' },
+        h('thead', null, h('tr', null, ['id', 'started', 'targets', 'status', 'endpoints', 'reachable', 'findings'].map((c) => h('th', { scope: 'col' }, t('ep.s.' + c))))),
+        h('tbody', null, s.items.map((x) => h('tr', null, h('td', { class: 'num' }, String(x.id)), h('td', { class: 'date' }, fmtTime(x.started_at)),
+          h('td', { class: 'detail' }, x.targets), h('td', null, x.status), h('td', { class: 'num' }, fmtNum(x.endpoints)),
+          h('td', { class: 'num' }, fmtNum(x.reachable)), h('td', { class: 'num' }, fmtNum(x.findings))))))
+        : h('p', { class: 'muted' }, t('none')));
+  }
+  const failed = (box) => (e) => {
+    clear(box).appendChild(h('p', { class: 'error', role: 'alert' }, t('error', { msg: e.message })));
+  };
+  async function loadTable() {
     const r = await get('/api/v1/endpoints' + query({ host: p.host || null, pq: p.pq || null, limit: 200, offset: p.offset }));
     clear(box).append(h('p', { id: 'endpoints-count' }, t('certs.count', {
       from: fmtNum(r.total ? r.offset + 1 : 0), to: fmtNum(r.offset + r.items.length), total: fmtNum(r.total) })),
     endpointsTable(r),
     h('div', { class: 'pager' },
-      h('button', { type: 'button', disabled: r.offset === 0, onclick: () => { p.offset = Math.max(0, r.offset - 200); reload(); } }, t('certs.prev')),
-      h('button', { type: 'button', disabled: r.offset + r.items.length >= r.total, onclick: () => { p.offset = r.offset + 200; reload(); } }, t('certs.next'))));
+      h('button', { type: 'button', disabled: r.offset === 0, onclick: () => { p.offset = Math.max(0, r.offset - 200); loadTable(); } }, t('certs.prev')),
+      h('button', { type: 'button', disabled: r.offset + r.items.length >= r.total, onclick: () => { p.offset = r.offset + 200; loadTable(); } }, t('certs.next'))));
     box.dataset.total = String(r.total);
-    if (ctx.can('GET', '/api/v1/findings')) {
-      const f = await get('/api/v1/findings');
-      clear(findingsBox).append(h('h2', null, t('ep.findings'), ' ', h('span', { class: 'muted' }, t('generic.items', { n: f.items.length }))),
-        f.items.length ? h('div', { class: 'table-scroll' }, h('table', { class: 'grid', id: 'findings-table' },
-          h('thead', null, h('tr', null, ['severity', 'type', 'endpoint', 'detail'].map((c) => h('th', { scope: 'col' }, t('ep.f.' + c))))),
-          h('tbody', null, f.items.slice(0, 200).map((x) => h('tr', null,
-            h('td', { class: x.severity === 'high' || x.severity === 'critical' ? 'bad' : x.severity === 'medium' ? 'warn' : '' }, x.severity),
-            h('td', null, h('code', null, x.type)),
-            h('td', null, `${x.host || x.ip}:${x.port}`, x.cert_id ? [' ', h('a', { href: '#/certificates/' + x.cert_id }, '#' + x.cert_id)] : null),
-            h('td', { class: 'detail' }, x.detail || '')))))) : h('p', { class: 'muted' }, t('none')));
-    }
-    if (ctx.can('GET', '/api/v1/scans')) {
-      const s = await get('/api/v1/scans?limit=10');
-      clear(scansBox).append(h('h2', null, t('ep.scans')),
-        s.items.length ? h('table', { class: 'grid', id: 'scans-table' },
-          h('thead', null, h('tr', null, ['id', 'started', 'targets', 'status', 'endpoints', 'reachable', 'findings'].map((c) => h('th', { scope: 'col' }, t('ep.s.' + c))))),
-          h('tbody', null, s.items.map((x) => h('tr', null, h('td', { class: 'num' }, String(x.id)), h('td', { class: 'date' }, fmtTime(x.started_at)),
-            h('td', { class: 'detail' }, x.targets), h('td', null, x.status), h('td', { class: 'num' }, fmtNum(x.endpoints)),
-            h('td', { class: 'num' }, fmtNum(x.reachable)), h('td', { class: 'num' }, fmtNum(x.findings))))))
-          : h('p', { class: 'muted' }, t('none')));
-    }
+  }
+  // After a scan: everything again.  A filter or a page: the table only.
+  async function reload() {
+    await loadTable();
+    const more = [];
+    if (ctx.can('GET', '/api/v1/findings')) more.push(loadFindings().catch(failed(findingsBox)));
+    if (ctx.can('GET', '/api/v1/scans')) more.push(loadScans().catch(failed(scansBox)));
+    return Promise.all(more);
   }
   let debounce = null;
   const filters = h('form', { class: 'filters', role: 'search', onsubmit: (e) => e.preventDefault() },
     h('label', { class: 'field' }, t('ep.host'), h('input', { id: 'ep-host', type: 'search', value: p.host, oninput: (e) => {
       clearTimeout(debounce);
-      debounce = setTimeout(() => { p.host = e.target.value.trim(); p.offset = 0; reload(); }, 250);
+      debounce = setTimeout(() => { p.host = e.target.value.trim(); p.offset = 0; loadTable(); }, 250);
     } })),
-    h('label', { class: 'field' }, t('ep.pq'), h('select', { id: 'ep-pq', onchange: (e) => { p.pq = e.target.value; p.offset = 0; reload(); } },
+    h('label', { class: 'field' }, t('ep.pq'), h('select', { id: 'ep-pq', onchange: (e) => { p.pq = e.target.value; p.offset = 0; loadTable(); } },
       h('option', { value: '' }, t('certs.any')), h('option', { value: 'yes', selected: p.pq === 'yes' }, t('ep.pq.yes')),
       h('option', { value: 'none', selected: p.pq === 'none' }, t('ep.pq.none')))));
-  await reload();
+  await loadTable();
+  if (ctx.can('GET', '/api/v1/findings')) loadFindings().catch(failed(findingsBox));
+  if (ctx.can('GET', '/api/v1/scans')) loadScans().catch(failed(scansBox));
   return h('div', { class: 'endpoints', dataset: { title: t('endpoints.title') } },
     h('div', { class: 'page-head' }, h('h1', null, t('endpoints.title'))),
     ctx.can('POST', '/api/v1/scans') ? scanForm(ctx, reload) : null,
