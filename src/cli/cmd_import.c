@@ -1,9 +1,10 @@
 /* aclm import: certificates and keys from files and directories.
  *
- * Each file is stored inside its own savepoint, so a database failure on one
- * file loses nothing else; the outer transaction is committed every
- * COMMIT_EVERY certificates so a crash keeps what was committed and never
- * half a certificate.  Private keys are matched to certificates after every
+ * Each file is stored as one unit, so a database failure on one file loses
+ * nothing else: small files inside a savepoint of a batch transaction that
+ * is committed every COMMIT_EVERY certificates, files of OWN_TRANSACTION
+ * certificates or more as a transaction of their own.  A crash keeps what
+ * was committed and never half a certificate.  Private keys are matched to certificates after every
  * file of the run has been read (the key may come before its certificate),
  * sealed with the key-encryption key and only then stored. */
 #include <dirent.h>
@@ -28,6 +29,12 @@
 #include "cli-int.h"
 
 #define COMMIT_EVERY 5000
+/* Every certificate is stored in a savepoint of its own.  Nested in a
+ * savepoint of the file, SQLite keeps their statement journal until the
+ * file's level ends and walks it at every release: quadratic in the
+ * certificates of one file (a bundle of 1,000 took seconds).  A file this
+ * large therefore ends the batch and is a transaction by itself. */
+#define OWN_TRANSACTION 64
 #define MAX_DEPTH 64
 
 struct pending_key {
@@ -120,7 +127,7 @@ static int keep_key(struct import *im, const char *path, struct aclm_privkey *k)
 	return ACLM_OK;
 }
 
-static int store_certs(struct import *im, const char *path, struct aclm_bundle *b)
+static int store_file(struct import *im, const char *path, struct aclm_bundle *b)
 {
 	struct aclm_store *st = im->cli->store;
 	int64_t new_here = 0, known_here = 0;
@@ -150,13 +157,31 @@ static int store_certs(struct import *im, const char *path, struct aclm_bundle *
 	im->n_known += known_here;
 	im->n_certs += new_here + known_here;
 	im->since_commit += new_here + known_here;
-	if (im->since_commit >= COMMIT_EVERY) {
-		/* End the outer transaction and start the next batch. */
+	return ACLM_OK;
+}
+
+/* Called inside the batch transaction; leaves one open. */
+static int store_certs(struct import *im, const char *path, struct aclm_bundle *b)
+{
+	struct aclm_store *st = im->cli->store;
+	int rc, rc2;
+
+	if (b->n_certs < OWN_TRANSACTION) {
+		if ((rc = store_file(im, path, b)) != ACLM_OK || im->since_commit < COMMIT_EVERY)
+			return rc;
+		/* End the batch and start the next. */
 		if ((rc = aclm_store_commit(st)) != ACLM_OK || (rc = aclm_store_begin(st)) != ACLM_OK)
 			return rc;
 		im->since_commit = 0;
+		return ACLM_OK;
 	}
-	return ACLM_OK;
+	if ((rc = aclm_store_commit(st)) != ACLM_OK)
+		return rc;
+	im->since_commit = 0;
+	rc = store_file(im, path, b);
+	if ((rc2 = aclm_store_begin(st)) != ACLM_OK && rc == ACLM_OK)
+		rc = rc2;
+	return rc;
 }
 
 static void import_file(struct import *im, const char *path)

@@ -7,6 +7,8 @@
  * rejected with ACLM_ERR_PARSE and a message naming the part. */
 #include <arpa/inet.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/provider.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -271,9 +274,98 @@ static int describe_key_by_oid(X509_PUBKEY *xpk, struct aclm_cert *c)
 	return ACLM_OK;
 }
 
+/* Bits of the named curves certificates use, so the common keys are
+ * described from their OIDs without decoding them (see parse_ctx()). */
+static const struct {
+	int nid;
+	int bits;
+} curve_bits[] = {
+	{ NID_X9_62_prime256v1, 256 }, { NID_secp384r1, 384 }, { NID_secp521r1, 521 },
+	{ NID_secp224r1, 224 },        { NID_X9_62_prime192v1, 192 }, { NID_secp256k1, 256 },
+	{ NID_brainpoolP256r1, 256 },  { NID_brainpoolP384r1, 384 }, { NID_brainpoolP512r1, 512 },
+};
+
+/* The modulus size of an RSAPublicKey (SEQUENCE { n INTEGER, e INTEGER }),
+ * or 0 when it is not one. */
+static int rsa_modulus_bits(const unsigned char *p, int len)
+{
+	STACK_OF(ASN1_TYPE) *seq = d2i_ASN1_SEQUENCE_ANY(NULL, &p, len);
+	const ASN1_TYPE *n = seq != NULL && sk_ASN1_TYPE_num(seq) == 2 ? sk_ASN1_TYPE_value(seq, 0)
+	                                                                : NULL;
+	BIGNUM *bn = NULL;
+	int bits = 0;
+
+	if (n != NULL && n->type == V_ASN1_INTEGER &&
+	    (bn = ASN1_INTEGER_to_BN(n->value.integer, NULL)) != NULL)
+		bits = BN_num_bits(bn);
+	BN_free(bn);
+	sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+	return bits;
+}
+
+/* Type, size and curve from the SPKI's OIDs for the algorithms certificates
+ * carry (RSA, ECDSA on a listed curve, SM2, Ed25519, Ed448): true when done,
+ * false to decode the key instead.  Gives what aclm_x509_key_describe()
+ * gives for the decoded key (a unit test holds them equal). */
+static bool describe_key_fast(X509_PUBKEY *xpk, struct aclm_cert *c)
+{
+	const ASN1_OBJECT *alg = NULL;
+	const unsigned char *pk = NULL;
+	const void *pval = NULL;
+	int pk_len = 0, ptype = V_ASN1_UNDEF, param_nid = NID_undef;
+	X509_ALGOR *algor = NULL;
+
+	if (X509_PUBKEY_get0_param(NULL, &pk, &pk_len, &algor, xpk) != 1 || algor == NULL)
+		return false;
+	X509_ALGOR_get0(&alg, &ptype, &pval, algor);
+	if (ptype == V_ASN1_OBJECT)
+		param_nid = OBJ_obj2nid(pval);
+	switch (OBJ_obj2nid(alg)) {
+	case NID_rsaEncryption:
+		c->key_bits = rsa_modulus_bits(pk, pk_len);
+		if (c->key_bits == 0)
+			return false;
+		c->key_type = ACLM_KEY_RSA;
+		return true;
+	case NID_ED25519:
+		c->key_type = ACLM_KEY_ED25519;
+		c->key_bits = 255;
+		return true;
+	case NID_ED448:
+		c->key_type = ACLM_KEY_ED448;
+		c->key_bits = 448;
+		return true;
+	case NID_X9_62_id_ecPublicKey:
+		if (param_nid == NID_sm2) {
+			c->key_type = ACLM_KEY_SM2;
+			c->key_bits = 256;
+			c->curve = aclm_strdup("SM2");
+			return true;
+		}
+		for (size_t i = 0; i < sizeof(curve_bits) / sizeof(curve_bits[0]); i++) {
+			int field = (curve_bits[i].bits + 7) / 8;
+
+			/* A point of the wrong length is decoded, so it is
+			 * described as a key OpenSSL cannot use. */
+			if (curve_bits[i].nid == param_nid && pk_len > 0 &&
+			    ((pk[0] == 4 && pk_len == 1 + 2 * field) ||
+			     ((pk[0] == 2 || pk[0] == 3) && pk_len == 1 + field))) {
+				c->key_type = ACLM_KEY_EC;
+				c->key_bits = curve_bits[i].bits;
+				c->curve = curve_display_name(OBJ_nid2sn(param_nid));
+				return true;
+			}
+		}
+		return false;
+	default:
+		return false;
+	}
+}
+
 static int fill_key(struct aclm_cert *c, X509 *x)
 {
 	X509_PUBKEY *xpk = X509_get_X509_PUBKEY(x);
+	const unsigned char *p;
 	unsigned char *spki = NULL;
 	EVP_PKEY *pk;
 	int len, rc;
@@ -283,18 +375,29 @@ static int fill_key(struct aclm_cert *c, X509 *x)
 	len = i2d_X509_PUBKEY(xpk, &spki);
 	if (len <= 0)
 		return aclm_error_openssl(ACLM_ERR_PARSE, "certificate: cannot encode the subject public key");
-	rc = sha256(spki, (size_t)len, c->spki_sha256);
-	OPENSSL_free(spki);
-	if (rc != ACLM_OK)
-		return rc;
+	if ((rc = sha256(spki, (size_t)len, c->spki_sha256)) != ACLM_OK)
+		goto out;
 	aclm_hex_encode(c->spki_sha256, sizeof(c->spki_sha256), c->spki_hex);
 
+	if (describe_key_fast(xpk, c)) {
+		if (c->key_type == ACLM_KEY_EC || c->key_type == ACLM_KEY_SM2)
+			rc = c->curve != NULL ? ACLM_OK : aclm_error(ACLM_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	/* Any other key: decode it with the default providers. */
 	ERR_set_mark();
-	pk = X509_get0_pubkey(x);
+	p = spki;
+	pk = d2i_PUBKEY(NULL, &p, len);
 	ERR_pop_to_mark();
-	if (pk == NULL)
-		return describe_key_by_oid(xpk, c);
-	return aclm_x509_key_describe(pk, &c->key_type, &c->key_bits, &c->curve);
+	if (pk == NULL) {
+		rc = describe_key_by_oid(xpk, c);
+	} else {
+		rc = aclm_x509_key_describe(pk, &c->key_type, &c->key_bits, &c->curve);
+		EVP_PKEY_free(pk);
+	}
+out:
+	OPENSSL_free(spki);
+	return rc;
 }
 
 /* ---- names, serial, times, signature --------------------------------- */
@@ -689,6 +792,27 @@ static int fill_key_ids(struct aclm_cert *c, X509 *x)
 
 /* ---- public ----------------------------------------------------------- */
 
+/* OpenSSL 3.0 decodes a certificate's public key while it parses the
+ * certificate, through a provider decoder chain it builds for every key:
+ * half the cost of the whole parse.  Certificates are therefore parsed in a
+ * library context whose only provider is "null" (no decoders), so the key
+ * stays undecoded and fill_key() describes it from its OIDs, decoding it
+ * with the default providers only for rare algorithms. */
+static pthread_once_t parse_once = PTHREAD_ONCE_INIT;
+static OSSL_LIB_CTX *parse_libctx;
+
+static void parse_ctx_init(void)
+{
+	OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
+
+	if (ctx != NULL && OSSL_PROVIDER_load(ctx, "null") == NULL) {
+		OSSL_LIB_CTX_free(ctx);
+		ctx = NULL;
+	}
+	ERR_clear_error();
+	parse_libctx = ctx;  /* NULL: the default context, slower but the same */
+}
+
 int aclm_cert_parse_der(const unsigned char *der, size_t len, struct aclm_cert **out)
 {
 	struct aclm_cert *c = NULL;
@@ -700,7 +824,8 @@ int aclm_cert_parse_der(const unsigned char *der, size_t len, struct aclm_cert *
 		return aclm_error(ACLM_ERR_PARSE, "certificate: empty input");
 	if (len > LONG_MAX)
 		return aclm_error(ACLM_ERR_PARSE, "certificate: %zu bytes is too large", len);
-	x = d2i_X509(NULL, &p, (long)len);
+	pthread_once(&parse_once, parse_ctx_init);
+	x = (X509 *)ASN1_item_d2i_ex(NULL, &p, (long)len, ASN1_ITEM_rptr(X509), parse_libctx, NULL);
 	if (x == NULL) {
 		rc = aclm_error_openssl(ACLM_ERR_PARSE, "certificate: not a valid DER X.509 certificate");
 		goto out;

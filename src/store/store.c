@@ -1113,6 +1113,20 @@ int aclm_store_put_cert(struct aclm_store *st, const struct aclm_cert *c,
 	if (!hex64(c->fingerprint_hex, fp) || !hex64(c->spki_hex, spki))
 		return aclm_error(ACLM_ERR_USAGE, "certificate without a SHA-256 fingerprint "
 		                  "or SPKI hash: not stored");
+	/* SQLite answers in-process: asking first spares a known certificate
+	 * the savepoint and the work rolled back unseen. */
+	if (st->drv->dialect == STORE_SQLITE) {
+		const struct store_param p[] = { SP_T(fp) };
+
+		rc = store_int64(st, SQL_CERT_ID_BY_FINGERPRINT, "find certificate", p, 1, &cert_id);
+		if (rc < 0)
+			return rc;
+		if (rc == 1) {
+			*id = cert_id;
+			*is_new = false;
+			return ACLM_OK;
+		}
+	}
 	if ((rc = sans_text(c, &sans)) != ACLM_OK)
 		return rc;
 	if ((rc = aclm_store_begin(st)) != ACLM_OK)

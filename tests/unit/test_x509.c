@@ -17,6 +17,7 @@
 #include "aclm/str.h"
 #include "aclm/x509.h"
 #include "testcert.h"
+#include "../../src/crypto/crypto-int.h"
 
 /* Keys shared by the tests: generating RSA under ASan is slow. */
 static EVP_PKEY *ca_key, *rsa_key;
@@ -261,6 +262,22 @@ static void check_key_case(const struct key_case *k)
 	assert_string_equal(c->sig_alg_oid, k->sig_oid);
 	tc_spki_sha256(key, spki);
 	assert_memory_equal(c->spki_sha256, spki, 32);
+	/* The parser describes common keys from their OIDs without decoding
+	 * them: it must say exactly what the decoded key says. */
+	{
+		enum aclm_key_type type;
+		int bits;
+		char *curve = NULL;
+
+		assert_int_equal(aclm_x509_key_describe(key, &type, &bits, &curve), ACLM_OK);
+		assert_int_equal(c->key_type, type);
+		assert_int_equal(c->key_bits, bits);
+		if (curve == NULL)
+			assert_null(c->curve);
+		else
+			assert_string_equal(c->curve, curve);
+		free(curve);
+	}
 	aclm_cert_free(c);
 	X509_free(x);
 	EVP_PKEY_free(key);
@@ -273,6 +290,12 @@ static void test_key_types(void **state)
 		{ "EC:P-384", ACLM_KEY_EC, 384, "P-384", "ec384", "ecdsa-with-SHA256", "1.2.840.10045.4.3.2" },
 		{ "EC:P-521", ACLM_KEY_EC, 521, "P-521", "ec521", "ecdsa-with-SHA256", "1.2.840.10045.4.3.2" },
 		{ "EC:secp256k1", ACLM_KEY_EC, 256, "secp256k1", "ec256", "ecdsa-with-SHA256", "1.2.840.10045.4.3.2" },
+		{ "EC:P-224", ACLM_KEY_EC, 224, "P-224", "ec224", "ecdsa-with-SHA256", "1.2.840.10045.4.3.2" },
+		{ "EC:brainpoolP384r1", ACLM_KEY_EC, 384, "brainpoolP384r1", "ec384", "ecdsa-with-SHA256", "1.2.840.10045.4.3.2" },
+		/* not in the parser's curve table: the key is decoded */
+		{ "EC:secp160r1", ACLM_KEY_EC, 161, "secp160r1", "ec161", "ecdsa-with-SHA256", "1.2.840.10045.4.3.2" },
+		{ "RSA:3072", ACLM_KEY_RSA, 3072, NULL, "rsa3072", "sha256WithRSAEncryption", "1.2.840.113549.1.1.11" },
+		{ "RSA:1023", ACLM_KEY_RSA, 1023, NULL, "rsa1023", "sha256WithRSAEncryption", "1.2.840.113549.1.1.11" },
 		{ "ED25519", ACLM_KEY_ED25519, 255, NULL, "ed25519", "ED25519", "1.3.101.112" },
 		{ "ED448", ACLM_KEY_ED448, 448, NULL, "ed448", "ED448", "1.3.101.113" },
 		/* OpenSSL 3.0 makes SM2 keys two ways: type "SM2", or type "EC"
