@@ -3,7 +3,8 @@
  *
  *   hsload rate PORT CONCURRENCY SECONDS GROUPS   -> "handshakes N per_s R"
  *   hsload hold PORT COUNT GROUPS SECONDS         -> opens COUNT TLS
- *        connections, prints "held N" and keeps them idle SECONDS.
+ *        connections (256 handshakes at a time), prints "held N failed F"
+ *        and keeps them idle SECONDS.
  *
  * Each connection: connect, handshake (SNI "bench.test", the given group
  * list), then close (rate) or stay (hold). */
@@ -43,17 +44,32 @@ static double now(void)
 static int port;
 static int ep;
 
+/* Connections come from 127.0.0.2 .. 127.0.0.(1 + N_SOURCES) in turn: the
+ * ephemeral ports of one source address towards one server port (28,000
+ * by default, fewer while earlier runs' connections sit in TIME_WAIT) do
+ * not then bound how many connections a run can hold. */
+#define N_SOURCES 8
+#define HOLD_INFLIGHT 256
+
 static int start(SSL_CTX *ctx, struct slot *s, int idx)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in src = { .sin_family = AF_INET };
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)idx };
 	int one = 1;
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + (uint32_t)(idx % N_SOURCES));
 	s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	if (s->fd < 0)
 		return -1;
 	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* the port is chosen at connect, for the whole 4-tuple */
+	setsockopt(s->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+	if (bind(s->fd, (struct sockaddr *)&src, sizeof(src))) {
+		close(s->fd);
+		return -1;
+	}
 	if (connect(s->fd, (struct sockaddr *)&a, sizeof(a)) && errno != EINPROGRESS) {
 		close(s->fd);
 		return -1;
@@ -106,7 +122,7 @@ int main(int argc, char **argv)
 	struct slot *slots;
 	struct epoll_event evs[256];
 	const char *mode, *groups;
-	int n, done = 0, failed = 0;
+	int n, n_started, done = 0, failed = 0;
 	double secs = 0, t0, end;
 	bool hold;
 
@@ -127,9 +143,15 @@ int main(int argc, char **argv)
 		secs = strtod(argv[4], NULL);
 		groups = argv[5];
 	}
+	/* one descriptor per connection held */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
+		if (rl.rlim_cur < (rlim_t)n + 64) {
+			fprintf(stderr, "hsload: %d connections need %d descriptors; the limit is %lu "
+			        "(ulimit -Hn)\n", n, n + 64, (unsigned long)rl.rlim_cur);
+			return 1;
+		}
 	}
 	if (aclm_pqprov_load(NULL)) {
 		fprintf(stderr, "hsload: cannot load aclm-pq\n");
@@ -146,7 +168,10 @@ int main(int argc, char **argv)
 	}
 	ep = epoll_create1(0);
 	slots = calloc((size_t)n, sizeof(*slots));
-	for (int i = 0; i < n; i++)
+	/* hold: at most HOLD_INFLIGHT handshakes at a time, as clients arrive,
+	 * not every SYN at once (which measures handshake timeouts instead) */
+	n_started = hold && n > HOLD_INFLIGHT ? HOLD_INFLIGHT : n;
+	for (int i = 0; i < n_started; i++)
 		if (start(ctx, &slots[i], i))
 			failed++;
 	t0 = now();
@@ -175,6 +200,13 @@ int main(int argc, char **argv)
 				} else {
 					finish(s);
 				}
+				for (; n_started < n; n_started++)
+					if (start(ctx, &slots[n_started], n_started) == 0) {
+						n_started++;
+						break;
+					} else {
+						failed++;
+					}
 				if (done + failed >= n)
 					goto held;
 				continue;
