@@ -12,6 +12,7 @@
 #include <fnmatch.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,6 +43,34 @@ struct pending_key {
 	struct aclm_privkey key;     /* owns key.pkcs8 (secret) */
 };
 
+/* Reading and parsing a file is about a third of an import and needs no
+ * database: parser threads do it for the files a directory listing shows
+ * next, while this thread stores, one connection, in the walk's order.
+ * AHEAD bounds the files read but not yet stored (and so the memory). */
+#define AHEAD 8
+#define MAX_PARSERS 4
+
+struct parsed {
+	char *path;                  /* NULL: free slot */
+	bool started, done;
+	bool read_failed;            /* rc is of reading, else of parsing */
+	int rc;
+	char *err;                   /* the message when rc != ACLM_OK */
+	struct aclm_bundle b;        /* owns any private keys */
+};
+
+struct ahead {
+	pthread_mutex_t mu;
+	pthread_cond_t work, ready;
+	struct parsed ring[AHEAD];   /* FIFO: first .. first + n - 1 */
+	size_t first, n;
+	size_t n_threads;
+	pthread_t threads[MAX_PARSERS];
+	bool stop;
+	const char *password;
+	uint64_t max_file_size;
+};
+
 struct import {
 	struct cli *cli;
 	const char *password;
@@ -66,6 +95,7 @@ struct import {
 	int64_t n_problems;
 	json_t *problems;            /* for --json */
 	bool db_failed;              /* stop on a database error */
+	struct ahead *ahead;         /* NULL: every file parsed inline */
 };
 
 static void problem(struct import *im, const char *path, const char *fmt, ...)
@@ -184,32 +214,178 @@ static int store_certs(struct import *im, const char *path, struct aclm_bundle *
 	return rc;
 }
 
-static void import_file(struct import *im, const char *path)
+/* Read and parse one file; any thread.  The result is complete in *p. */
+static void read_and_parse(const char *path, const char *password, uint64_t max_file_size,
+                           struct parsed *p)
 {
 	struct aclm_buf data;
-	struct aclm_bundle b;
+
+	aclm_buf_init(&data, (size_t)max_file_size);
+	p->rc = aclm_buf_read_file(&data, path);
+	p->read_failed = p->rc != ACLM_OK;
+	if (p->rc == ACLM_OK)
+		p->rc = aclm_bundle_parse(data.data, data.len, password, &p->b);
+	/* the file may hold a private key: wipe the raw bytes */
+	aclm_buf_free_secret(&data);
+	if (p->rc != ACLM_OK)
+		p->err = aclm_strdup(aclm_errmsg());
+}
+
+static void parsed_free(struct parsed *p)
+{
+	if (p->started && !p->read_failed)
+		aclm_bundle_free(&p->b);
+	free(p->err);
+	free(p->path);
+	memset(p, 0, sizeof(*p));
+}
+
+static void *parser_main(void *arg)
+{
+	struct ahead *a = arg;
+
+	pthread_mutex_lock(&a->mu);
+	while (!a->stop) {
+		struct parsed *job = NULL;
+
+		for (size_t i = 0; i < a->n && job == NULL; i++)
+			if (!a->ring[(a->first + i) % AHEAD].started)
+				job = &a->ring[(a->first + i) % AHEAD];
+		if (job == NULL) {
+			pthread_cond_wait(&a->work, &a->mu);
+			continue;
+		}
+		job->started = true;
+		pthread_mutex_unlock(&a->mu);
+		read_and_parse(job->path, a->password, a->max_file_size, job);
+		pthread_mutex_lock(&a->mu);
+		job->done = true;
+		pthread_cond_broadcast(&a->ready);
+	}
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
+}
+
+static void ahead_start(struct import *im)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	struct ahead *a = calloc(1, sizeof(*a));
+	size_t want = cpus > 1 ? (size_t)(cpus - 1) : 1;
+
+	if (a == NULL)
+		return;  /* parse inline */
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->work, NULL);
+	pthread_cond_init(&a->ready, NULL);
+	a->password = im->password;
+	a->max_file_size = im->max_file_size;
+	for (size_t i = 0; i < want && i < MAX_PARSERS; i++) {
+		if (pthread_create(&a->threads[a->n_threads], NULL, parser_main, a) != 0)
+			break;
+		a->n_threads++;
+	}
+	if (a->n_threads == 0) {
+		pthread_mutex_destroy(&a->mu);
+		pthread_cond_destroy(&a->work);
+		pthread_cond_destroy(&a->ready);
+		free(a);
+		return;
+	}
+	im->ahead = a;
+}
+
+static void ahead_stop(struct import *im)
+{
+	struct ahead *a = im->ahead;
+
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&a->mu);
+	a->stop = true;
+	pthread_cond_broadcast(&a->work);
+	pthread_mutex_unlock(&a->mu);
+	for (size_t i = 0; i < a->n_threads; i++)
+		pthread_join(a->threads[i], NULL);
+	for (size_t i = 0; i < a->n; i++)
+		parsed_free(&a->ring[(a->first + i) % AHEAD]);
+	pthread_mutex_destroy(&a->mu);
+	pthread_cond_destroy(&a->work);
+	pthread_cond_destroy(&a->ready);
+	free(a);
+	im->ahead = NULL;
+}
+
+/* Queue path for the parsers; false when the window is full. */
+static bool ahead_submit(struct import *im, const char *path)
+{
+	struct ahead *a = im->ahead;
+	char *copy;
+
+	if (a == NULL || a->n == AHEAD || (copy = aclm_strdup(path)) == NULL)
+		return false;
+	pthread_mutex_lock(&a->mu);
+	a->ring[(a->first + a->n) % AHEAD].path = copy;
+	a->n++;
+	pthread_cond_signal(&a->work);
+	pthread_mutex_unlock(&a->mu);
+	return true;
+}
+
+/* The parsed result for path, waiting for it, into *out; false when path
+ * was not queued (then it is parsed inline).  Queued files the walk did
+ * not reach before path (it skipped them) are dropped. */
+static bool ahead_take(struct import *im, const char *path, struct parsed *out)
+{
+	struct ahead *a = im->ahead;
+	size_t k;
+
+	if (a == NULL)
+		return false;
+	pthread_mutex_lock(&a->mu);
+	for (k = 0; k < a->n; k++)
+		if (strcmp(a->ring[(a->first + k) % AHEAD].path, path) == 0)
+			break;
+	if (k == a->n) {
+		pthread_mutex_unlock(&a->mu);
+		return false;
+	}
+	for (;;) {
+		struct parsed *head = &a->ring[a->first];
+
+		while (!head->done)
+			pthread_cond_wait(&a->ready, &a->mu);
+		a->first = (a->first + 1) % AHEAD;
+		a->n--;
+		if (k-- == 0) {
+			*out = *head;
+			memset(head, 0, sizeof(*head));
+			break;
+		}
+		parsed_free(head);
+	}
+	pthread_mutex_unlock(&a->mu);
+	return true;
+}
+
+static void import_file(struct import *im, const char *path)
+{
+	struct parsed p = { 0 };
 	int rc;
 
 	im->n_files++;
-	aclm_buf_init(&data, (size_t)im->max_file_size);
-	rc = aclm_buf_read_file(&data, path);
-	if (rc != ACLM_OK) {
-		problem(im, path, "%s", strip_path(aclm_errmsg(), path));
-		aclm_buf_free(&data);
-		return;
+	if (!ahead_take(im, path, &p))
+		read_and_parse(path, im->password, im->max_file_size, &p);
+	p.started = true;
+	if (p.rc != ACLM_OK) {
+		const char *msg = p.err != NULL ? p.err : "out of memory";
+
+		problem(im, path, "%s", p.read_failed ? strip_path(msg, path) : msg);
+		goto out;
 	}
-	rc = aclm_bundle_parse(data.data, data.len, im->password, &b);
-	/* the file may hold a private key: wipe the raw bytes */
-	aclm_buf_free_secret(&data);
-	if (rc != ACLM_OK) {
-		problem(im, path, "%s", aclm_errmsg());
-		aclm_bundle_free(&b);
-		return;
-	}
-	for (size_t i = 0; i < b.n_problems; i++)
-		problem(im, path, "%s", b.problems[i]);
-	if (b.n_certs > 0) {
-		rc = store_certs(im, path, &b);
+	for (size_t i = 0; i < p.b.n_problems; i++)
+		problem(im, path, "%s", p.b.problems[i]);
+	if (p.b.n_certs > 0) {
+		rc = store_certs(im, path, &p.b);
 		if (rc != ACLM_OK) {
 			problem(im, path, "not stored: %s", aclm_errmsg());
 			if (rc == ACLM_ERR_DB || rc == ACLM_ERR_NOMEM)
@@ -217,14 +393,37 @@ static void import_file(struct import *im, const char *path)
 		}
 	}
 	if (im->store_keys) {
-		for (size_t i = 0; i < b.n_keys; i++)
-			if (keep_key(im, path, &b.keys[i]) != ACLM_OK)
+		for (size_t i = 0; i < p.b.n_keys; i++)
+			if (keep_key(im, path, &p.b.keys[i]) != ACLM_OK)
 				problem(im, path, "out of memory keeping a private key");
 	}
-	aclm_bundle_free(&b);
+out:
+	parsed_free(&p);
 }
 
 static void import_path(struct import *im, const char *path);
+
+/* Queue a directory entry that import_path() will read as a regular file;
+ * false when the parsers' window is full. */
+static bool submit_entry(struct import *im, const char *dir, const struct dirent *e)
+{
+	struct aclm_buf child;
+	struct stat lst;
+	bool queued = true;
+
+	if (im->ahead == NULL)
+		return false;
+	if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN)
+		return true;
+	aclm_buf_init(&child, PATH_MAX);
+	if (aclm_buf_printf(&child, "%s%s%s", dir, aclm_str_has_suffix(dir, "/") ? "" : "/",
+	                    e->d_name) == ACLM_OK && !is_excluded(im, aclm_buf_cstr(&child)) &&
+	    (e->d_type == DT_REG ||
+	     (lstat(aclm_buf_cstr(&child), &lst) == 0 && S_ISREG(lst.st_mode))))
+		queued = ahead_submit(im, aclm_buf_cstr(&child));
+	aclm_buf_free(&child);
+	return queued;
+}
 
 static void import_dir(struct import *im, const char *path, const struct stat *st)
 {
@@ -249,8 +448,13 @@ static void import_dir(struct import *im, const char *path, const struct stat *s
 	im->dir_dev[im->depth] = st->st_dev;
 	im->dir_ino[im->depth] = st->st_ino;
 	im->depth++;
-	for (int i = 0; i < n; i++) {
+	for (int i = 0, next = 0; i < n; i++) {
 		const char *name = names[i]->d_name;
+
+		/* Keep the parsers busy with the regular files that come next. */
+		for (next = next > i ? next : i; next < n && !im->db_failed; next++)
+			if (!submit_entry(im, path, names[next]))
+				break;
 		if (!im->db_failed && strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
 			struct aclm_buf child;
 			aclm_buf_init(&child, PATH_MAX);
@@ -442,6 +646,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		rc = EXIT_FAILED;
 		goto out;
 	}
+	ahead_start(&im);
 	if (aclm_store_begin(cli->store) != ACLM_OK) {
 		rc = cli_fail("%s", aclm_errmsg());
 		goto out;
@@ -472,6 +677,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	print_summary(&im);
 	rc = im.n_problems > 0 || im.db_failed ? EXIT_FAILED : EXIT_OK;
 out:
+	ahead_stop(&im);
 	free_keys(&im);
 	json_decref(im.problems);
 	if (password != NULL) {
