@@ -191,27 +191,61 @@ def test_revoke_acme_certificate_at_pebble(aclm_sqlite, tmp_path):
         peb.stop()
 
 
+def revoke_in_browser(s, cid, tmp_path):
+    """tests/browser/revoke.mjs against server s: a viewer, then an operator
+    revoking certificate cid (reason superseded); its result."""
+    make_users(s)
+    shots = os.path.join(str(tmp_path), "dashboard-shots")
+    p = subprocess.run(["node", os.path.join(BROWSER_DIR, "revoke.mjs"),
+                        "--url", "https://127.0.0.1:%d/" % s.port, "--cert", str(cid),
+                        "--operator", "operator1:" + PW, "--viewer", "viewer1:" + PW,
+                        "--shots", shots],
+                       cwd=BROWSER_DIR, capture_output=True, text=True, timeout=180)
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    assert lines, p.stdout + p.stderr
+    result = json.loads(lines[-1])
+    assert p.returncode == 0 and result["ok"], json.dumps(result, indent=1) + p.stderr
+    for name in ("revoke-viewer", "revoke-dialog-zh", "revoke-dialog", "revoke-done"):
+        assert os.path.getsize(os.path.join(shots, name + ".png")) > 5000, name
+    return result
+
+
 def test_revoke_in_chromium(aclm_sqlite, tmp_path):
+    """The built-in CA's certificate: revoked at once, the page says so."""
     need_browser()
     aclm_sqlite.json("ca", "init", "--json")
     cid, serial = issue_builtin(aclm_sqlite, tmp_path, "ui.corp.internal")
     s = Server(aclm_sqlite)
     try:
-        make_users(s)
-        shots = os.path.join(str(tmp_path), "dashboard-shots")
-        p = subprocess.run(["node", os.path.join(BROWSER_DIR, "revoke.mjs"),
-                            "--url", "https://127.0.0.1:%d/" % s.port, "--cert", str(cid),
-                            "--operator", "operator1:" + PW, "--viewer", "viewer1:" + PW,
-                            "--shots", shots],
-                           cwd=BROWSER_DIR, capture_output=True, text=True, timeout=180)
-        lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
-        assert lines, p.stdout + p.stderr
-        result = json.loads(lines[-1])
-        assert p.returncode == 0 and result["ok"], json.dumps(result, indent=1) + p.stderr
+        result = revoke_in_browser(s, cid, tmp_path)
         assert serial in result["result"] and "superseded" in result["result"]
         revoked = aclm_sqlite.json("ca", "list", "--revoked", "--json")
         assert [r["serial"] for r in revoked] == [serial] and revoked[0]["reason"] == "superseded"
-        for name in ("revoke-viewer", "revoke-dialog-zh", "revoke-dialog", "revoke-done"):
-            assert os.path.getsize(os.path.join(shots, name + ".png")) > 5000, name
     finally:
         stop(s)
+
+
+def test_revoke_acme_in_chromium(aclm_sqlite, tmp_path):
+    """An ACME certificate: the dialog follows the job until Pebble revoked it."""
+    need_browser()
+    if shutil.which("pebble") is None:
+        pytest.skip("pebble is not installed (scripts/install-deps --test)")
+    from acme_pebble import Pebble, pebble_ca, write_config
+    peb = Pebble(str(tmp_path / "pebble")).start()
+    try:
+        path = write_config(aclm_sqlite, [pebble_ca(peb)], "scheduler:\n  interval: 1s\n")
+        out = aclm_sqlite.json("issue", "--json", "uirev.example.test", "--standalone",
+                               "127.0.0.1:%d" % peb.http_port)
+        cid = out[0]["cert_id"]
+        serial = aclm_sqlite.json("show", "--json", cid)["serial"]
+        with open(path) as f:
+            s = Server(aclm_sqlite, config=f.read())
+        try:
+            result = revoke_in_browser(s, cid, tmp_path)
+            assert "ACME CA pebble" in result["result"] and "superseded" in result["result"]
+            assert "at the ACME CA pebble" in result["state"]
+            assert peb.cert_status(serial)["Status"] == "Revoked"
+        finally:
+            stop(s)
+    finally:
+        peb.stop()
