@@ -129,10 +129,11 @@ def test_third_party_certificate_refused(ca_server):
                          token=who["viewer"]["token"])
     assert c["revocation"] is None
     # the CA's own certificates are not its issued leaves either
-    roots = [r for r in ca_server["aclm"].list("--ca") if "aclm" in (r.get("subject") or "")]
-    if roots:
-        st, resp, _ = revoke(s, roots[0]["id"], {"reason": "superseded"}, who["admin"]["token"])
-        assert st == 422, resp
+    cas = [r for r in ca_server["aclm"].list("--ca") if r["subject"].endswith(",O=aclm")]
+    assert len(cas) == 6, cas   # root and issuing CA of ECDSA, RSA, SM2
+    for c in cas:
+        st, resp, _ = revoke(s, c["id"], {"reason": "superseded"}, who["admin"]["token"])
+        assert st == 422 and resp["error"] == "not_revocable", resp
 
 
 def test_revoke_acme_certificate_at_pebble(aclm_sqlite, tmp_path):
