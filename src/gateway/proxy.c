@@ -69,7 +69,8 @@ struct conn {
 	ev_timer timer;
 	int cev, uev;
 	struct aclm_http_parser *parser;
-	unsigned char in[IN_CHUNK];
+	unsigned char *in;                /* IN_CHUNK bytes while reading; an idle
+	                                   * connection holds none (in_buf) */
 	size_t in_off, in_len;
 	bool head_seen, body_timer, sent_continue;
 	/* request */
@@ -144,6 +145,21 @@ static void close_upstream(struct conn *c)
 	c->u_connecting = false;
 }
 
+/* The input buffer, allocated when there is something to read. */
+static unsigned char *in_buf(struct conn *c)
+{
+	if (!c->in)
+		c->in = malloc(IN_CHUNK);
+	return c->in;
+}
+
+static void in_release(struct conn *c)
+{
+	free(c->in);
+	c->in = NULL;
+	c->in_off = c->in_len = 0;
+}
+
 static void conn_free(struct conn *c)
 {
 	watch(c, 0, 0);
@@ -156,6 +172,7 @@ static void conn_free(struct conn *c)
 	aclm_buf_free(&c->req);
 	aclm_buf_free(&c->resp);
 	aclm_buf_free(&c->out);
+	free(c->in);
 	c->w->n_conns--;
 	if (c->is_counted)
 		gw_clients_leave(&c->peer);
@@ -342,15 +359,20 @@ static int st_peek(struct conn *c)
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	ssize_t n;
 
-	n = recv(c->fd, c->in, sizeof(c->in), MSG_PEEK);
+	if (!in_buf(c))
+		return ST_CLOSE;
+	n = recv(c->fd, c->in, IN_CHUNK, MSG_PEEK);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		in_release(c);
 		watch(c, EV_READ, 0);
 		return ST_WAIT;
 	}
 	if (n <= 0)
 		return ST_CLOSE;
-	if (!port || !offers_acme_alpn(c->in, (size_t)n))
+	if (!port || !offers_acme_alpn(c->in, (size_t)n)) {
+		in_release(c);
 		return ST_HANDSHAKE;
+	}
 	/* a validation connection: to the responder, bytes untouched */
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	a.sin_port = htons((uint16_t)port);
@@ -399,7 +421,9 @@ static int st_tunnel(struct conn *c)
 				return ST_CLOSE;
 			}
 		} else if (!c->lingering) {
-			n = recv(c->fd, c->in, sizeof(c->in), 0);
+			if (!in_buf(c))
+				return ST_CLOSE;
+			n = recv(c->fd, c->in, IN_CHUNK, 0);
 			if (n > 0) {
 				c->in_off = 0;
 				c->in_len = (size_t)n;
@@ -655,11 +679,13 @@ static int st_read_head(struct conn *c)
 		}
 		c->in_off = c->in_len = 0;
 		int next = ST_CLOSE;
-		int n = io_read(c, c->in, sizeof(c->in), &next);
+		int n = in_buf(c) ? io_read(c, c->in, IN_CHUNK, &next) : -1;
 		if (n > 0) {
 			c->in_len = (size_t)n;
 			continue;
 		}
+		/* nothing to read: an idle connection keeps no buffer */
+		in_release(c);
 		return next;
 	}
 }
