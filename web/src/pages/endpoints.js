@@ -38,7 +38,9 @@ function endpointsTable(r) {
         h('td', { class: e.reachable ? 'ok' : 'bad' }, e.reachable ? '✔' : '✘ ' + (e.reason || '')),
         h('td', null, e.versions || '—'),
         h('td', null, e.negotiated_group || '—'),
-        (e.pq_groups && e.pq_groups !== 'none') ? h('td', { class: 'ok' }, e.pq_groups) : h('td', { class: 'muted' }, t('ep.nopq')),
+        // "none": probed, no PQ group accepted; "": not probed (unreachable, for one)
+        (e.pq_groups && e.pq_groups !== 'none') ? h('td', { class: 'ok' }, e.pq_groups)
+          : h('td', { class: 'muted' }, e.pq_groups === 'none' ? t('ep.nopq') : '—'),
         h('td', null, e.trust || '—'),
         h('td', { class: 'num' }, fmtNum(e.open_findings)),
         h('td', null, e.leaf_cert_id ? h('a', { href: '#/certificates/' + e.leaf_cert_id }, '#' + e.leaf_cert_id) : '—'),
