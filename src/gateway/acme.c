@@ -335,11 +335,14 @@ static void ari_acme(struct acme *a, struct tracked *t, uint64_t seed, int64_t n
 	}
 }
 
+static bool restore(struct acme *a, const struct gw_site *s, size_t k, int64_t newer_than,
+                    int64_t *managed_id);
+
 /* Due when the file is missing, unreadable, or past its renewal time (the
  * CA's window, else 2/3 of its lifetime).  *next is lowered to when this
  * should be looked at again. */
 static bool is_due(struct acme *a, const struct gw_site *s, size_t k, struct tracked **tp,
-                   int64_t *next)
+                   int64_t *next, int64_t *file_not_before)
 {
 	const struct gw_certfile *cf = &s->certs[k];
 	uint64_t seed = name_seed(s->names[0]) + k;
@@ -348,8 +351,10 @@ static bool is_due(struct acme *a, const struct gw_site *s, size_t k, struct tra
 	struct leaf l;
 
 	*tp = NULL;
+	*file_not_before = 0;
 	if (!read_leaf(cf->cert, &l))
 		return true;
+	*file_not_before = l.not_before;
 	if (!(t = tracked_for(a, cf->cert)))
 		return false;                 /* out of memory: look again later */
 	*tp = t;
@@ -360,6 +365,16 @@ static bool is_due(struct acme *a, const struct gw_site *s, size_t k, struct tra
 		t->by_ari = false;
 	}
 	if (t->when == 0 || now >= t->ask_at) {
+		int64_t cert_id = 0, mid = 0;
+
+		/* renewed elsewhere (aclm renew, the server's scheduler)? */
+		if ((aclm_store_find_cert(a->st, l.fp, &cert_id) ||
+		     aclm_store_managed_by_cert(a->st, cert_id, &mid) || !mid) &&
+		    restore(a, s, k, l.not_before, &mid)) {
+			t->when = 0;
+			*next = now + 1;
+			return false;
+		}
 		t->when = aclm_acme_renew_at(l.not_before, l.not_after, seed);
 		t->by_ari = false;
 		t->ari_id[0] = '\0';
@@ -436,11 +451,14 @@ static int find_fn(void *ctx, const struct aclm_managed_row *r)
 	return 0;
 }
 
-/* The file is missing: when the site's managed certificate has a current
- * certificate for the same names, from the right CA, with its key, and not
- * yet due, write that one (a restart with a fresh state_dir, a second
- * gateway on the same store) instead of issuing another. */
-static bool restore(struct acme *a, const struct gw_site *s, size_t k, int64_t *managed_id)
+/* The file is missing, or holds a certificate that is no managed
+ * certificate's current one: when the site's managed certificate has a
+ * current certificate for the same names, from the right CA, with its key,
+ * not yet due and issued after newer_than, write that one (a restart with a
+ * fresh state_dir, a second gateway on the same store, a renewal by `aclm
+ * renew` or the server) instead of issuing another. */
+static bool restore(struct acme *a, const struct gw_site *s, size_t k, int64_t newer_than,
+                    int64_t *managed_id)
 {
 	char name[512], ref[80];
 	struct find_ctx f = { .name = name };
@@ -466,6 +484,7 @@ static bool restore(struct acme *a, const struct gw_site *s, size_t k, int64_t *
 			return false;
 	}
 	if (aclm_store_get_cert(a->st, f.cert_id, row_fn, &row) || !same_names(row.sans, s) ||
+	    row.not_before <= newer_than ||
 	    now >= aclm_acme_renew_at(row.not_before, row.not_after, name_seed(s->names[0]) + k))
 		return false;
 	if (aclm_store_get_private_key(a->st, row.spki, &sealed, &sealed_len))
@@ -552,8 +571,8 @@ static int issue_acme(struct acme *a, struct aclm_gw_config *cfg, struct gw_site
 	return 0;
 }
 
-static int issue_ca(struct acme *a, struct gw_site *s, size_t ki, int64_t pair_id,
-                    int64_t *managed_id)
+static int issue_ca(struct acme *a, const struct aclm_gw_config *cfg, struct gw_site *s,
+                    size_t ki, int64_t pair_id, int64_t *managed_id)
 {
 	struct gw_ca_opts o = { site_ca(a, s), a->base_url, &a->policy };
 	int64_t cert_id = 0;
@@ -565,7 +584,7 @@ static int issue_ca(struct acme *a, struct gw_site *s, size_t ki, int64_t pair_i
 	aclm_info("gateway: issuing a certificate for %s from the built-in CA '%s'", s->names[0],
 	          o.ca);
 	if ((rc = gw_ca_issue(a->st, a->kek, &o, s, ki, pair_id, managed_id, &cert_id)))
-		return aclm_error_wrap(rc, "%s:%zu", a->gw->cfg->path, s->ca_line);
+		return aclm_error_wrap(rc, "%s:%zu", cfg->path, s->ca_line);
 	if ((rc = save(a, &s->certs[ki], cert_id)))
 		return rc;
 	aclm_info("gateway: certificate for %s from the built-in CA '%s' (certificate %lld), in %s",
@@ -587,12 +606,14 @@ static bool round_sites(struct acme *a, struct aclm_gw_config *cfg, int64_t *nex
 		for (size_t k = 0; k < s->n_certs && !a->stop; k++) {
 			struct tracked *t = NULL;
 			char replaces[256] = "";
+			int64_t file_nb = 0;
 			bool due;
 			int rc;
 
 			pthread_mutex_lock(&a->st_mu);
-			due = is_due(a, s, k, &t, next);
-			if (due && access(s->certs[k].cert, F_OK) != 0 && restore(a, s, k, &ids[k]))
+			due = is_due(a, s, k, &t, next, &file_nb);
+			/* a newer one in the store first (or the lost file's) */
+			if (due && restore(a, s, k, file_nb, &ids[k]))
 				due = false;
 			if (!due) {
 				pthread_mutex_unlock(&a->st_mu);
@@ -601,7 +622,7 @@ static bool round_sites(struct acme *a, struct aclm_gw_config *cfg, int64_t *nex
 			if (t && t->by_ari && t->ari_id[0])
 				aclm_strlcpy(replaces, t->ari_id, sizeof(replaces));
 			if (s->cert_source == GW_CERT_CA)
-				rc = issue_ca(a, s, k, k ? ids[0] : 0, &ids[k]);
+				rc = issue_ca(a, cfg, s, k, k ? ids[0] : 0, &ids[k]);
 			else
 				rc = issue_acme(a, cfg, s, k, k ? ids[0] : 0, replaces[0] ? replaces : NULL,
 				                &ids[k]);

@@ -101,8 +101,9 @@ def n_issued(aclm):
     return len(aclm.json("ca", "list", "--json"))
 
 
-def test_ca_site_is_served_from_the_builtin_ca_dual_and_stapled(aclm_sqlite, nginx, tmp_path):
-    aclm = aclm_sqlite
+def test_ca_site_is_served_from_the_builtin_ca_dual_and_stapled(aclm, nginx, tmp_path):
+    """On SQLite and on PostgreSQL (the certificate thread and the OCSP
+    thread share the gateway's one store connection)."""
     aclm("ca", "init", check_rc=0)
     state = tmp_path / "state"
     g = CaGateway(aclm, nginx.port, state, "    key_type: [ec256, rsa2048]\n").start()
@@ -310,6 +311,18 @@ def test_acme_site_follows_ari_of_aclms_acme_server(aclm_sqlite, nginx, tmp_path
                             % mid)
         assert len(orders) == 2 and orders[0][0] in ("", "None"), orders
         assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", orders[1][0]), orders
+        # renewed by someone else on the same store (`aclm renew`, the
+        # server's scheduler): the gateway serves that one when it next asks
+        # (the CA's Retry-After), instead of ordering another
+        client.run("--config", cfg, "renew", "--force", str(mid), check_rc=0)
+        third = current()[1]
+        assert third != new
+        deadline = time.time() + 90
+        while served(port, "ari.corp.internal")[0] != third:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.time() < deadline, "a certificate renewed elsewhere is not served"
+            time.sleep(0.5)
+        assert len(client.sql("SELECT id FROM acme_orders WHERE managed_id = %d" % mid)) == 3
     finally:
         proc.terminate()
         proc.wait(timeout=10)
