@@ -47,11 +47,13 @@ bool aclm_gw_config_needs_acme(const struct aclm_gw_config *cfg);
 /* True when some site has cert_source ca (the built-in CA). */
 bool aclm_gw_config_needs_ca(const struct aclm_gw_config *cfg);
 struct aclm_store;
+struct aclm_ca_policy;
 /* Every CA named by a site with cert_source ca (default_ca for those that
- * name none) exists in st; else an error naming the file and line, and
- * `aclm ca init`. */
+ * name none) exists in st, and the site's names are within policy (NULL:
+ * not checked); else an error naming the file and line (and `aclm ca
+ * init` for a missing CA). */
 int aclm_gw_config_check_cas(const struct aclm_gw_config *cfg, struct aclm_store *st,
-                             const char *default_ca);
+                             const char *default_ca, const struct aclm_ca_policy *policy);
 
 /* What sites with cert_source acme need: the store (used by the gateway's
  * ACME thread only, from now on), the KEK and the CAs of aclm.yaml

@@ -13,6 +13,7 @@
 
 #include "aclm/acme.h"
 #include "aclm/buf.h"
+#include "aclm/ca.h"
 #include "aclm/err.h"
 #include "aclm/gateway.h"
 #include "aclm/keywrap.h"
@@ -151,12 +152,14 @@ static int check_gateway(struct cli *cli, const char *path)
 	/* Sites with cert_source ca: their CAs exist in the store. */
 	if (aclm_gw_config_needs_ca(cfg)) {
 		const char *ca = aclm_config_str(cli->cfg, "ca.name");
+		struct aclm_ca_policy pol;
 
 		if (cli_open_store(cli) != ACLM_OK) {
 			aclm_gw_config_unref(cfg);
 			return EXIT_FAILED;
 		}
-		if (aclm_gw_config_check_cas(cfg, cli->store, ca && *ca ? ca : "main")) {
+		aclm_ca_policy_from_config(cli->cfg, &pol);
+		if (aclm_gw_config_check_cas(cfg, cli->store, ca && *ca ? ca : "main", &pol)) {
 			aclm_gw_config_unref(cfg);
 			return cli_fail("gateway check: %s", aclm_errmsg());
 		}

@@ -711,7 +711,7 @@ int gw_acme_start(struct aclm_gateway *gw)
 		if (!a->has_builtin)
 			return aclm_error(ACLM_ERR_CONFIG, "%s: cert_source ca needs aclm's store and "
 			                  "the built-in CA", gw->cfg->path);
-		if ((rc = aclm_gw_config_check_cas(gw->cfg, a->st, a->default_ca)))
+		if ((rc = aclm_gw_config_check_cas(gw->cfg, a->st, a->default_ca, &a->policy)))
 			return rc;
 	}
 	if ((rc = make_dir(gw->cfg->state_dir, 0700)) || (rc = make_dir(gw->cfg->webroot, 0755)))

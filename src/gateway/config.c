@@ -14,6 +14,7 @@
 #include <yaml.h>
 
 #include "aclm/ca.h"
+#include "aclm/csr.h"
 #include "aclm/err.h"
 #include "aclm/str.h"
 #include "gateway-int.h"
@@ -855,7 +856,7 @@ bool aclm_gw_config_needs_ca(const struct aclm_gw_config *cfg)
 }
 
 int aclm_gw_config_check_cas(const struct aclm_gw_config *cfg, struct aclm_store *st,
-                             const char *default_ca)
+                             const char *default_ca, const struct aclm_ca_policy *policy)
 {
 	for (size_t i = 0; i < cfg->n_sites; i++) {
 		const struct gw_site *s = &cfg->sites[i];
@@ -865,6 +866,11 @@ int aclm_gw_config_check_cas(const struct aclm_gw_config *cfg, struct aclm_store
 
 		if (s->cert_source != GW_CERT_CA)
 			continue;
+		for (size_t j = 0; policy && j < s->n_names; j++)
+			if ((rc = aclm_ca_policy_check(policy, aclm_is_ip_literal(s->names[j]) ?
+			                               "ip" : "dns", s->names[j])))
+				return aclm_error_wrap(ACLM_ERR_CONFIG, "%s:%zu: ca.dns_suffixes / "
+				                       "ca.ip_ranges of aclm.yaml", cfg->path, s->line);
 		if ((rc = aclm_ca_exists(st, ca, &exists)))
 			return aclm_error_wrap(rc, "%s:%zu: ca '%s'", cfg->path, s->ca_line, ca);
 		if (!exists)

@@ -197,10 +197,7 @@ def test_a_second_start_reuses_the_certificate(aclm_sqlite, nginx, tmp_path):
 
 def test_check_names_an_unknown_ca_with_file_and_line(aclm_sqlite, nginx, tmp_path):
     aclm = aclm_sqlite
-    g = CaGateway(aclm, nginx.port, tmp_path / "state", '    ca: "nosuch"\n')
     # no CA at all yet: the default one is named, and how to make it
-    rc, _, err = aclm("gateway", "check", "--config", g.config)
-    assert rc == 0 or "nosuch" in err
     g2 = CaGateway(aclm, nginx.port, tmp_path / "state")
     rc, _, err = aclm("gateway", "check", "--config", g2.config)
     assert rc == 1 and "gw.yaml:5:" in err and "'main'" in err and "aclm ca init" in err, err
@@ -222,6 +219,12 @@ def test_check_names_an_unknown_ca_with_file_and_line(aclm_sqlite, nginx, tmp_pa
         g = CaGateway(aclm, nginx.port, tmp_path / "state", extra)
         rc, _, err = aclm("gateway", "check", "--config", g.config)
         assert rc == 1 and ("gw.yaml:%d:" % line) in err and words in err, (extra, err)
+    # names the CA may not issue for (ca.dns_suffixes of aclm.yaml)
+    with open(os.path.join(aclm.tmp, "aclm.yaml"), "w") as f:
+        f.write("ca:\n  dns_suffixes: [example.net]\n")
+    g = CaGateway(aclm, nginx.port, tmp_path / "state")
+    rc, _, err = aclm("gateway", "check", "--config", g.config)
+    assert rc == 1 and "gw.yaml:5:" in err and "corp.internal is outside" in err, err
 
 
 def test_ca_site_renews_when_the_ca_moves_its_window(aclm_sqlite, nginx, tmp_path):

@@ -1,6 +1,6 @@
 /* Unit tests of src/gateway/config.c: gw.yaml fields and defaults, errors
  * with file:line, site lookup by exact and wildcard name, the classical
- * group list derived from the PQ one, hostile YAML. */
+ * group list derived from the PQ one, cert_source ca, hostile YAML. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -192,6 +192,51 @@ static void test_errors_name_file_and_line(void **state)
 	             "    upstreams: [\"http://127.0.0.1:99999\"]\n", 4, "bad port");
 }
 
+/* cert_source ca: its fields, the files it writes, the mistakes. */
+static void test_ca_source(void **state)
+{
+	struct aclm_gw_config *cfg = NULL;
+	const char *head = "listen: [\"127.0.0.1:1\"]\nstate_dir: /tmp/gwst\nsites:\n"
+	                   "  - names: [\"*.apps.test\", a.test]\n"
+	                   "    upstreams: [\"http://127.0.0.1:1\"]\n    cert_source: ca\n";
+	char buf[1024];
+
+	(void)state;
+	assert_int_equal(load(head, &cfg), 0);
+	assert_int_equal(cfg->sites[0].cert_source, GW_CERT_CA);
+	assert_string_equal(cfg->sites[0].ca_name, "");          /* ca.name of aclm.yaml */
+	assert_int_equal(cfg->sites[0].ca_line, 4);
+	assert_int_equal(cfg->sites[0].n_certs, 1);
+	/* a wildcard first name: "_." in the file name */
+	assert_string_equal(cfg->sites[0].certs[0].cert, "/tmp/gwst/_.apps.test.crt");
+	assert_true(aclm_gw_config_needs_ca(cfg));
+	assert_false(aclm_gw_config_needs_acme(cfg));
+	aclm_gw_config_unref(cfg);
+	cfg = NULL;
+	snprintf(buf, sizeof(buf), "%s    ca: corp-2\n    ca_profile: shortlived\n"
+	         "    key_type: [rsa2048, ec256]\n", head);
+	assert_int_equal(load(buf, &cfg), 0);
+	assert_string_equal(cfg->sites[0].ca_name, "corp-2");
+	assert_int_equal(cfg->sites[0].ca_line, 7);
+	assert_string_equal(cfg->sites[0].ca_profile, "shortlived");
+	assert_int_equal(cfg->sites[0].n_certs, 2);
+	assert_string_equal(cfg->sites[0].certs[1].key, "/tmp/gwst/_.apps.test.ecdsa.key");
+	aclm_gw_config_unref(cfg);
+	snprintf(buf, sizeof(buf), "%s    ca: \"bad name!\"\n", head);
+	expect_error(buf, 7, "not a CA name");
+	snprintf(buf, sizeof(buf), "%s    ca_profile: forever\n", head);
+	expect_error(buf, 7, "unknown profile 'forever'");
+	snprintf(buf, sizeof(buf), "%s    acme_cas: [le]\n", head);
+	expect_error(buf, 4, "go with cert_source acme");
+	expect_error(site("[a.test]", "    ca: main\n"), 3, "go with cert_source ca");
+	expect_error(site("[a.test]", "    key_type: ec256\n"), 3, "key types go with");
+	expect_error(site("[a.test]", "    cert_source: ca\n"), 3, "exclude each other");
+	expect_error("listen: [\"127.0.0.1:1\"]\nsites:\n  - names: [a.test]\n"
+	             "    upstreams: [\"http://127.0.0.1:1\"]\n    cert_source: ca\n", 3,
+	             "needs state_dir");
+	expect_error(site("[a.test]", "    cert_source: vault\n"), 7, "files, acme or ca");
+}
+
 static void test_hostile_yaml(void **state)
 {
 	struct aclm_gw_config *cfg = NULL;
@@ -222,6 +267,7 @@ int main(void)
 		cmocka_unit_test(test_site_lookup),
 		cmocka_unit_test(test_pq_settings),
 		cmocka_unit_test(test_errors_name_file_and_line),
+		cmocka_unit_test(test_ca_source),
 		cmocka_unit_test(test_hostile_yaml),
 	};
 
