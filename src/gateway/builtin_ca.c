@@ -114,7 +114,8 @@ int gw_ca_issue(struct aclm_store *st, const struct aclm_kek *kek, const struct 
 		    (rc = aclm_store_managed_set_current(st, *managed_id, res.cert_id, ref,
 		                                         aclm_acme_renew_at(nb, na,
 		                                                            (uint64_t)*managed_id))) ||
-		    (pair_id && (rc = aclm_store_managed_set_pair(st, *managed_id, pair_id)))) {
+		    (pair_id && ((rc = aclm_store_managed_set_pair(st, *managed_id, pair_id)) ||
+		                 (rc = aclm_store_managed_set_pair(st, pair_id, *managed_id))))) {
 			char saved[1024];
 
 			snprintf(saved, sizeof(saved), "%s", aclm_errmsg());

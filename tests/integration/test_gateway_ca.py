@@ -149,10 +149,11 @@ def test_ca_site_is_served_from_the_builtin_ca_dual_and_stapled(aclm, nginx, tmp
         # sealed keys and an observation of where they are served
         for f in ("svc.corp.internal.key", "svc.corp.internal.rsa.key"):
             assert oct(os.stat(state / f).st_mode & 0o777) == "0o600"
-        rows = aclm.sql("SELECT name, current_cert_id, ca, status FROM managed_certificates "
-                        "ORDER BY name")
+        rows = aclm.sql("SELECT name, current_cert_id, ca, status, id, pair_id FROM "
+                        "managed_certificates ORDER BY name")
         assert [r[0] for r in rows] == ["svc.corp.internal/ec256", "svc.corp.internal/rsa2048"], rows
         assert all(r[2] == "ca:main" and r[3] == "valid" for r in rows), rows
+        assert rows[0][5] == rows[1][4] and rows[1][5] == rows[0][4], "not paired: %s" % rows
         for r in rows:
             show = aclm.json("show", "--json", r[1])
             assert show["has_private_key"] is True or show.get("private_key") not in (None, False), show
