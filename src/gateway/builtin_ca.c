@@ -105,15 +105,20 @@ int gw_ca_issue(struct aclm_store *st, const struct aclm_kek *kek, const struct 
 	if ((rc = aclm_store_begin(st)))
 		goto out;
 	{
-		/* the validity aclm_ca_issue gave it */
+		/* The managed certificate's renewal time is the end of the CA's
+		 * window: the gateway renews inside it, so `aclm renew` and the
+		 * server's scheduler, which cannot (no ACME challenge), never find
+		 * it due unless the gateway failed to. */
 		const struct aclm_ca_profile *prof = aclm_ca_profile_find(req.profile);
 		int64_t nb = now - 60, na = now + (prof ? prof->validity : 90 * 86400) - 60;
+		int64_t ws = 0, renew_at = aclm_acme_renew_at(nb, na, (uint64_t)*managed_id);
 
+		if (aclm_ca_renewal_window(st, o->ca, res.serial, &ws, &renew_at))
+			renew_at = aclm_acme_renew_at(nb, na, (uint64_t)*managed_id);
 		if ((rc = aclm_store_put_private_key(st, spki_hex, sealed, sealed_len, &stored)) ||
 		    (rc = aclm_store_add_observation(st, res.cert_id, ACLM_SRC_CA, loc, now)) ||
 		    (rc = aclm_store_managed_set_current(st, *managed_id, res.cert_id, ref,
-		                                         aclm_acme_renew_at(nb, na,
-		                                                            (uint64_t)*managed_id))) ||
+		                                         renew_at)) ||
 		    (pair_id && ((rc = aclm_store_managed_set_pair(st, *managed_id, pair_id)) ||
 		                 (rc = aclm_store_managed_set_pair(st, pair_id, *managed_id))))) {
 			char saved[1024];
