@@ -44,6 +44,23 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 	return aclm_buf_append(b, p, size * n) ? 0 : size * n;
 }
 
+/* Signed by the issuer itself, or by a responder the issuer delegated to
+ * (its certificate in the response, issued by the issuer, id-kp-OCSPSigning):
+ * a response clients would refuse is not stapled. */
+static bool signed_by_issuer(OCSP_BASICRESP *basic, X509 *issuer)
+{
+	STACK_OF(X509) *certs = sk_X509_new_null();
+	X509_STORE *st = X509_STORE_new();
+	bool ok = false;
+
+	if (certs && st && sk_X509_push(certs, issuer) && X509_STORE_add_cert(st, issuer) &&
+	    X509_STORE_set_flags(st, X509_V_FLAG_PARTIAL_CHAIN))
+		ok = OCSP_basic_verify(basic, certs, st, OCSP_TRUSTOTHER) == 1;
+	sk_X509_free(certs);
+	X509_STORE_free(st);
+	return ok;
+}
+
 /* POST the DER request to url; the answer in b. */
 static int post(const char *url, const unsigned char *qder, int qlen, struct aclm_buf *b)
 {
@@ -121,6 +138,12 @@ static int fetch_one(struct aclm_gateway *gw, const struct gw_site *site, const 
 		ERR_clear_error();
 		rc = aclm_error(ACLM_ERR_PARSE, "OCSP %s: no good, current response for the "
 		                "certificate (status %d)", url, status);
+		goto out;
+	}
+	if (!signed_by_issuer(basic, issuer)) {
+		ERR_clear_error();
+		rc = aclm_error(ACLM_ERR_CRYPTO, "OCSP %s: the response is not signed by the "
+		                "certificate's issuer or a responder it delegated to", url);
 		goto out;
 	}
 	*der = malloc(b.len);

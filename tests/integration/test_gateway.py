@@ -551,7 +551,9 @@ class OcspResponder:
     """A minimal OCSP responder on 127.0.0.1 (python3-cryptography): "good"
     for the one certificate it knows, signed by its CA."""
 
-    def __init__(self, ca_pem, ca_key, leaf_pem, port):
+    def __init__(self, ca_pem, ca_key, leaf_pem, port, signer=None):
+        """signer: (cert, key) PEM paths of the responder that signs, when
+        not the CA itself (a delegated responder, or an impostor)."""
         import datetime
         import http.server
         from cryptography import x509
@@ -560,6 +562,11 @@ class OcspResponder:
         ca = x509.load_pem_x509_certificate(Path(ca_pem).read_bytes())
         key = serialization.load_pem_private_key(Path(ca_key).read_bytes(), None)
         leaf = x509.load_pem_x509_certificate(Path(leaf_pem).read_bytes())
+        sign_cert, sign_key, extra = ca, key, []
+        if signer:
+            sign_cert = x509.load_pem_x509_certificate(Path(signer[0]).read_bytes())
+            sign_key = serialization.load_pem_private_key(Path(signer[1]).read_bytes(), None)
+            extra = [sign_cert]
         outer = self
         self.served = 0
 
@@ -573,8 +580,11 @@ class OcspResponder:
                         cert=leaf, issuer=ca, algorithm=hashes.SHA1(), cert_status=ocsp.OCSPCertStatus.GOOD,
                         this_update=now - datetime.timedelta(minutes=1),
                         next_update=now + datetime.timedelta(hours=1), revocation_time=None,
-                        revocation_reason=None).responder_id(ocsp.OCSPResponderEncoding.HASH, ca)
-                    der = b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+                        revocation_reason=None).responder_id(ocsp.OCSPResponderEncoding.HASH,
+                                                             sign_cert)
+                    if extra:
+                        b = b.certificates(extra)
+                    der = b.sign(sign_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
                 else:
                     der = ocsp.OCSPResponseBuilder.build_unsuccessful(
                         ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(serialization.Encoding.DER)
@@ -622,5 +632,52 @@ def test_ocsp_stapling_from_the_issuers_responder(gw_factory, nginx, tmp_path):
             time.sleep(0.3)
         assert "Cert Status: good" in out
         assert responder.served >= 1
+    finally:
+        responder.stop()
+
+
+@pytest.mark.parametrize("signer,stapled", [("delegated", True), ("impostor", False)])
+def test_ocsp_response_must_come_from_the_issuer(gw_factory, nginx, tmp_path, signer, stapled):
+    """A response signed by a responder the CA delegated to (id-kp-OCSPSigning)
+    is stapled; one signed by anybody else is not (clients would refuse it)."""
+    d = tmp_path / "ocsp"
+    d.mkdir()
+    ocsp_port = free_port()
+
+    def ossl(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    ossl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=gw test CA")
+    ossl("req", *ec, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=a.test")
+    (d / "ext").write_text(f"subjectAltName=DNS:a.test\nauthorityInfoAccess=OCSP;URI:http://127.0.0.1:{ocsp_port}\n")
+    ossl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+         "-out", "leaf.pem", "-days", "2", "-extfile", "ext")
+    if signer == "delegated":
+        ossl("req", *ec, "-keyout", "resp.key", "-out", "resp.csr", "-subj", "/CN=gw test OCSP")
+        (d / "rext").write_text("extendedKeyUsage=OCSPSigning\n")
+        ossl("x509", "-req", "-in", "resp.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "resp.pem", "-days", "2", "-extfile", "rext")
+    else:
+        ossl("req", "-x509", *ec, "-keyout", "resp.key", "-out", "resp.pem", "-days", "2",
+             "-subj", "/CN=gw test CA")
+    (d / "chain.pem").write_text((d / "leaf.pem").read_text() + (d / "ca.pem").read_text())
+    responder = OcspResponder(d / "ca.pem", d / "ca.key", d / "leaf.pem", ocsp_port,
+                              signer=(d / "resp.pem", d / "resp.key"))
+    try:
+        g = gw_factory(site_yaml([nginx.port], [(d / "chain.pem", d / "leaf.key")]))
+        deadline = time.time() + 10
+        while True:
+            out = s_client(g.port, "-status")
+            if "OCSP Response Status: successful" in out or (not stapled and responder.served >= 1):
+                break
+            assert time.time() < deadline, out + g.stop()
+            time.sleep(0.3)
+        if stapled:
+            assert "Cert Status: good" in out
+        else:
+            time.sleep(1)
+            out = s_client(g.port, "-status")
+            assert "OCSP response: no response sent" in out, out
+            assert "not signed by the certificate's issuer" in g.stop()
     finally:
         responder.stop()
