@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "aclm/err.h"
+#include "aclm/log.h"
 #include "gateway-int.h"
 
 /* Key-share groups that are classical (RFC 8446 / 7919 code points). */
@@ -200,6 +201,20 @@ static int build_site(struct aclm_gw_config *cfg, struct gw_site *s)
 		for (size_t i = 0; i < s->n_certs; i++) {
 			if (s->certs[i].is_missing)
 				continue;
+			/* a broken file of an acme / ca site (a crash while writing,
+			 * a hand edit) is obtained again: a stand-in meanwhile */
+			if (s->cert_source != GW_CERT_FILES) {
+				SSL_CTX *probe = SSL_CTX_new(TLS_server_method());
+
+				rc = probe ? load_pair(cfg, s, probe, &s->certs[i])
+				           : aclm_error_openssl(ACLM_ERR_CRYPTO, "SSL_CTX_new");
+				SSL_CTX_free(probe);
+				if (rc) {
+					aclm_warn("gateway: %s; it will be obtained again", aclm_errmsg());
+					s->certs[i].is_missing = true;
+					continue;
+				}
+			}
 			if ((rc = load_pair(cfg, s, ctx, &s->certs[i])))
 				goto fail;
 			n_loaded++;

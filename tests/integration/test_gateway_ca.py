@@ -197,6 +197,15 @@ def test_a_second_start_reuses_the_certificate(aclm_sqlite, nginx, tmp_path):
     finally:
         err = g.stop()
     assert "written from the store" in err, err
+    # a broken file (a crash while writing, a hand edit): a stand-in, then
+    # the certificate from the store again
+    (state / "svc.corp.internal.crt").write_text("-----BEGIN CERTIFICATE-----\ngarbage\n")
+    g.start()
+    try:
+        assert wait_for_ca_cert(g)[0] == first
+    finally:
+        err = g.stop()
+    assert "obtained again" in err and "written from the store" in err, err
     assert n_issued(aclm) == issued, "a restart issued another certificate"
 
 
