@@ -673,6 +673,33 @@ static void *acme_main(void *arg)
 	return NULL;
 }
 
+int gw_acme_reload_check(struct aclm_gateway *gw, const struct aclm_gw_config *next)
+{
+	struct acme *a = gw->acme;
+	int rc = 0;
+
+	if (!aclm_gw_config_needs_acme(next) && !aclm_gw_config_needs_ca(next))
+		return 0;
+	if (!a || !a->started)
+		return aclm_error(ACLM_ERR_CONFIG, "%s: sites with cert_source acme or ca were "
+		                  "added to a gateway started without any: restart it", next->path);
+	if (aclm_gw_config_needs_acme(next) && a->n_cas == 0)
+		return aclm_error(ACLM_ERR_CONFIG, "%s: cert_source acme, but acme.cas of "
+		                  "aclm.yaml declares no CA", next->path);
+	if (aclm_gw_config_needs_ca(next)) {
+		if (!a->has_builtin)
+			return aclm_error(ACLM_ERR_CONFIG, "%s: cert_source ca was added to a gateway "
+			                  "started without the built-in CA: restart it", next->path);
+		/* the CAs exist: unless the thread is busy with the store (an ACME
+		 * order), when it will say so itself */
+		if (!pthread_mutex_trylock(&a->st_mu)) {
+			rc = aclm_gw_config_check_cas(next, a->st, a->default_ca, &a->policy);
+			pthread_mutex_unlock(&a->st_mu);
+		}
+	}
+	return rc;
+}
+
 int gw_certs_ocsp(struct aclm_gateway *gw, const struct gw_site *s, const unsigned char *req,
                   size_t req_len, unsigned char **resp, size_t *resp_len)
 {

@@ -307,6 +307,9 @@ extern atomic_int gw_alpn_port;
  * ca on a thread of its own (gw->acme set by aclm_gateway_set_acme). */
 int gw_acme_start(struct aclm_gateway *gw);
 void gw_acme_stop(struct aclm_gateway *gw);
+/* Can the running certificate thread serve the sites of next (a reload)?
+ * An error says why not (no thread, no CA, a built-in CA that is missing). */
+int gw_acme_reload_check(struct aclm_gateway *gw, const struct aclm_gw_config *next);
 /* OCSP for a site with cert_source ca, answered in process by the built-in
  * CA's responder: the DER response to the DER request req.  ACLM_AGAIN
  * while the store is busy (ask again later); ACLM_ERR_UNSUPPORTED without a

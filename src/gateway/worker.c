@@ -225,7 +225,7 @@ int aclm_gateway_reload(struct aclm_gateway *gw)
 
 	if ((rc = aclm_gw_config_load(gw->cfg->path, &next)))
 		return rc;
-	if ((rc = gw_tls_build(next))) {
+	if ((rc = gw_acme_reload_check(gw, next)) || (rc = gw_tls_build(next))) {
 		aclm_gw_config_unref(next);
 		return rc;
 	}

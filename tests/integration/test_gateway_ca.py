@@ -347,3 +347,39 @@ def test_acme_site_follows_ari_of_aclms_acme_server(aclm_sqlite, nginx, tmp_path
         casrv.stop()
     assert "runtime error" not in err and "AddressSanitizer" not in err, err
     assert "replacing" in err, err
+
+
+def test_reload_refuses_what_the_certificate_thread_cannot_serve(aclm_sqlite, nginx, tmp_path):
+    """A reload naming a built-in CA that does not exist is refused (the
+    running configuration stays); so is a ca site added to a gateway that
+    was started without the store."""
+    import signal
+    from gw_helpers import Gateway, make_cert, site_yaml
+    aclm = aclm_sqlite
+    aclm("ca", "init", check_rc=0)
+    g = CaGateway(aclm, nginx.port, tmp_path / "state").start()
+    try:
+        first, _ = wait_for_ca_cert(g)
+        with open(g.config, "a") as f:
+            f.write('    ca: "nosuch"\n')
+        g.proc.send_signal(signal.SIGHUP)
+        time.sleep(1.5)
+        assert served(g.port)[0] == first
+    finally:
+        err = g.stop()
+    assert "reload failed" in err and "gw.yaml:8:" in err and "aclm ca init --name nosuch" in err, err
+    # files only at start: no store, no certificate thread
+    files = tmp_path / "files"
+    files.mkdir()
+    cert = make_cert(files, "f", "ec")
+    plain = Gateway(files, site_yaml([nginx.port], [cert]), extra=f"state_dir: {files}/state\n")
+    try:
+        with open(plain.config, "a") as f:
+            f.write('  - names: ["new.corp.internal"]\n    upstreams: ["http://127.0.0.1:%d"]\n'
+                    "    cert_source: ca\n" % nginx.port)
+        plain.proc.send_signal(signal.SIGHUP)
+        time.sleep(1.5)
+        assert plain.proc.poll() is None
+    finally:
+        err = plain.stop()
+    assert "reload failed" in err and "restart it" in err, err
