@@ -16,14 +16,9 @@ import ssl
 import subprocess
 import time
 import urllib.request
+from helpers import free_port
 
 FAST_ENV = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def openssl(*args, cwd=None):

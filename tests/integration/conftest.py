@@ -15,7 +15,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -23,6 +22,7 @@ import tempfile
 import pytest
 
 import pki as pki_mod
+from helpers import free_port as _free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT = 60  # seconds for one aclm command; nothing here should take a tenth of it
@@ -147,11 +147,6 @@ class Aclm:
 
 
 # ---------------------------------------------------------------- PostgreSQL
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PgServer:

@@ -1,7 +1,9 @@
 """Small helpers shared by the test files."""
 
 import calendar
+import os
 import re
+import socket
 import time
 
 ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -65,3 +67,60 @@ def diff_rows(a, b):
             keys = sorted(k for k in set(x) | set(y) if x.get(k) != y.get(k))
             out.append("row %d: " % i + ", ".join("%s: %r != %r" % (k, x.get(k), y.get(k)) for k in keys))
     return "\n".join(out[:10])
+
+
+# ------------------------------------------------------------------ ports
+
+_PORTS_PER_WORKER = 1500
+_MAX_WORKERS = 8
+_next_port = None
+
+
+def _port_range():
+    """This process's ports: a slice, by pytest-xdist worker, of the ports
+    just below the kernel's ephemeral range, so that neither another test
+    process nor an outgoing connection is given the same port."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral_low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    n = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    base = ephemeral_low - _MAX_WORKERS * _PORTS_PER_WORKER
+    if base < 1024:
+        return None
+    return base + (n % _MAX_WORKERS) * _PORTS_PER_WORKER
+
+
+def _bindable(host, port):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(family, kind) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
+def free_port(host="127.0.0.1"):
+    """A loopback port that is free now (TCP and UDP) and that this test
+    process has not handed out recently.  Binding port 0 and closing is not
+    enough: the kernel gives that port to the next outgoing connection or
+    to another worker, and a server started a moment later then fails with
+    "Address already in use"."""
+    global _next_port
+    lo = _port_range()
+    if lo is None:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            return s.getsockname()[1]
+    if _next_port is None or not lo <= _next_port < lo + _PORTS_PER_WORKER:
+        _next_port = lo + os.getpid() % _PORTS_PER_WORKER
+    for _ in range(_PORTS_PER_WORKER):
+        port = _next_port
+        _next_port = lo + (port - lo + 1) % _PORTS_PER_WORKER
+        if _bindable(host, port):
+            return port
+    raise RuntimeError("no free port in %d..%d" % (lo, lo + _PORTS_PER_WORKER - 1))

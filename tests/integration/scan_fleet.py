@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = datetime.timedelta(days=1)
@@ -27,12 +28,6 @@ CLASSIC = ["X25519", "P-256", "P-384", "P-521", "X448", "ffdhe2048"]
 PQ = ["X25519MLKEM768", "SecP256r1MLKEM768", "SecP384r1MLKEM1024", "curveSM2MLKEM768",
       "MLKEM768", "MLKEM1024"]
 VERSIONS = ["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
-
-
-def free_port(host="127.0.0.1"):
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, proc=None, timeout=10, host="127.0.0.1"):

@@ -23,14 +23,9 @@ import urllib.parse
 import pytest
 
 from test_server import ADMIN_PW, PW, Server, make_users
+from helpers import free_port
 
 DAY = 86400
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_cert(tmp, name, days, ip=None):

@@ -22,14 +22,9 @@ import pytest
 
 from conftest import Aclm
 from test_server import Server
+from helpers import free_port
 
 SM2_ID = "1234567812345678"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sh(*cmd, env=None, timeout=180, check=True, cwd=None):

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 GROUPS = ["X25519MLKEM768", "SecP256r1MLKEM768", "SecP384r1MLKEM1024",
@@ -28,12 +29,6 @@ def module_dir():
     if not (d / "aclm-pq.so").exists():
         pytest.fail(f"{d}/aclm-pq.so not found: build it (make build) or set ACLM_PQ_MODULE_DIR")
     return d
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, proc, timeout=10):
