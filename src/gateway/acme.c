@@ -54,6 +54,7 @@
 #define ARI_RETRY_SECONDS 600         /* after a failed renewalInfo question */
 #define ARI_NONE_SECONDS (6 * 3600)   /* a CA without ARI: look again then */
 #define CA_WINDOW_SECONDS 10          /* the built-in CA's window: a store read */
+#define STORE_SECONDS 10              /* renewed elsewhere on the store? a read */
 
 atomic_int gw_alpn_port;
 
@@ -64,6 +65,7 @@ struct tracked {
 	char fp[65];                      /* the certificate this is about */
 	int64_t when;                     /* renewal time (0: not computed) */
 	int64_t ask_at;                   /* compute again from then on */
+	int64_t store_at;                 /* look for one renewed elsewhere then */
 	char ari_id[256];                 /* for `replaces`, "" none */
 	bool by_ari;                      /* when came from the CA's window */
 };
@@ -151,6 +153,7 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
 struct row_ctx {
 	int64_t issuer_id;
 	char spki[65];
+	char fingerprint[65];
 	char sans[2048];
 	int64_t not_before, not_after;
 	bool is_root;                     /* self-issued CA certificate */
@@ -162,6 +165,7 @@ static int row_fn(void *ctx, const struct aclm_cert_row *row)
 
 	r->issuer_id = row->issuer_id;
 	aclm_strlcpy(r->spki, row->spki, sizeof(r->spki));
+	aclm_strlcpy(r->fingerprint, row->fingerprint, sizeof(r->fingerprint));
 	aclm_strlcpy(r->sans, row->sans ? row->sans : "", sizeof(r->sans));
 	r->not_before = row->not_before;
 	r->not_after = row->not_after;
@@ -364,10 +368,12 @@ static bool is_due(struct acme *a, const struct gw_site *s, size_t k, struct tra
 		t->ari_id[0] = '\0';
 		t->by_ari = false;
 	}
-	if (t->when == 0 || now >= t->ask_at) {
+	/* Renewed elsewhere (aclm renew, the server's scheduler)?  A store
+	 * read, so every STORE_SECONDS rather than at the CA's Retry-After. */
+	if (t->when == 0 || now >= t->store_at) {
 		int64_t cert_id = 0, mid = 0;
 
-		/* renewed elsewhere (aclm renew, the server's scheduler)? */
+		t->store_at = now + STORE_SECONDS;
 		if ((aclm_store_find_cert(a->st, l.fp, &cert_id) ||
 		     aclm_store_managed_by_cert(a->st, cert_id, &mid) || !mid) &&
 		    restore(a, s, k, l.not_before, &mid)) {
@@ -375,6 +381,10 @@ static bool is_due(struct acme *a, const struct gw_site *s, size_t k, struct tra
 			*next = now + 1;
 			return false;
 		}
+	}
+	if (t->store_at < *next)
+		*next = t->store_at;
+	if (t->when == 0 || now >= t->ask_at) {
 		t->when = aclm_acme_renew_at(l.not_before, l.not_after, seed);
 		t->by_ari = false;
 		t->ari_id[0] = '\0';
@@ -484,9 +494,17 @@ static bool restore(struct acme *a, const struct gw_site *s, size_t k, int64_t n
 			return false;
 	}
 	if (aclm_store_get_cert(a->st, f.cert_id, row_fn, &row) || !same_names(row.sans, s) ||
-	    row.not_before <= newer_than ||
+	    row.not_before < newer_than ||
 	    now >= aclm_acme_renew_at(row.not_before, row.not_after, name_seed(s->names[0]) + k))
 		return false;
+	/* Issued in the same second as the file's (a renewal right after the
+	 * gateway's own): newer unless it is the file's certificate itself. */
+	if (row.not_before == newer_than) {
+		struct leaf cur;
+
+		if (read_leaf(s->certs[k].cert, &cur) && strcmp(cur.fp, row.fingerprint) == 0)
+			return false;
+	}
 	if (aclm_store_get_private_key(a->st, row.spki, &sealed, &sealed_len))
 		return false;
 	free(sealed);

@@ -11,17 +11,13 @@ import threading
 import time
 from pathlib import Path
 
+from helpers import free_port  # noqa: F401 (re-exported to the gateway tests)
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def aclm_bin():
     return os.path.abspath(os.environ.get("ACLM_BIN") or REPO / "build" / "src" / "cli" / "aclm")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, proc=None, timeout=10):
