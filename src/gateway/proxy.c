@@ -650,6 +650,10 @@ static int st_read_head(struct conn *c)
 				c->t_start = ev_now(L(c));
 				arm(c, c->cfg->to.header);
 			}
+			/* The parser exists while a request is being read: an
+			 * idle connection holds none. */
+			if (!c->parser && aclm_http_parser_new(&c->cfg->limits, &c->parser))
+				return local_reply(c, 503, "Service Unavailable", true);
 			rc = aclm_http_parser_feed(c->parser, c->in + c->in_off,
 			                           c->in_len - c->in_off, &used);
 			c->in_off += used;
@@ -856,9 +860,11 @@ static int finish_request(struct conn *c)
 	} else {
 		close_upstream(c);
 	}
-	aclm_http_parser_reset(c->parser);
-	aclm_buf_reset(&c->req);
-	aclm_buf_reset(&c->out);
+	/* Idle until the next request: hold no parser and no buffers. */
+	aclm_http_parser_free(c->parser);
+	c->parser = NULL;
+	aclm_buf_free(&c->req);
+	aclm_buf_free(&c->out);
 	c->out_off = 0;
 	c->method[0] = '\0';
 	c->path[0] = '\0';
@@ -1107,8 +1113,6 @@ void gw_proxy_accept(struct gw_worker *w, int fd, const struct sockaddr_storage 
 	ev_timer_init(&c->timer, timer_cb, 1., 0.);
 	c->timer.data = c;
 	c->client_ka = true;
-	if (aclm_http_parser_new(&cfg->limits, &c->parser))
-		goto fail;
 	c->t_start = ev_now(w->loop);
 	if (!is_tls) {
 		c->state = ST_READ_HEAD;
