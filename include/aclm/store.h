@@ -40,6 +40,9 @@ int aclm_store_code_version(void);
 int aclm_store_schema_version(struct aclm_store *st, int *version);
 /* Apply pending migrations, each in its own transaction. */
 int aclm_store_migrate(struct aclm_store *st, int *from, int *to);
+/* The same, and how many migrations it applied: a version missing below
+ * the newest recorded one is applied without changing *to. */
+int aclm_store_migrate_count(struct aclm_store *st, int *from, int *to, int *applied);
 
 int aclm_store_begin(struct aclm_store *st);
 int aclm_store_commit(struct aclm_store *st);

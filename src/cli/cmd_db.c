@@ -22,17 +22,21 @@ static int db_open(struct cli *cli, bool migrate)
 
 static int db_migrate(struct cli *cli)
 {
-	int from = 0, to = 0;
+	int from = 0, to = 0, applied = 0;
 
 	if (db_open(cli, false) != EXIT_OK)
 		return EXIT_FAILED;
-	if (aclm_store_migrate(cli->store, &from, &to) != ACLM_OK)
+	if (aclm_store_migrate_count(cli->store, &from, &to, &applied) != ACLM_OK)
 		return cli_fail("%s", aclm_errmsg());
 	if (!cli->quiet) {
-		if (from == to)
+		if (applied == 0)
 			printf("schema is up to date (version %d)\n", to);
+		else if (from == to)
+			printf("applied %d missing migration%s; schema version %d\n", applied,
+			       applied == 1 ? "" : "s", to);
 		else
-			printf("migrated schema from version %d to %d\n", from, to);
+			printf("migrated schema from version %d to %d (%d migration%s)\n", from, to,
+			       applied, applied == 1 ? "" : "s");
 	}
 	return EXIT_OK;
 }

@@ -631,7 +631,12 @@ out:
 
 int aclm_store_migrate(struct aclm_store *st, int *from, int *to)
 {
-	int v = 0, seen = 0, first = -1, rc;
+	return aclm_store_migrate_count(st, from, to, NULL);
+}
+
+int aclm_store_migrate_count(struct aclm_store *st, int *from, int *to, int *applied)
+{
+	int v = 0, seen = 0, first = -1, n_applied = 0, rc;
 	bool up_to_date = false;
 
 	if (st->depth != 0)
@@ -656,16 +661,20 @@ int aclm_store_migrate(struct aclm_store *st, int *from, int *to)
 		up_to_date = v == aclm_store_code_version() && n == (int64_t)N_MIGRATIONS;
 	}
 	while (!up_to_date) {
-		bool applied = false;
-		if ((rc = migrate_step(st, &seen, &v, &applied)) != ACLM_OK)
+		bool did = false;
+		if ((rc = migrate_step(st, &seen, &v, &did)) != ACLM_OK)
 			return rc;
 		if (first < 0)
 			first = seen;
-		up_to_date = !applied;
+		if (did)
+			n_applied++;
+		up_to_date = !did;
 	}
 	if (from != NULL)
 		*from = first >= 0 ? first : v;
 	if (to != NULL)
 		*to = v;
+	if (applied != NULL)
+		*applied = n_applied;
 	return ACLM_OK;
 }

@@ -44,6 +44,22 @@ def test_migrate_is_idempotent(aclm):
         assert status(aclm)["_version"] == want
 
 
+def test_migrate_fills_a_missing_lower_version(aclm):
+    """A version missing below the newest recorded one (a database migrated
+    by a branch that skipped it) is applied, and `db migrate` says so rather
+    than "up to date"."""
+    want = code_schema_version(aclm)
+    aclm("db", "migrate", check_rc=0)
+    aclm.sql("ALTER TABLE managed_certificates DROP COLUMN ari_check_at")
+    aclm.sql("DELETE FROM schema_migrations WHERE version = 7")
+    _, out, err = aclm("db", "migrate", check_rc=0)
+    assert "applied 1 missing migration; schema version %d" % want in out, (out, err)
+    assert aclm.sql("SELECT COUNT(*) FROM schema_migrations WHERE version = 7") == [["1"]]
+    assert aclm.sql("SELECT COUNT(ari_check_at) FROM managed_certificates") == [["0"]]
+    _, out, _ = aclm("db", "migrate", check_rc=0)
+    assert "up to date (version %d)" % want in out, out
+
+
 def test_status_json(aclm, pki):
     s = status(aclm)
     assert s["backend"] == aclm.backend
