@@ -303,6 +303,18 @@ static void report(const struct aclm_acme_renew_opts *o, const struct aclm_manag
 		o->report(o->ctx, m->id, m->name, msg);
 }
 
+/* A gateway site with cert_source ca: no ACME order can renew it (no
+ * challenge settings); the gateway does, inside the built-in CA's window. */
+static bool from_builtin_ca(const struct aclm_managed_row *m)
+{
+	json_t *solver = json_loads(m->solver ? m->solver : "{}", 0, NULL);
+	const char *t = json_string_value(json_object_get(solver, "type"));
+	bool yes = t != NULL && strcmp(t, "builtin-ca") == 0;
+
+	json_decref(solver);
+	return yes;
+}
+
 int aclm_acme_renew(struct aclm_store *st, const struct aclm_kek *kek,
                     const struct aclm_acme_ca *cas, size_t n_cas,
                     const struct aclm_acme_renew_opts *o, int *n_renewed, int *n_failed)
@@ -336,6 +348,11 @@ int aclm_acme_renew(struct aclm_store *st, const struct aclm_kek *kek,
 				listed = true;
 		if (!listed || (d->m.status != NULL && strcmp(d->m.status, "revoked") == 0))
 			continue;
+		if (from_builtin_ca(&d->m)) {
+			report(o, &d->m, "issued by the gateway from the built-in CA: the gateway "
+			       "renews it");
+			continue;
+		}
 		if (o->force) {
 			/* Forced, but still a renewal: name the certificate it replaces
 			 * when the CA speaks ARI (RFC 9773 section 5). */
