@@ -1708,8 +1708,14 @@ int aclm_store_find_cert(struct aclm_store *st, const char *ref, int64_t *id)
 
 	if (ref == NULL || *ref == '\0')
 		return aclm_error(ACLM_ERR_USAGE, "no certificate given (an id or a fingerprint)");
-	if (strspn(ref, "0123456789") == strlen(ref))
-		return find_by_id(st, ref, id);
+	if (strspn(ref, "0123456789") == strlen(ref)) {
+		/* An id; from 8 digits on it may also be a fingerprint prefix that
+		 * happens to be all digits (1 in 43 of them), tried when no id
+		 * matches. */
+		rc = find_by_id(st, ref, id);
+		if (strlen(ref) < 8 || (rc != ACLM_ERR_NOTFOUND && rc != ACLM_ERR_USAGE))
+			return rc;
+	}
 	for (const char *p = ref; *p != '\0'; p++) {
 		char ch = *p;
 		if (ch == ':')
@@ -1742,7 +1748,8 @@ int aclm_store_find_cert(struct aclm_store *st, const char *ref, int64_t *id)
 	if (rc < 0)
 		return rc;
 	if (found == 0)
-		return aclm_error(ACLM_ERR_NOTFOUND, "no certificate with fingerprint %s%s", prefix,
+		return aclm_error(ACLM_ERR_NOTFOUND, "no certificate with %sfingerprint %s%s",
+		                  strspn(ref, "0123456789") == strlen(ref) ? "id or " : "", prefix,
 		                  n < 64 ? "..." : "");
 	if (found > 1)
 		return aclm_error(ACLM_ERR_AMBIGUOUS, "fingerprint prefix %s matches several "

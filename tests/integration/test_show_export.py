@@ -139,6 +139,23 @@ def test_show_ambiguous_prefix(inv, pki):
     assert rc == 0, err
 
 
+def test_show_digit_only_prefix(inv, pki):
+    """A fingerprint prefix made only of digits (1 in 43 eight-digit prefixes)
+    is looked up as a prefix when no certificate has that id."""
+    t = cert_table(inv)
+    a = inv.ids["ec256"]
+    old = pki.certs["ec256"].fingerprint
+    inv.sql("UPDATE %s SET fingerprint = '52884927' || substr(fingerprint, 9) WHERE id = %d"
+            % (t, a))
+    try:
+        assert inv.json("show", "--json", "52884927")["id"] == a
+        rc, out, err = inv("show", "99999999")
+        assert rc == 1 and "99999999" in err and "id or fingerprint" in err, err
+        assert inv.json("show", "--json", str(a))["id"] == a
+    finally:
+        inv.sql("UPDATE %s SET fingerprint = '%s' WHERE id = %d" % (t, old, a))
+
+
 def test_show_observations_json(inv, pki):
     s = inv.json("show", "--json", inv.ids["inter"])
     assert sorted(o["location"] for o in s["observations"]) == sorted(pki.files_containing("inter"))
