@@ -676,40 +676,15 @@ out:
 
 /* --- identifiers --------------------------------------------------------------- */
 
+/* An ACME dns identifier: a name the CA may issue for (ca_dns_name_ok),
+ * in lower case as RFC 8555 section 7.1.4 asks, and with a dot (no
+ * "localhost" by ACME). */
 static bool dns_ok(const char *s)
 {
-	size_t n = strlen(s), label = 0;
-
-	if (n == 0 || n > 253 || strchr(s, '.') == NULL)
-		return false;
-	if (s[0] == '*') {
-		if (s[1] != '.')
+	for (const char *p = s; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
 			return false;
-		s += 2;
-		n -= 2;
-	}
-	for (size_t i = 0; i <= n; i++) {
-		char ch = s[i];
-		if (ch == '.' || ch == '\0') {
-			if (label == 0 || label > 63 || s[i - 1] == '-')
-				return false;
-			label = 0;
-			continue;
-		}
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-'))
-			return false;
-		if (label == 0 && ch == '-')
-			return false;
-		label++;
-	}
-	{
-		/* A name whose last label is numeric is an IP address in disguise. */
-		const char *last = strrchr(s, '.');
-		last = last != NULL ? last + 1 : s;
-		if (strspn(last, "0123456789") == strlen(last))
-			return false;
-	}
-	return true;
+	return strchr(s, '.') != NULL && ca_dns_name_ok(s, true);
 }
 
 /* --- authorizations and challenges ---------------------------------------------- */

@@ -43,8 +43,11 @@ int ca_store_cert(struct aclm_store *st, const char *ca, X509 *x, int64_t *id,
 
 /* Add an extension by NID from its config text ("critical,CA:TRUE"). */
 int ca_add_ext(X509 *cert, X509 *issuer, int nid, const char *value);
+/* A DNS name as a certificate may carry it: LDH labels, at most 253
+ * characters, a wildcard only as the whole left-most label, no bare label
+ * but "localhost", no numeric last label. */
+bool ca_dns_name_ok(const char *s, bool allow_wildcard);
 
-#endif
 
 struct aclm_ca_acme;
 struct aclm_ca_acme_opts;
@@ -78,3 +81,5 @@ struct ca_jws {
 };
 int ca_jws_parse(const unsigned char *body, size_t len, struct ca_jws *j);
 void ca_jws_free(struct ca_jws *j);
+
+#endif

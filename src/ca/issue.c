@@ -124,7 +124,7 @@ int aclm_ca_policy_check(const struct aclm_ca_policy *pol, const char *type, con
 
 /* A DNS name as a certificate may carry it: LDH labels, at most 253
  * characters, a wildcard only as the whole left-most label. */
-static bool dns_name_ok(const char *s, bool allow_wildcard)
+bool ca_dns_name_ok(const char *s, bool allow_wildcard)
 {
 	size_t n = strlen(s), label = 0;
 
@@ -229,7 +229,7 @@ static int csr_names(struct csr_info *ci, const struct aclm_ca_profile *prof)
 				rc = add_ident(ci, "ip", name);
 				continue;
 			}
-			if (!dns_name_ok(name, prof->allow_wildcard)) {
+			if (!ca_dns_name_ok(name, prof->allow_wildcard)) {
 				rc = aclm_error(ACLM_ERR_PARSE, "CSR: '%s' is not a valid DNS name%s", name,
 				                name[0] == '*' && !prof->allow_wildcard ?
 				                " (profile allows no wildcard)" : "");
@@ -273,7 +273,7 @@ static int csr_names(struct csr_info *ci, const struct aclm_ca_profile *prof)
 				if (aclm_is_ip_literal((char *)u))
 					rc = prof->allow_ip ? add_ident(ci, "ip", (char *)u)
 					                    : aclm_error(ACLM_ERR_PARSE, "CSR: IP in CN");
-				else if (dns_name_ok((char *)u, prof->allow_wildcard))
+				else if (ca_dns_name_ok((char *)u, prof->allow_wildcard))
 					rc = add_ident(ci, "dns", (char *)u);
 				else
 					rc = aclm_error(ACLM_ERR_PARSE, "CSR: common name '%s' is not a DNS "

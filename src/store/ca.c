@@ -433,15 +433,14 @@ int aclm_store_ca_acme_update(struct aclm_store *st, const char *ref, const char
 	return write_one(st, SQL_OBJ_UPDATE, "update ACME object", p, SP_COUNT(p));
 }
 
-int aclm_store_ca_acme_get(struct aclm_store *st, const char *ca, const char *kind,
-                           const char *ref, struct aclm_ca_acme_obj *out)
+/* One ACME object by sql; ACLM_ERR_NOTFOUND when there is none. */
+static int get_obj(struct aclm_store *st, const char *sql, const struct store_param *p, size_t n,
+                   struct aclm_ca_acme_obj *out)
 {
-	const struct store_param p[] = { SP_T(ca), SP_T(kind), SP_T(ref) };
 	struct store_query q;
 	int rc;
 
-	if ((rc = store_query_open(st, &q, SQL_OBJ_GET, "read ACME object", 0, p,
-	                           SP_COUNT(p))) != ACLM_OK)
+	if ((rc = store_query_open(st, &q, sql, "read ACME object", 0, p, n)) != ACLM_OK)
 		return rc;
 	rc = store_query_step(st, &q);
 	if (rc == 1)
@@ -452,23 +451,20 @@ int aclm_store_ca_acme_get(struct aclm_store *st, const char *ca, const char *ki
 	return rc;
 }
 
+int aclm_store_ca_acme_get(struct aclm_store *st, const char *ca, const char *kind,
+                           const char *ref, struct aclm_ca_acme_obj *out)
+{
+	const struct store_param p[] = { SP_T(ca), SP_T(kind), SP_T(ref) };
+
+	return get_obj(st, SQL_OBJ_GET, p, SP_COUNT(p), out);
+}
+
 int aclm_store_ca_acme_find_ref(struct aclm_store *st, const char *kind, const char *ref,
                                 struct aclm_ca_acme_obj *out)
 {
 	const struct store_param p[] = { SP_T(kind), SP_T(ref) };
-	struct store_query q;
-	int rc;
 
-	if ((rc = store_query_open(st, &q, SQL_OBJ_GET_REF, "read ACME object", 0, p,
-	                           SP_COUNT(p))) != ACLM_OK)
-		return rc;
-	rc = store_query_step(st, &q);
-	if (rc == 1)
-		rc = read_obj(st, q.stmt, out);
-	else if (rc == 0)
-		rc = ACLM_ERR_NOTFOUND;
-	store_query_close(st, &q);
-	return rc;
+	return get_obj(st, SQL_OBJ_GET_REF, p, SP_COUNT(p), out);
 }
 
 /* Is status one of the comma-separated statuses? */

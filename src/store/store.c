@@ -869,34 +869,43 @@ static const char SQL_EVENTS_ABOUT[] =
 	"SELECT id, at, type, subject, detail, prev_hash, hash FROM events "
 	"WHERE subject = ? ORDER BY id DESC LIMIT ?";
 
+/* Calls fn for each event row of an open query (the columns of
+ * SQL_EVENTS_*), then closes it. */
+static int walk_events(struct aclm_store *st, struct store_query *q, aclm_event_fn fn,
+                       void *ctx)
+{
+	const struct store_driver *d = st->drv;
+	int rc;
+
+	while ((rc = store_query_step(st, q)) == 1) {
+		struct aclm_event_row r = {
+			.id = d->column_int64(q->stmt, 0), .at = d->column_int64(q->stmt, 1),
+			.type = d->column_text(q->stmt, 2), .subject = d->column_text(q->stmt, 3),
+			.detail = d->column_text(q->stmt, 4), .prev_hash = d->column_text(q->stmt, 5),
+			.hash = d->column_text(q->stmt, 6),
+		};
+		if ((rc = fn(ctx, &r)) != ACLM_OK)
+			break;
+	}
+	store_query_close(st, q);
+	return rc < 0 ? rc : ACLM_OK;
+}
+
 int aclm_store_list_events_about(struct aclm_store *st, const char *subject, int64_t limit,
                                  aclm_event_fn fn, void *ctx)
 {
-	const struct store_driver *d = st->drv;
 	const struct store_param p[] = { SP_T(subject), SP_I(limit > 0 ? limit : INT64_MAX / 2) };
 	struct store_query q;
 	int rc;
 
 	if ((rc = store_query_open(st, &q, SQL_EVENTS_ABOUT, "list events", 0, p, 2)) != ACLM_OK)
 		return rc;
-	while ((rc = store_query_step(st, &q)) == 1) {
-		struct aclm_event_row r = {
-			.id = d->column_int64(q.stmt, 0), .at = d->column_int64(q.stmt, 1),
-			.type = d->column_text(q.stmt, 2), .subject = d->column_text(q.stmt, 3),
-			.detail = d->column_text(q.stmt, 4), .prev_hash = d->column_text(q.stmt, 5),
-			.hash = d->column_text(q.stmt, 6),
-		};
-		if ((rc = fn(ctx, &r)) != ACLM_OK)
-			break;
-	}
-	store_query_close(st, &q);
-	return rc < 0 ? rc : ACLM_OK;
+	return walk_events(st, &q, fn, ctx);
 }
 
 int aclm_store_list_events(struct aclm_store *st, int64_t since, int64_t after_id,
                            int64_t limit, aclm_event_fn fn, void *ctx)
 {
-	const struct store_driver *d = st->drv;
 	const struct store_param p[] = { SP_I(since), SP_I(after_id), SP_I(limit) };
 	struct store_query q;
 	int rc;
@@ -905,18 +914,7 @@ int aclm_store_list_events(struct aclm_store *st, int64_t since, int64_t after_i
 	                      "list events", STORE_STMT_STREAM, p, limit > 0 ? 3 : 2);
 	if (rc != ACLM_OK)
 		return rc;
-	while ((rc = store_query_step(st, &q)) == 1) {
-		struct aclm_event_row r = {
-			.id = d->column_int64(q.stmt, 0), .at = d->column_int64(q.stmt, 1),
-			.type = d->column_text(q.stmt, 2), .subject = d->column_text(q.stmt, 3),
-			.detail = d->column_text(q.stmt, 4), .prev_hash = d->column_text(q.stmt, 5),
-			.hash = d->column_text(q.stmt, 6),
-		};
-		if ((rc = fn(ctx, &r)) != ACLM_OK)
-			break;
-	}
-	store_query_close(st, &q);
-	return rc < 0 ? rc : ACLM_OK;
+	return walk_events(st, &q, fn, ctx);
 }
 
 /* --- certificates ------------------------------------------------------ */
