@@ -74,6 +74,15 @@ int aclm_store_add_observation(struct aclm_store *st, int64_t cert_id,
                                enum aclm_source source, const char *location,
                                int64_t when);
 
+/* Certificates seen together at one location (a file): the same as
+ * aclm_store_put_cert() and aclm_store_add_observation() for each in turn,
+ * in one transaction; ids[i] and is_new[i] as put_cert gives them (the
+ * same certificate twice is new once, then known).  On PostgreSQL a bundle
+ * is written with a few multi-row statements per thousand certificates. */
+int aclm_store_import_certs(struct aclm_store *st, struct aclm_cert *const *certs, size_t n,
+                            enum aclm_source source, const char *location, int64_t when,
+                            int64_t *ids, bool *is_new);
+
 /* --- listing -------------------------------------------------------- */
 
 enum aclm_cert_sort {

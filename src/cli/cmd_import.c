@@ -159,35 +159,29 @@ static int keep_key(struct import *im, const char *path, struct aclm_privkey *k)
 
 static int store_file(struct import *im, const char *path, struct aclm_bundle *b)
 {
-	struct aclm_store *st = im->cli->store;
-	int64_t new_here = 0, known_here = 0;
+	int64_t *ids = calloc(b->n_certs > 0 ? b->n_certs : 1, sizeof(*ids));
+	bool *is_new = calloc(b->n_certs > 0 ? b->n_certs : 1, sizeof(*is_new));
+	int64_t new_here = 0;
 	int rc;
 
-	if ((rc = aclm_store_begin(st)) != ACLM_OK)
-		return rc;
-	for (size_t i = 0; i < b->n_certs; i++) {
-		int64_t id;
-		bool is_new;
-
-		rc = aclm_store_put_cert(st, b->certs[i], &id, &is_new);
-		if (rc == ACLM_OK)
-			rc = aclm_store_add_observation(st, id, ACLM_SRC_IMPORT, path, im->now);
-		if (rc != ACLM_OK) {
-			aclm_store_rollback(st);
-			return rc;
-		}
-		if (is_new)
-			new_here++;
-		else
-			known_here++;
+	if (ids == NULL || is_new == NULL) {
+		rc = aclm_error(ACLM_ERR_NOMEM, "out of memory");
+		goto out;
 	}
-	if ((rc = aclm_store_commit(st)) != ACLM_OK)
-		return rc;
+	rc = aclm_store_import_certs(im->cli->store, b->certs, b->n_certs, ACLM_SRC_IMPORT, path,
+	                             im->now, ids, is_new);
+	if (rc != ACLM_OK)
+		goto out;
+	for (size_t i = 0; i < b->n_certs; i++)
+		new_here += is_new[i] ? 1 : 0;
 	im->n_new += new_here;
-	im->n_known += known_here;
-	im->n_certs += new_here + known_here;
-	im->since_commit += new_here + known_here;
-	return ACLM_OK;
+	im->n_known += (int64_t)b->n_certs - new_here;
+	im->n_certs += (int64_t)b->n_certs;
+	im->since_commit += (int64_t)b->n_certs;
+out:
+	free(ids);
+	free(is_new);
+	return rc;
 }
 
 /* Called inside the batch transaction; leaves one open. */

@@ -177,6 +177,28 @@ struct json_t;
 int store_audit(struct aclm_store *st, const char *type, const char *subject,
                 const char *actor, struct json_t *detail);
 
+/* --- shared by store.c and bulk.c ------------------------------------- */
+struct aclm_buf;
+struct aclm_cert;
+bool store_hex64(const char *in, char out[65]);   /* lower-case, exactly 64 hex digits */
+const char *store_text_or_empty(const char *s);
+const char *store_level_text(enum aclm_level l);  /* "dv".. or "" */
+const char *store_san_type_text(enum aclm_san_type t);
+bool store_self_signed(const struct aclm_cert *c);  /* as SELF_SIGNED in SQL */
+/* "DNS:a.example,IP:10.0.0.1": the certificates.sans column. */
+int store_sans_text(const struct aclm_cert *c, char **out);
+/* The cert_names rows of a certificate, one call each (name lower-case,
+ * parent NULL when wildcard queries must not reach it). */
+typedef int (*store_name_fn)(void *ctx, const char *name, const char *type,
+                             const char *parent);
+int store_cert_names(const struct aclm_cert *c, store_name_fn fn, void *ctx);
+/* The detail of a "cert.added" event, appended to b. */
+int store_cert_added_detail(const struct aclm_cert *c, struct aclm_buf *b);
+/* Take the appenders' lock and read the chain's tail into st->tail_*,
+ * inside the caller's transaction (a no-op while it is held). */
+int store_events_lock(struct aclm_store *st);
+int store_event_hash(const char *prev_hash, int64_t id, int64_t at, const char *type,
+                     const char *subject, const char *detail, char out[65]);
 
 /* Advisory lock keys (postgres); arbitrary constants, "aclm" + a number. */
 #define STORE_LOCK_MIGRATE "6372935010000001"

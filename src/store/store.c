@@ -170,7 +170,7 @@ const char *aclm_source_name(enum aclm_source s)
 	return NULL;
 }
 
-static const char *level_text(enum aclm_level l)
+const char *store_level_text(enum aclm_level l)
 {
 	switch (l) {
 	case ACLM_LEVEL_DV: return "dv";
@@ -182,7 +182,7 @@ static const char *level_text(enum aclm_level l)
 	return "";
 }
 
-static const char *san_type_text(enum aclm_san_type t)
+const char *store_san_type_text(enum aclm_san_type t)
 {
 	switch (t) {
 	case ACLM_SAN_DNS: return "DNS";
@@ -571,7 +571,7 @@ static int put_field(struct aclm_buf *b, const char *v)
 /* hash = SHA-256 over the six fields, each as a 4-byte big-endian length
  * and its bytes (FF FF FF FF alone for NULL); numbers as decimal text.
  * The encoding is documented in docs/internals/store.md: keep both in step. */
-static int event_hash(const char *prev_hash, int64_t id, int64_t at, const char *type,
+int store_event_hash(const char *prev_hash, int64_t id, int64_t at, const char *type,
                       const char *subject, const char *detail, char out[65])
 {
 	struct aclm_buf b;
@@ -600,12 +600,9 @@ out:
  * write lock (SQLite, BEGIN IMMEDIATE) or an advisory lock held to the end
  * of the transaction (PostgreSQL); the tail is then cached until the
  * transaction ends or a level rolls back. */
-static int append_event(struct aclm_store *st, const char *type, const char *subject,
-                        const char *detail)
+int store_events_lock(struct aclm_store *st)
 {
 	struct store_query q;
-	char hash[65];
-	int64_t id, at = aclm_now();
 	int rc;
 
 	if (!st->events_locked) {
@@ -629,8 +626,20 @@ static int append_event(struct aclm_store *st, const char *type, const char *sub
 			return rc;
 		st->events_locked = true;
 	}
+	return ACLM_OK;
+}
+
+static int append_event(struct aclm_store *st, const char *type, const char *subject,
+                        const char *detail)
+{
+	char hash[65];
+	int64_t id, at = aclm_now();
+	int rc;
+
+	if ((rc = store_events_lock(st)) != ACLM_OK)
+		return rc;
 	id = st->tail_id + 1;
-	if ((rc = event_hash(st->tail_hash, id, at, type, subject, detail, hash)) != ACLM_OK)
+	if ((rc = store_event_hash(st->tail_hash, id, at, type, subject, detail, hash)) != ACLM_OK)
 		return rc;
 	{
 		const struct store_param p[] = {
@@ -679,7 +688,7 @@ int aclm_store_verify_events(struct aclm_store *st, int64_t *n_events, int64_t *
 
 		n++;
 		if (bad == 0) {
-			rc = event_hash(row_prev != NULL ? row_prev : "", id, d->column_int64(q.stmt, 1),
+			rc = store_event_hash(row_prev != NULL ? row_prev : "", id, d->column_int64(q.stmt, 1),
 			                d->column_text(q.stmt, 2), d->column_text(q.stmt, 3),
 			                d->column_text(q.stmt, 4), hash);
 			if (rc != ACLM_OK)
@@ -797,7 +806,7 @@ int aclm_store_audit_verify(struct aclm_store *st, aclm_audit_issue_fn fn, void 
 			issue.id = id;
 			reported = true;
 		}
-		rc = event_hash(row_prev != NULL ? row_prev : "", id, at, type, subject, detail, hash);
+		rc = store_event_hash(row_prev != NULL ? row_prev : "", id, at, type, subject, detail, hash);
 		if (rc != ACLM_OK)
 			break;
 		if (row_hash == NULL || strcmp(row_hash, hash) != 0) {
@@ -805,7 +814,7 @@ int aclm_store_audit_verify(struct aclm_store *st, aclm_audit_issue_fn fn, void 
 			char moved[65];
 			issue.problem = ACLM_AUDIT_EDITED;
 			if (row_hash != NULL && before != 0 && before + 1 != id &&
-			    event_hash(row_prev, before + 1, at, type, subject, detail, moved) == ACLM_OK &&
+			    store_event_hash(row_prev, before + 1, at, type, subject, detail, moved) == ACLM_OK &&
 			    strcmp(row_hash, moved) == 0) {
 				issue.problem = ACLM_AUDIT_REORDERED;
 				issue.was = before + 1;
@@ -920,7 +929,7 @@ int aclm_store_list_events(struct aclm_store *st, int64_t since, int64_t after_i
 /* --- certificates ------------------------------------------------------ */
 
 /* Lower-case hex of exactly 64 digits, or false. */
-static bool hex64(const char *in, char out[65])
+bool store_hex64(const char *in, char out[65])
 {
 	size_t i;
 
@@ -974,13 +983,13 @@ static const char *parent_of(const char *name)
 }
 
 /* The same rule as SELF_SIGNED in SQL. */
-static bool is_self_signed(const struct aclm_cert *c)
+bool store_self_signed(const struct aclm_cert *c)
 {
 	return strcmp(c->subject_hash, c->issuer_hash) == 0 &&
 	       (c->aki_hex == NULL || c->ski_hex == NULL || strcmp(c->aki_hex, c->ski_hex) == 0);
 }
 
-static int sans_text(const struct aclm_cert *c, char **out)
+int store_sans_text(const struct aclm_cert *c, char **out)
 {
 	struct aclm_buf b;
 	int rc = ACLM_OK;
@@ -990,7 +999,7 @@ static int sans_text(const struct aclm_cert *c, char **out)
 		if (c->sans[i].value == NULL)
 			continue;
 		rc = aclm_buf_printf(&b, "%s%s:%s", b.len > 0 ? "," : "",
-		                     san_type_text(c->sans[i].type), c->sans[i].value);
+		                     store_san_type_text(c->sans[i].type), c->sans[i].value);
 	}
 	if (rc == ACLM_OK && (*out = aclm_buf_steal(&b, NULL)) == NULL)
 		rc = ACLM_ERR_NOMEM;
@@ -998,47 +1007,63 @@ static int sans_text(const struct aclm_cert *c, char **out)
 	return rc;
 }
 
-static int insert_name(struct aclm_store *st, const char *fp, const char *value,
-                       const char *type, bool has_parent)
+/* Each searchable name of c to fn, lower-case: DNS, IP and email SANs, and
+ * the CN when no SAN repeats it.  A CN that is not a host name ("Example
+ * Root CA") is still found by its exact text, but has no parent, so no
+ * wildcard query reaches it. */
+int store_cert_names(const struct aclm_cert *c, store_name_fn fn, void *ctx)
 {
-	char *name = aclm_strdup(value);
-	int rc;
+	bool cn_seen = false;
+	int rc = ACLM_OK;
 
-	if (name == NULL)
-		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
-	aclm_str_lower(name);
-	{
-		const struct store_param p[] = {
-			SP_T(fp), SP_T(name), SP_T(type), SP_T(has_parent ? parent_of(name) : NULL),
-		};
-		rc = store_run(st, SQL_INSERT_NAME, "insert certificate name", p, SP_COUNT(p));
+	for (size_t i = 0; i <= c->n_sans && rc == ACLM_OK; i++) {
+		const char *value, *type;
+		bool has_parent;
+		char *name;
+
+		if (i < c->n_sans) {
+			const struct aclm_san *s = &c->sans[i];
+			if (s->value == NULL || *s->value == '\0' || s->type == ACLM_SAN_URI)
+				continue;
+			if (c->subject_cn != NULL && strcasecmp(c->subject_cn, s->value) == 0)
+				cn_seen = true;
+			value = s->value;
+			type = store_san_type_text(s->type);
+			has_parent = s->type == ACLM_SAN_DNS;
+		} else {
+			if (c->subject_cn == NULL || *c->subject_cn == '\0' || cn_seen)
+				break;
+			value = c->subject_cn;
+			type = "CN";
+			has_parent = cn_is_name(c->subject_cn) && !is_ip(c->subject_cn);
+		}
+		if ((name = aclm_strdup(value)) == NULL)
+			return aclm_error(ACLM_ERR_NOMEM, "out of memory");
+		aclm_str_lower(name);
+		rc = fn(ctx, name, type, has_parent ? parent_of(name) : NULL);
+		free(name);
 	}
-	free(name);
 	return rc;
 }
 
-/* DNS, IP and email SANs, and the CN when no SAN repeats it: a CN that is
- * not a host name ("Example Root CA") is still found by its exact text, but
- * has no parent, so no wildcard query reaches it. */
+struct name_insert {
+	struct aclm_store *st;
+	const char *fp;
+};
+
+static int insert_name(void *ctx, const char *name, const char *type, const char *parent)
+{
+	struct name_insert *ni = ctx;
+	const struct store_param p[] = { SP_T(ni->fp), SP_T(name), SP_T(type), SP_T(parent) };
+
+	return store_run(ni->st, SQL_INSERT_NAME, "insert certificate name", p, SP_COUNT(p));
+}
+
 static int insert_names(struct aclm_store *st, const char *fp, const struct aclm_cert *c)
 {
-	bool cn_seen = false;
-	int rc;
+	struct name_insert ni = { .st = st, .fp = fp };
 
-	for (size_t i = 0; i < c->n_sans; i++) {
-		const struct aclm_san *s = &c->sans[i];
-		if (s->value == NULL || *s->value == '\0' || s->type == ACLM_SAN_URI)
-			continue;
-		if (c->subject_cn != NULL && strcasecmp(c->subject_cn, s->value) == 0)
-			cn_seen = true;
-		rc = insert_name(st, fp, s->value, san_type_text(s->type), s->type == ACLM_SAN_DNS);
-		if (rc != ACLM_OK)
-			return rc;
-	}
-	if (c->subject_cn != NULL && *c->subject_cn != '\0' && !cn_seen)
-		return insert_name(st, fp, c->subject_cn, "CN",
-		                   cn_is_name(c->subject_cn) && !is_ip(c->subject_cn));
-	return ACLM_OK;
+	return store_cert_names(c, insert_name, &ni);
 }
 
 /* Link the stored certificates this one issued (its own issuer was chosen
@@ -1074,6 +1099,16 @@ static int json_put_string(struct aclm_buf *b, const char *s)
 	return rc == ACLM_OK ? aclm_buf_putc(b, '"') : rc;
 }
 
+int store_cert_added_detail(const struct aclm_cert *c, struct aclm_buf *b)
+{
+	int rc;
+
+	if ((rc = aclm_buf_puts(b, "{\"subject\":")) == ACLM_OK &&
+	    (rc = json_put_string(b, c->subject != NULL ? c->subject : "")) == ACLM_OK)
+		rc = aclm_buf_printf(b, ",\"not_after\":%lld}", (long long)c->not_after);
+	return rc;
+}
+
 static int cert_added_event(struct aclm_store *st, const char *fingerprint,
                             const struct aclm_cert *c)
 {
@@ -1081,15 +1116,13 @@ static int cert_added_event(struct aclm_store *st, const char *fingerprint,
 	int rc;
 
 	aclm_buf_init(&b, EVENT_FIELD_MAX);
-	if ((rc = aclm_buf_puts(&b, "{\"subject\":")) == ACLM_OK &&
-	    (rc = json_put_string(&b, c->subject != NULL ? c->subject : "")) == ACLM_OK &&
-	    (rc = aclm_buf_printf(&b, ",\"not_after\":%lld}", (long long)c->not_after)) == ACLM_OK)
+	if ((rc = store_cert_added_detail(c, &b)) == ACLM_OK)
 		rc = append_event(st, "cert.added", fingerprint, aclm_buf_cstr(&b));
 	aclm_buf_free(&b);
 	return rc;
 }
 
-static const char *text_or_empty(const char *s)
+const char *store_text_or_empty(const char *s)
 {
 	return s != NULL ? s : "";
 }
@@ -1108,7 +1141,7 @@ int aclm_store_put_cert(struct aclm_store *st, const struct aclm_cert *c,
 	bool inserted = false;
 	int rc;
 
-	if (!hex64(c->fingerprint_hex, fp) || !hex64(c->spki_hex, spki))
+	if (!store_hex64(c->fingerprint_hex, fp) || !store_hex64(c->spki_hex, spki))
 		return aclm_error(ACLM_ERR_USAGE, "certificate without a SHA-256 fingerprint "
 		                  "or SPKI hash: not stored");
 	/* SQLite answers in-process: asking first spares a known certificate
@@ -1125,7 +1158,7 @@ int aclm_store_put_cert(struct aclm_store *st, const struct aclm_cert *c,
 			return ACLM_OK;
 		}
 	}
-	if ((rc = sans_text(c, &sans)) != ACLM_OK)
+	if ((rc = store_sans_text(c, &sans)) != ACLM_OK)
 		return rc;
 	if ((rc = aclm_store_begin(st)) != ACLM_OK)
 		goto out;
@@ -1138,15 +1171,15 @@ int aclm_store_put_cert(struct aclm_store *st, const struct aclm_cert *c,
 			goto fail;
 	}
 	{
-		const char *issuer = c->issuer_hash[0] != '\0' && !is_self_signed(c) ? c->issuer_hash
+		const char *issuer = c->issuer_hash[0] != '\0' && !store_self_signed(c) ? c->issuer_hash
 		                                                                     : NULL;
 		const struct store_param p[] = {
-			SP_T(fp), SP_T(spki), SP_T(text_or_empty(c->subject)),
-			SP_T(text_or_empty(c->issuer)), SP_T(c->subject_cn), SP_T(c->issuer_cn),
-			SP_T(c->subject_hash), SP_T(c->issuer_hash), SP_T(text_or_empty(c->serial_hex)),
+			SP_T(fp), SP_T(spki), SP_T(store_text_or_empty(c->subject)),
+			SP_T(store_text_or_empty(c->issuer)), SP_T(c->subject_cn), SP_T(c->issuer_cn),
+			SP_T(c->subject_hash), SP_T(c->issuer_hash), SP_T(store_text_or_empty(c->serial_hex)),
 			SP_I(c->not_before), SP_I(c->not_after), SP_T(aclm_key_type_name(c->key_type)),
-			SP_I(c->key_bits), SP_T(c->curve), SP_T(text_or_empty(c->sig_alg)),
-			SP_T(level_text(c->level)), SP_I(c->is_ca ? 1 : 0), SP_T(c->ski_hex),
+			SP_I(c->key_bits), SP_T(c->curve), SP_T(store_text_or_empty(c->sig_alg)),
+			SP_T(store_level_text(c->level)), SP_I(c->is_ca ? 1 : 0), SP_T(c->ski_hex),
 			SP_T(c->aki_hex), SP_T(sans), SP_I(aclm_now()),
 			SP_T(issuer), SP_T(c->aki_hex), SP_T(fp),
 		};
@@ -1208,7 +1241,7 @@ int aclm_store_put_private_key(struct aclm_store *st, const char spki_hex[65],
 	int64_t key_id;
 	int rc;
 
-	if (!hex64(spki_hex, spki))
+	if (!store_hex64(spki_hex, spki))
 		return aclm_error(ACLM_ERR_USAGE, "'%.80s' is not a SPKI SHA-256 (64 hex digits)",
 		                  spki_hex);
 	{
@@ -1243,7 +1276,7 @@ int aclm_store_get_private_key(struct aclm_store *st, const char spki_hex[65],
 	size_t len;
 	int rc;
 
-	if (!hex64(spki_hex, spki))
+	if (!store_hex64(spki_hex, spki))
 		return aclm_error(ACLM_ERR_USAGE, "'%.80s' is not a SPKI SHA-256 (64 hex digits)",
 		                  spki_hex);
 	{
@@ -1366,22 +1399,22 @@ static void read_cert_row(struct aclm_store *st, struct store_stmt *s, struct ac
 
 	memset(r, 0, sizeof(*r));
 	r->id = d->column_int64(s, 0);
-	aclm_strlcpy(r->fingerprint, text_or_empty(d->column_text(s, 1)), sizeof(r->fingerprint));
-	aclm_strlcpy(r->spki, text_or_empty(d->column_text(s, 2)), sizeof(r->spki));
-	r->subject = text_or_empty(d->column_text(s, 3));
-	r->issuer = text_or_empty(d->column_text(s, 4));
+	aclm_strlcpy(r->fingerprint, store_text_or_empty(d->column_text(s, 1)), sizeof(r->fingerprint));
+	aclm_strlcpy(r->spki, store_text_or_empty(d->column_text(s, 2)), sizeof(r->spki));
+	r->subject = store_text_or_empty(d->column_text(s, 3));
+	r->issuer = store_text_or_empty(d->column_text(s, 4));
 	r->subject_cn = d->column_text(s, 5);
 	r->issuer_cn = d->column_text(s, 6);
-	r->serial = text_or_empty(d->column_text(s, 7));
+	r->serial = store_text_or_empty(d->column_text(s, 7));
 	r->not_before = d->column_int64(s, 8);
 	r->not_after = d->column_int64(s, 9);
-	r->key_type = text_or_empty(d->column_text(s, 10));
+	r->key_type = store_text_or_empty(d->column_text(s, 10));
 	r->key_bits = (int)d->column_int64(s, 11);
 	r->curve = d->column_text(s, 12);
-	r->sig_alg = text_or_empty(d->column_text(s, 13));
+	r->sig_alg = store_text_or_empty(d->column_text(s, 13));
 	level = d->column_text(s, 14);
-	r->level = text_or_empty(level);
-	r->sans = text_or_empty(d->column_text(s, 15));
+	r->level = store_text_or_empty(level);
+	r->sans = store_text_or_empty(d->column_text(s, 15));
 	r->is_ca = d->column_int64(s, 16) != 0;
 	r->issuer_id = d->column_int64(s, 17);
 	r->has_private_key = d->column_int64(s, 18) != 0;
@@ -1817,8 +1850,8 @@ int aclm_store_list_observations(struct aclm_store *st, int64_t cert_id,
 	while ((rc = store_query_step(st, &q)) == 1) {
 		row.id = d->column_int64(q.stmt, 0);
 		row.cert_id = d->column_int64(q.stmt, 1);
-		row.source = text_or_empty(d->column_text(q.stmt, 2));
-		row.location = text_or_empty(d->column_text(q.stmt, 3));
+		row.source = store_text_or_empty(d->column_text(q.stmt, 2));
+		row.location = store_text_or_empty(d->column_text(q.stmt, 3));
 		row.seen_at = d->column_int64(q.stmt, 4);
 		if ((rc = fn(ctx, &row)) != 0)
 			break;

@@ -1,0 +1,857 @@
+/* Bulk import: many certificates seen at one place, in a few statements.
+ *
+ * aclm_store_import_certs() has the meaning of aclm_store_put_cert() and
+ * aclm_store_add_observation() called for each certificate in turn, and on
+ * SQLite that is what it does: SQLite answers in-process, so a statement
+ * costs microseconds.  On PostgreSQL each statement is work in the server
+ * (parse of the bound values, planning, a subtransaction per savepoint), so
+ * a bundle of a thousand certificates is sent as arrays instead: one query
+ * finds the certificates already stored, one draws the new rows' ids from
+ * the sequence and looks up their issuers, and one multi-row INSERT ...
+ * SELECT FROM unnest(...) per table writes them (keys, certificates, DER,
+ * names, events, observations).
+ *
+ * The result is the same rows, ids and event chain as the one-by-one path
+ * (docs/internals/store.md, "Bulk import"); in particular the issuer link
+ * follows the same rule, computed here for the certificates of the batch
+ * (which the INSERT's own subquery could not see). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "aclm/buf.h"
+#include "aclm/err.h"
+#include "aclm/str.h"
+#include "aclm/timeutil.h"
+#include "store-int.h"
+
+/* Certificates per round of statements: bounds the arrays (DER in hex is
+ * the largest, about 4 kB a certificate). */
+#define BULK_CHUNK 1000
+#define ARRAY_MAX ((size_t)64 << 20)
+
+#define SELF_SIGNED_C \
+	"(c.subject_hash = c.issuer_hash AND (c.aki IS NULL OR c.ski IS NULL OR c.aki = c.ski))"
+
+static const char SQL_KNOWN[] =
+	"SELECT fingerprint, id FROM certificates "
+	"WHERE fingerprint = ANY(CAST(? AS TEXT[]))";
+/* Ids for the new rows, drawn from the column's own sequence so that the
+ * one-by-one path and other writers go on from there. */
+static const char SQL_NEW_IDS[] =
+	"SELECT nextval(pg_get_serial_sequence('certificates', 'id')) AS id "
+	"FROM generate_series(1, CAST(? AS INTEGER)) ORDER BY 1";
+/* For each (issuer name, AKI) of the batch, the best stored issuer by the
+ * rule of SQL_INSERT_CERT in store.c: a CA first, then the lowest id. */
+static const char SQL_STORED_ISSUERS[] =
+	"SELECT u.o, p.id, p.is_ca "
+	"FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[])) WITH ORDINALITY AS u(h, a, o) "
+	"CROSS JOIN LATERAL (SELECT p.id, p.is_ca FROM certificates p WHERE p.subject_hash = u.h "
+	"AND (p.ski IS NULL OR p.ski = COALESCE(u.a, p.ski)) "
+	"ORDER BY p.is_ca DESC, p.id LIMIT 1) p";
+static const char SQL_BULK_KEYS[] =
+	"INSERT INTO keys (spki_sha256, key_type, key_bits, curve) "
+	"SELECT u.s, u.t, u.b, u.c "
+	"FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS INTEGER[]), "
+	"CAST(? AS TEXT[])) WITH ORDINALITY AS u(s, t, b, c, o) "
+	"WHERE NOT EXISTS (SELECT 1 FROM keys k WHERE k.spki_sha256 = u.s) "
+	"ORDER BY u.o ON CONFLICT (spki_sha256) DO NOTHING";
+static const char SQL_BULK_CERTS[] =
+	"INSERT INTO certificates (id, fingerprint, key_id, subject, issuer, subject_cn, "
+	"issuer_cn, subject_hash, issuer_hash, serial, not_before, not_after, key_type, key_bits, "
+	"curve, sig_alg, level, is_ca, ski, aki, sans, created_at, issuer_id, first_seen, "
+	"last_seen) "
+	"SELECT u.id, u.fp, (SELECT k.id FROM keys k WHERE k.spki_sha256 = u.spki), u.subject, "
+	"u.issuer, u.subject_cn, u.issuer_cn, u.subject_hash, u.issuer_hash, u.serial, "
+	"u.not_before, u.not_after, u.key_type, u.key_bits, u.curve, u.sig_alg, u.level, u.is_ca, "
+	"u.ski, u.aki, u.sans, CAST(? AS BIGINT), u.issuer_id, CAST(? AS BIGINT), "
+	"CAST(? AS BIGINT) "
+	"FROM unnest(CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), "
+	"CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), "
+	"CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[]), "
+	"CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS INTEGER[]), CAST(? AS TEXT[]), "
+	"CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS INTEGER[]), CAST(? AS TEXT[]), "
+	"CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[])) "
+	"AS u(id, fp, spki, subject, issuer, subject_cn, issuer_cn, subject_hash, issuer_hash, "
+	"serial, not_before, not_after, key_type, key_bits, curve, sig_alg, level, is_ca, ski, "
+	"aki, sans, issuer_id) "
+	"ORDER BY u.id ON CONFLICT (fingerprint) DO NOTHING RETURNING id";
+static const char SQL_BULK_DER[] =
+	"INSERT INTO certificate_der (cert_id, der) "
+	"SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS BYTEA[])) "
+	"ON CONFLICT (cert_id) DO NOTHING";
+static const char SQL_BULK_NAMES[] =
+	"INSERT INTO cert_names (cert_id, name, type, parent) "
+	"SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), "
+	"CAST(? AS TEXT[])) ON CONFLICT DO NOTHING";
+/* Stored certificates with no issuer yet that one of the batch issued:
+ * the first of the batch (lowest id) that fits, as SQL_LINK_CHILDREN run
+ * for each new certificate in turn would choose. */
+static const char SQL_BULK_LINK_CHILDREN[] =
+	"WITH p AS (SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS TEXT[]), "
+	"CAST(? AS TEXT[])) AS p(id, h, ski)), "
+	"x AS (SELECT DISTINCT ON (c.id) c.id AS cid, p.id AS pid "
+	"FROM certificates c JOIN p ON p.h = c.issuer_hash "
+	"AND (p.ski IS NULL OR c.aki IS NULL OR c.aki = p.ski) "
+	/* = ANY(array) keeps the probe on the index whatever the planner
+	 * guesses of p's size (a join on p alone turned into a scan of all
+	 * certificates per row of p while the table had no statistics). */
+	"WHERE c.issuer_hash = ANY(CAST(? AS TEXT[])) AND c.issuer_id IS NULL "
+	"AND c.id < CAST(? AS BIGINT) AND NOT " SELF_SIGNED_C " ORDER BY c.id, p.id) "
+	"UPDATE certificates SET issuer_id = x.pid FROM x WHERE certificates.id = x.cid";
+static const char SQL_BULK_EVENTS[] =
+	"INSERT INTO events (id, at, type, subject, detail, prev_hash, hash) "
+	"SELECT u.id, CAST(? AS BIGINT), 'cert.added', u.s, u.d, u.p, u.h "
+	"FROM unnest(CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), "
+	"CAST(? AS TEXT[]), CAST(? AS TEXT[])) AS u(id, s, d, p, h) ORDER BY u.id";
+static const char SQL_BULK_OBSERVATIONS[] =
+	"INSERT INTO observations (cert_id, endpoint_id, source, location, seen_at) "
+	"SELECT u.c, CAST(NULL AS BIGINT), ?, ?, CAST(? AS BIGINT) "
+	"FROM unnest(CAST(? AS BIGINT[])) WITH ORDINALITY AS u(c, o) ORDER BY u.o";
+/* Known certificates only (new rows were written with the time), and only
+ * rows that change: PostgreSQL writes a new row version even for an
+ * UPDATE that sets the same values. */
+static const char SQL_BULK_SEEN[] =
+	"UPDATE certificates SET "
+	"first_seen = CASE WHEN first_seen IS NULL OR first_seen > ? THEN ? ELSE first_seen END, "
+	"last_seen = CASE WHEN last_seen IS NULL OR last_seen < ? THEN ? ELSE last_seen END "
+	"WHERE id = ANY(CAST(? AS BIGINT[])) "
+	"AND (first_seen IS NULL OR first_seen > ? OR last_seen IS NULL OR last_seen < ?)";
+
+/* --- PostgreSQL array literals ----------------------------------------- */
+
+/* '{"a","b",NULL}' built element by element; the first failure sticks. */
+struct arr {
+	struct aclm_buf b;
+	int rc;
+};
+
+static void arr_init(struct arr *a)
+{
+	aclm_buf_init(&a->b, ARRAY_MAX);
+	a->rc = aclm_buf_putc(&a->b, '{');
+}
+
+static void arr_sep(struct arr *a)
+{
+	if (a->rc == ACLM_OK && a->b.len > 1)
+		a->rc = aclm_buf_putc(&a->b, ',');
+}
+
+static void arr_text(struct arr *a, const char *v)
+{
+	arr_sep(a);
+	if (a->rc != ACLM_OK)
+		return;
+	if (v == NULL) {
+		a->rc = aclm_buf_puts(&a->b, "NULL");
+		return;
+	}
+	a->rc = aclm_buf_putc(&a->b, '"');
+	while (a->rc == ACLM_OK && *v != '\0') {
+		size_t span = strcspn(v, "\"\\");
+
+		if (span > 0)
+			a->rc = aclm_buf_append(&a->b, v, span);
+		v += span;
+		if (a->rc == ACLM_OK && *v != '\0') {
+			char esc[2] = { '\\', *v++ };
+			a->rc = aclm_buf_append(&a->b, esc, 2);
+		}
+	}
+	if (a->rc == ACLM_OK)
+		a->rc = aclm_buf_putc(&a->b, '"');
+}
+
+static void arr_int(struct arr *a, int64_t v)
+{
+	arr_sep(a);
+	if (a->rc == ACLM_OK)
+		a->rc = aclm_buf_printf(&a->b, "%lld", (long long)v);
+}
+
+static void arr_int_or_null(struct arr *a, int64_t v)
+{
+	if (v == 0) {
+		arr_text(a, NULL);
+		return;
+	}
+	arr_int(a, v);
+}
+
+/* bytea in hex input form: "\\x3082...", the backslash escaped for the
+ * array literal. */
+static void arr_bytea(struct arr *a, const unsigned char *p, size_t len)
+{
+	char hex[512];
+
+	arr_sep(a);
+	if (a->rc == ACLM_OK)
+		a->rc = aclm_buf_puts(&a->b, "\"\\\\x");
+	while (len > 0 && a->rc == ACLM_OK) {
+		size_t n = len < (sizeof(hex) - 1) / 2 ? len : (sizeof(hex) - 1) / 2;
+
+		aclm_hex_encode(p, n, hex);  /* 2n digits and a NUL */
+		a->rc = aclm_buf_append(&a->b, hex, 2 * n);
+		p += n;
+		len -= n;
+	}
+	if (a->rc == ACLM_OK)
+		a->rc = aclm_buf_putc(&a->b, '"');
+}
+
+/* The literal, or NULL with the error recorded. */
+static const char *arr_end(struct arr *a, const char *what)
+{
+	if (a->rc == ACLM_OK)
+		a->rc = aclm_buf_putc(&a->b, '}');
+	if (a->rc != ACLM_OK) {
+		if (a->rc == ACLM_ERR_TOOBIG)
+			aclm_error(a->rc, "bulk import: the %s of one batch exceed %zu MB", what,
+			           ARRAY_MAX >> 20);
+		else
+			aclm_error(a->rc, "out of memory");
+		return NULL;
+	}
+	return aclm_buf_cstr(&a->b);
+}
+
+static void arrs_free(struct arr *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		aclm_buf_free(&a[i].b);
+}
+
+/* --- one batch ----------------------------------------------------------- */
+
+struct item {
+	const struct aclm_cert *c;
+	char fp[65];
+	char spki[65];
+	size_t dup_of;     /* index of the first occurrence in the batch, or itself */
+	int64_t id;        /* 0: not known yet */
+	bool is_new;
+	int64_t issuer_id; /* new certificates: the chosen issuer, 0 for none */
+	int64_t stored_issuer;  /* best issuer among rows stored before the batch */
+	bool stored_issuer_ca;
+};
+
+struct batch {
+	struct aclm_store *st;
+	struct item *it;
+	size_t n;
+	size_t *by_fp;     /* indexes sorted by fingerprint, then index */
+	size_t *news;      /* indexes of the new certificates, in batch order */
+	size_t n_new;
+	size_t *by_subject;  /* news sorted by subject hash, then id */
+};
+
+static struct batch *sort_ctx;  /* qsort has no context argument */
+
+static int cmp_fp(const void *a, const void *b)
+{
+	const struct item *x = &sort_ctx->it[*(const size_t *)a];
+	const struct item *y = &sort_ctx->it[*(const size_t *)b];
+	int d = strcmp(x->fp, y->fp);
+
+	if (d != 0)
+		return d;
+	return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+static int cmp_subject(const void *a, const void *b)
+{
+	const struct item *x = &sort_ctx->it[*(const size_t *)a];
+	const struct item *y = &sort_ctx->it[*(const size_t *)b];
+	int d = strcmp(x->c->subject_hash, y->c->subject_hash);
+
+	if (d != 0)
+		return d;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* The first index of by_fp whose fingerprint is fp, or n. */
+static size_t find_fp(const struct batch *bt, const char *fp)
+{
+	size_t lo = 0, hi = bt->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(bt->it[bt->by_fp[mid]].fp, fp) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < bt->n && strcmp(bt->it[bt->by_fp[lo]].fp, fp) == 0 ? lo : bt->n;
+}
+
+/* Which certificates are stored already (one query), and which are the
+ * same certificate twice in the batch. */
+static int find_known(struct batch *bt)
+{
+	struct aclm_store *st = bt->st;
+	struct store_query q = { .stmt = NULL, .slot = -1 };
+	struct arr fps;
+	const char *lit;
+	int rc;
+
+	arr_init(&fps);
+	for (size_t i = 0; i < bt->n; i++) {
+		bt->by_fp[i] = i;
+		arr_text(&fps, bt->it[i].fp);
+	}
+	sort_ctx = bt;
+	qsort(bt->by_fp, bt->n, sizeof(*bt->by_fp), cmp_fp);
+	for (size_t k = 0; k < bt->n; k++) {
+		size_t i = bt->by_fp[k];
+		bt->it[i].dup_of = k > 0 && strcmp(bt->it[bt->by_fp[k - 1]].fp, bt->it[i].fp) == 0
+		                   ? bt->it[bt->by_fp[k - 1]].dup_of : i;
+	}
+	if ((lit = arr_end(&fps, "fingerprints")) == NULL) {
+		rc = fps.rc;
+		goto out;
+	}
+	{
+		const struct store_param p[] = { SP_T(lit) };
+		if ((rc = store_query_open(st, &q, SQL_KNOWN, "find stored certificates", 0,
+		                           p, 1)) != ACLM_OK)
+			goto out;
+	}
+	while ((rc = store_query_step(st, &q)) == 1) {
+		const char *fp = st->drv->column_text(q.stmt, 0);
+		int64_t id = st->drv->column_int64(q.stmt, 1);
+		size_t k = fp != NULL ? find_fp(bt, fp) : bt->n;
+
+		for (; k < bt->n && strcmp(bt->it[bt->by_fp[k]].fp, fp) == 0; k++)
+			bt->it[bt->by_fp[k]].id = id;
+	}
+	store_query_close(st, &q);
+out:
+	aclm_buf_free(&fps.b);
+	return rc < 0 ? rc : ACLM_OK;
+}
+
+/* Ids for the new certificates, in batch order, and the best stored issuer
+ * of each: two queries, one round trip. */
+static int draw_ids(struct batch *bt)
+{
+	struct aclm_store *st = bt->st;
+	struct store_query ids = { .stmt = NULL, .slot = -1 };
+	struct store_query iss = { .stmt = NULL, .slot = -1 };
+	struct arr a[2];
+	const char *hashes, *akis;
+	size_t k = 0;
+	int rc;
+
+	arr_init(&a[0]);
+	arr_init(&a[1]);
+	for (size_t j = 0; j < bt->n_new; j++) {
+		const struct aclm_cert *c = bt->it[bt->news[j]].c;
+		arr_text(&a[0], c->issuer_hash);
+		arr_text(&a[1], c->aki_hex);
+	}
+	if ((hashes = arr_end(&a[0], "issuer names")) == NULL ||
+	    (akis = arr_end(&a[1], "authority key identifiers")) == NULL) {
+		rc = a[0].rc != ACLM_OK ? a[0].rc : a[1].rc;
+		goto out;
+	}
+	{
+		const struct store_param p[] = { SP_I((int64_t)bt->n_new) };
+		if ((rc = store_query_open(st, &ids, SQL_NEW_IDS, "draw certificate ids", 0,
+		                           p, 1)) != ACLM_OK)
+			goto out;
+		if (st->drv->send(ids.stmt) != ACLM_OK) {
+			rc = store_db_error(st, NULL);
+			goto out;
+		}
+	}
+	{
+		const struct store_param p[] = { SP_T(hashes), SP_T(akis) };
+		if ((rc = store_query_open(st, &iss, SQL_STORED_ISSUERS, "find stored issuers", 0,
+		                           p, 2)) != ACLM_OK)
+			goto out;
+		if (st->drv->send(iss.stmt) != ACLM_OK) {
+			rc = store_db_error(st, NULL);
+			goto out;
+		}
+	}
+	while ((rc = store_query_step(st, &ids)) == 1) {
+		if (k < bt->n_new)
+			bt->it[bt->news[k]].id = st->drv->column_int64(ids.stmt, 0);
+		k++;
+	}
+	if (rc < 0)
+		goto out;
+	if (k != bt->n_new) {
+		rc = aclm_error(ACLM_ERR_DB, "%s: asked for %zu certificate ids, got %zu",
+		                st->display, bt->n_new, k);
+		goto out;
+	}
+	while ((rc = store_query_step(st, &iss)) == 1) {
+		int64_t o = st->drv->column_int64(iss.stmt, 0);
+		if (o >= 1 && (size_t)o <= bt->n_new) {
+			struct item *x = &bt->it[bt->news[o - 1]];
+			x->stored_issuer = st->drv->column_int64(iss.stmt, 1);
+			x->stored_issuer_ca = st->drv->column_int64(iss.stmt, 2) != 0;
+		}
+	}
+	if (rc > 0)
+		rc = ACLM_OK;
+out:
+	store_query_close(st, &iss);
+	store_query_close(st, &ids);
+	arrs_free(a, 2);
+	return rc;
+}
+
+static bool may_issue(const struct aclm_cert *p, const struct aclm_cert *c)
+{
+	return p->ski_hex == NULL || c->aki_hex == NULL || strcmp(p->ski_hex, c->aki_hex) == 0;
+}
+
+/* The issuer of each new certificate, as the one-by-one path would have
+ * linked it: among the rows before it (stored ones and earlier ones of the
+ * batch) a CA first, then the lowest id; failing those, the first later
+ * certificate of the batch that fits (linked when it arrived). */
+static void choose_issuers(struct batch *bt)
+{
+	sort_ctx = bt;
+	for (size_t j = 0; j < bt->n_new; j++)
+		bt->by_subject[j] = bt->news[j];
+	qsort(bt->by_subject, bt->n_new, sizeof(*bt->by_subject), cmp_subject);
+
+	for (size_t j = 0; j < bt->n_new; j++) {
+		struct item *x = &bt->it[bt->news[j]];
+		const struct aclm_cert *c = x->c;
+		int64_t before_ca = 0, before = 0, after = 0;
+		size_t lo = 0, hi = bt->n_new;
+
+		x->issuer_id = 0;
+		if (c->issuer_hash[0] == '\0' || store_self_signed(c))
+			continue;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (strcmp(bt->it[bt->by_subject[mid]].c->subject_hash, c->issuer_hash) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < bt->n_new; lo++) {
+			const struct item *p = &bt->it[bt->by_subject[lo]];
+			if (strcmp(p->c->subject_hash, c->issuer_hash) != 0)
+				break;
+			if (p == x || !may_issue(p->c, c))
+				continue;
+			if (p->id > x->id) {
+				if (after == 0)
+					after = p->id;   /* sorted by id: the first is the lowest */
+			} else if (p->c->is_ca) {
+				if (before_ca == 0)
+					before_ca = p->id;
+			} else if (before == 0) {
+				before = p->id;
+			}
+		}
+		if (x->stored_issuer != 0 && x->stored_issuer_ca)
+			x->issuer_id = x->stored_issuer;
+		else if (before_ca != 0)
+			x->issuer_id = before_ca;
+		else if (x->stored_issuer != 0)
+			x->issuer_id = x->stored_issuer;
+		else if (before != 0)
+			x->issuer_id = before;
+		else
+			x->issuer_id = after;
+	}
+}
+
+struct name_rows {
+	struct arr *a;      /* cert_id, name, type, parent */
+	int64_t id;
+};
+
+static int add_name_row(void *ctx, const char *name, const char *type, const char *parent)
+{
+	struct name_rows *nr = ctx;
+
+	arr_int(&nr->a[0], nr->id);
+	arr_text(&nr->a[1], name);
+	arr_text(&nr->a[2], type);
+	arr_text(&nr->a[3], parent);
+	return ACLM_OK;
+}
+
+enum {
+	C_ID, C_FP, C_SPKI, C_SUBJECT, C_ISSUER, C_SUBJECT_CN, C_ISSUER_CN, C_SUBJECT_HASH,
+	C_ISSUER_HASH, C_SERIAL, C_NOT_BEFORE, C_NOT_AFTER, C_KEY_TYPE, C_KEY_BITS, C_CURVE,
+	C_SIG_ALG, C_LEVEL, C_IS_CA, C_SKI, C_AKI, C_SANS, C_ISSUER_ID, N_CERT_COLS
+};
+
+/* The rows of the new certificates, queued; the certificates' INSERT is
+ * sent with *q for the caller to count what it stored. */
+static int queue_new_rows(struct batch *bt, int64_t when, struct store_query *q)
+{
+	struct aclm_store *st = bt->st;
+	struct arr cols[N_CERT_COLS], keys[4], der[2], names[4], links[3], ev[5];
+	const char *lit[N_CERT_COLS];
+	int64_t now = aclm_now(), first_new = bt->it[bt->news[0]].id;
+	struct aclm_buf detail;
+	int rc = ACLM_OK;
+
+	aclm_buf_init(&detail, (size_t)16 << 20);
+	for (size_t k = 0; k < N_CERT_COLS; k++)
+		arr_init(&cols[k]);
+	for (size_t k = 0; k < 5; k++) {
+		if (k < 4) {
+			arr_init(&keys[k]);
+			arr_init(&names[k]);
+		}
+		if (k < 3)
+			arr_init(&links[k]);
+		if (k < 2)
+			arr_init(&der[k]);
+		arr_init(&ev[k]);
+	}
+	if ((rc = store_events_lock(st)) != ACLM_OK)
+		goto out;
+
+	for (size_t j = 0; j < bt->n_new && rc == ACLM_OK; j++) {
+		const struct item *x = &bt->it[bt->news[j]];
+		const struct aclm_cert *c = x->c;
+		struct name_rows nr = { .a = names, .id = x->id };
+		bool key_first = true;
+		char *sans = NULL;
+		char hash[65];
+
+		/* A key's row once, at its first certificate. */
+		for (size_t i = 0; i < j && key_first; i++)
+			key_first = strcmp(bt->it[bt->news[i]].spki, x->spki) != 0;
+		if (key_first) {
+			arr_text(&keys[0], x->spki);
+			arr_text(&keys[1], aclm_key_type_name(c->key_type));
+			arr_int(&keys[2], c->key_bits);
+			arr_text(&keys[3], c->curve);
+		}
+		if ((rc = store_sans_text(c, &sans)) != ACLM_OK)
+			break;
+		arr_int(&cols[C_ID], x->id);
+		arr_text(&cols[C_FP], x->fp);
+		arr_text(&cols[C_SPKI], x->spki);
+		arr_text(&cols[C_SUBJECT], store_text_or_empty(c->subject));
+		arr_text(&cols[C_ISSUER], store_text_or_empty(c->issuer));
+		arr_text(&cols[C_SUBJECT_CN], c->subject_cn);
+		arr_text(&cols[C_ISSUER_CN], c->issuer_cn);
+		arr_text(&cols[C_SUBJECT_HASH], c->subject_hash);
+		arr_text(&cols[C_ISSUER_HASH], c->issuer_hash);
+		arr_text(&cols[C_SERIAL], store_text_or_empty(c->serial_hex));
+		arr_int(&cols[C_NOT_BEFORE], c->not_before);
+		arr_int(&cols[C_NOT_AFTER], c->not_after);
+		arr_text(&cols[C_KEY_TYPE], aclm_key_type_name(c->key_type));
+		arr_int(&cols[C_KEY_BITS], c->key_bits);
+		arr_text(&cols[C_CURVE], c->curve);
+		arr_text(&cols[C_SIG_ALG], store_text_or_empty(c->sig_alg));
+		arr_text(&cols[C_LEVEL], store_level_text(c->level));
+		arr_int(&cols[C_IS_CA], c->is_ca ? 1 : 0);
+		arr_text(&cols[C_SKI], c->ski_hex);
+		arr_text(&cols[C_AKI], c->aki_hex);
+		arr_text(&cols[C_SANS], sans);
+		arr_int_or_null(&cols[C_ISSUER_ID], x->issuer_id);
+		free(sans);
+
+		arr_int(&der[0], x->id);
+		arr_bytea(&der[1], c->der, c->der_len);
+		if ((rc = store_cert_names(c, add_name_row, &nr)) != ACLM_OK)
+			break;
+		if (c->subject_hash[0] != '\0') {
+			arr_int(&links[0], x->id);
+			arr_text(&links[1], c->subject_hash);
+			arr_text(&links[2], c->ski_hex);
+		}
+
+		aclm_buf_reset(&detail);
+		if ((rc = store_cert_added_detail(c, &detail)) != ACLM_OK ||
+		    (rc = store_event_hash(st->tail_hash, st->tail_id + 1, now, "cert.added", x->fp,
+		                           aclm_buf_cstr(&detail), hash)) != ACLM_OK)
+			break;
+		arr_int(&ev[0], st->tail_id + 1);
+		arr_text(&ev[1], x->fp);
+		arr_text(&ev[2], aclm_buf_cstr(&detail));
+		arr_text(&ev[3], st->tail_hash);
+		arr_text(&ev[4], hash);
+		st->tail_id++;
+		aclm_strlcpy(st->tail_hash, hash, sizeof(st->tail_hash));
+	}
+	if (rc != ACLM_OK)
+		goto out;
+
+	{
+		const char *k0, *k1, *k2, *k3;
+		if ((k0 = arr_end(&keys[0], "keys")) == NULL || (k1 = arr_end(&keys[1], "keys")) == NULL ||
+		    (k2 = arr_end(&keys[2], "keys")) == NULL || (k3 = arr_end(&keys[3], "keys")) == NULL) {
+			rc = ACLM_ERR_TOOBIG;
+			goto out;
+		}
+		const struct store_param p[] = { SP_T(k0), SP_T(k1), SP_T(k2), SP_T(k3) };
+		if ((rc = store_run(st, SQL_BULK_KEYS, "insert keys", p, SP_COUNT(p))) != ACLM_OK)
+			goto out;
+	}
+	for (size_t k = 0; k < N_CERT_COLS; k++) {
+		if ((lit[k] = arr_end(&cols[k], "certificate rows")) == NULL) {
+			rc = cols[k].rc;
+			goto out;
+		}
+	}
+	{
+		const struct store_param p[] = {
+			SP_I(now), SP_I(when), SP_I(when),
+			SP_T(lit[C_ID]), SP_T(lit[C_FP]), SP_T(lit[C_SPKI]), SP_T(lit[C_SUBJECT]),
+			SP_T(lit[C_ISSUER]), SP_T(lit[C_SUBJECT_CN]), SP_T(lit[C_ISSUER_CN]),
+			SP_T(lit[C_SUBJECT_HASH]), SP_T(lit[C_ISSUER_HASH]), SP_T(lit[C_SERIAL]),
+			SP_T(lit[C_NOT_BEFORE]), SP_T(lit[C_NOT_AFTER]), SP_T(lit[C_KEY_TYPE]),
+			SP_T(lit[C_KEY_BITS]), SP_T(lit[C_CURVE]), SP_T(lit[C_SIG_ALG]),
+			SP_T(lit[C_LEVEL]), SP_T(lit[C_IS_CA]), SP_T(lit[C_SKI]), SP_T(lit[C_AKI]),
+			SP_T(lit[C_SANS]), SP_T(lit[C_ISSUER_ID]),
+		};
+		if ((rc = store_query_open(st, q, SQL_BULK_CERTS, "insert certificates", 0,
+		                           p, SP_COUNT(p))) != ACLM_OK)
+			goto out;
+		if (st->drv->send(q->stmt) != ACLM_OK) {
+			rc = store_db_error(st, NULL);
+			goto out;
+		}
+	}
+	{
+		const char *d0 = arr_end(&der[0], "DER"), *d1 = d0 != NULL ? arr_end(&der[1], "DER")
+		                                                           : NULL;
+		if (d1 == NULL) {
+			rc = ACLM_ERR_TOOBIG;
+			goto out;
+		}
+		const struct store_param p[] = { SP_T(d0), SP_T(d1) };
+		if ((rc = store_run(st, SQL_BULK_DER, "insert certificate DER", p,
+		                    SP_COUNT(p))) != ACLM_OK)
+			goto out;
+	}
+	if (names[0].b.len > 1) {
+		const char *n0, *n1, *n2, *n3;
+		if ((n0 = arr_end(&names[0], "names")) == NULL ||
+		    (n1 = arr_end(&names[1], "names")) == NULL ||
+		    (n2 = arr_end(&names[2], "names")) == NULL ||
+		    (n3 = arr_end(&names[3], "names")) == NULL) {
+			rc = ACLM_ERR_TOOBIG;
+			goto out;
+		}
+		const struct store_param p[] = { SP_T(n0), SP_T(n1), SP_T(n2), SP_T(n3) };
+		if ((rc = store_run(st, SQL_BULK_NAMES, "insert certificate names", p,
+		                    SP_COUNT(p))) != ACLM_OK)
+			goto out;
+	}
+	if (links[0].b.len > 1) {
+		const char *l0, *l1, *l2;
+		if ((l0 = arr_end(&links[0], "issuer links")) == NULL ||
+		    (l1 = arr_end(&links[1], "issuer links")) == NULL ||
+		    (l2 = arr_end(&links[2], "issuer links")) == NULL) {
+			rc = ACLM_ERR_TOOBIG;
+			goto out;
+		}
+		const struct store_param p[] = {
+			SP_T(l0), SP_T(l1), SP_T(l2), SP_T(l1), SP_I(first_new),
+		};
+		if ((rc = store_run(st, SQL_BULK_LINK_CHILDREN, "link issued certificates", p,
+		                    SP_COUNT(p))) != ACLM_OK)
+			goto out;
+	}
+	{
+		const char *e[5];
+		for (size_t k = 0; k < 5; k++) {
+			if ((e[k] = arr_end(&ev[k], "events")) == NULL) {
+				rc = ev[k].rc;
+				goto out;
+			}
+		}
+		const struct store_param p[] = {
+			SP_I(now), SP_T(e[0]), SP_T(e[1]), SP_T(e[2]), SP_T(e[3]), SP_T(e[4]),
+		};
+		rc = store_run(st, SQL_BULK_EVENTS, "insert events", p, SP_COUNT(p));
+	}
+out:
+	aclm_buf_free(&detail);
+	arrs_free(cols, N_CERT_COLS);
+	arrs_free(keys, 4);
+	arrs_free(der, 2);
+	arrs_free(names, 4);
+	arrs_free(links, 3);
+	arrs_free(ev, 5);
+	return rc;
+}
+
+/* The observation of every certificate of the batch, and first/last seen
+ * of the ones that were stored before. */
+static int queue_observations(struct batch *bt, const char *source, const char *location,
+                              int64_t when)
+{
+	struct aclm_store *st = bt->st;
+	struct arr all, known;
+	const char *a, *k;
+	int rc;
+
+	arr_init(&all);
+	arr_init(&known);
+	for (size_t i = 0; i < bt->n; i++) {
+		arr_int(&all, bt->it[i].id);
+		if (!bt->it[i].is_new && bt->it[i].dup_of == i)
+			arr_int(&known, bt->it[i].id);
+	}
+	if ((a = arr_end(&all, "observations")) == NULL ||
+	    (k = arr_end(&known, "observations")) == NULL) {
+		rc = all.rc != ACLM_OK ? all.rc : known.rc;
+		goto out;
+	}
+	{
+		const struct store_param p[] = { SP_T(source), SP_T(location), SP_I(when), SP_T(a) };
+		if ((rc = store_run(st, SQL_BULK_OBSERVATIONS, "insert observations", p,
+		                    SP_COUNT(p))) != ACLM_OK)
+			goto out;
+	}
+	if (known.b.len > 2) {
+		const struct store_param p[] = {
+			SP_I(when), SP_I(when), SP_I(when), SP_I(when), SP_T(k), SP_I(when), SP_I(when),
+		};
+		rc = store_run(st, SQL_BULK_SEEN, "update first/last seen", p, SP_COUNT(p));
+	}
+out:
+	aclm_buf_free(&all.b);
+	aclm_buf_free(&known.b);
+	return rc;
+}
+
+/* One batch on PostgreSQL, in the caller's transaction level.  1: another
+ * writer stored one of the new certificates meanwhile (nothing of the
+ * batch may be kept; the caller rolls back and goes one by one). */
+static int bulk_batch(struct batch *bt, const char *source, const char *location,
+                      int64_t when)
+{
+	struct aclm_store *st = bt->st;
+	struct store_query q = { .stmt = NULL, .slot = -1 };
+	size_t stored = 0;
+	int rc;
+
+	if ((rc = find_known(bt)) != ACLM_OK)
+		return rc;
+	bt->n_new = 0;
+	for (size_t i = 0; i < bt->n; i++) {
+		struct item *x = &bt->it[i];
+		x->is_new = x->id == 0 && x->dup_of == i;
+		if (x->is_new)
+			bt->news[bt->n_new++] = i;
+	}
+	if (bt->n_new > 0) {
+		if ((rc = draw_ids(bt)) != ACLM_OK)
+			return rc;
+		choose_issuers(bt);
+		if ((rc = queue_new_rows(bt, when, &q)) != ACLM_OK) {
+			store_query_close(st, &q);
+			return rc;
+		}
+	}
+	for (size_t i = 0; i < bt->n; i++)
+		bt->it[i].id = bt->it[bt->it[i].dup_of].id;
+	if ((rc = queue_observations(bt, source, location, when)) != ACLM_OK) {
+		store_query_close(st, &q);
+		return rc;
+	}
+	if (q.stmt != NULL) {
+		while ((rc = store_query_step(st, &q)) == 1)
+			stored++;
+		store_query_close(st, &q);
+		if (rc < 0)
+			return rc;
+		if (stored != bt->n_new)
+			return 1;
+	}
+	return ACLM_OK;
+}
+
+static int one_by_one(struct aclm_store *st, struct aclm_cert *const *certs, size_t n,
+                      enum aclm_source source, const char *location, int64_t when,
+                      int64_t *ids, bool *is_new)
+{
+	int rc = ACLM_OK;
+
+	for (size_t i = 0; i < n && rc == ACLM_OK; i++) {
+		rc = aclm_store_put_cert(st, certs[i], &ids[i], &is_new[i]);
+		if (rc == ACLM_OK)
+			rc = aclm_store_add_observation(st, ids[i], source, location, when);
+	}
+	return rc;
+}
+
+int aclm_store_import_certs(struct aclm_store *st, struct aclm_cert *const *certs, size_t n,
+                            enum aclm_source source, const char *location, int64_t when,
+                            int64_t *ids, bool *is_new)
+{
+	const char *src = aclm_source_name(source);
+	struct batch bt = { .st = st };
+	int rc;
+
+	if (src == NULL)
+		return aclm_error(ACLM_ERR_USAGE, "observation source %d is not one of import, scan, "
+		                  "acme, ca", (int)source);
+	if (location == NULL)
+		location = "";
+	if ((rc = aclm_store_begin(st)) != ACLM_OK)
+		return rc;
+	/* Scan observations also record the endpoint: the one-by-one path. */
+	if (st->drv->dialect != STORE_POSTGRES || source == ACLM_SRC_SCAN || n == 0) {
+		rc = one_by_one(st, certs, n, source, location, when, ids, is_new);
+		return store_end(st, rc);
+	}
+	bt.it = calloc(n < BULK_CHUNK ? n : BULK_CHUNK, sizeof(*bt.it));
+	bt.by_fp = calloc(BULK_CHUNK, sizeof(*bt.by_fp));
+	bt.news = calloc(BULK_CHUNK, sizeof(*bt.news));
+	bt.by_subject = calloc(BULK_CHUNK, sizeof(*bt.by_subject));
+	if (bt.it == NULL || bt.by_fp == NULL || bt.news == NULL || bt.by_subject == NULL) {
+		rc = aclm_error(ACLM_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t lo = 0; lo < n && rc == ACLM_OK; lo += bt.n) {
+		bt.n = n - lo < BULK_CHUNK ? n - lo : BULK_CHUNK;
+		memset(bt.it, 0, bt.n * sizeof(*bt.it));
+		for (size_t i = 0; i < bt.n; i++) {
+			const struct aclm_cert *c = certs[lo + i];
+			bt.it[i].c = c;
+			if (!store_hex64(c->fingerprint_hex, bt.it[i].fp) ||
+			    !store_hex64(c->spki_hex, bt.it[i].spki)) {
+				rc = aclm_error(ACLM_ERR_USAGE, "certificate without a SHA-256 fingerprint "
+				                "or SPKI hash: not stored");
+				goto out;
+			}
+		}
+		if ((rc = aclm_store_begin(st)) != ACLM_OK)
+			goto out;
+		rc = bulk_batch(&bt, src, location, when);
+		if (rc == 1) {
+			/* Lost a race with another writer: undo the batch and take the
+			 * path that checks each certificate on its own. */
+			if ((rc = aclm_store_rollback(st)) == ACLM_OK &&
+			    (rc = aclm_store_begin(st)) == ACLM_OK) {
+				rc = one_by_one(st, certs + lo, bt.n, source, location, when, ids + lo,
+				                is_new + lo);
+				if ((rc = store_end(st, rc)) != ACLM_OK)
+					goto out;
+			}
+			continue;
+		}
+		if ((rc = store_end(st, rc)) != ACLM_OK)
+			goto out;
+		for (size_t i = 0; i < bt.n; i++) {
+			ids[lo + i] = bt.it[i].id;
+			is_new[lo + i] = bt.it[i].is_new;
+		}
+	}
+out:
+	free(bt.it);
+	free(bt.by_fp);
+	free(bt.news);
+	free(bt.by_subject);
+	return store_end(st, rc);
+}
