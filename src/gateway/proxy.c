@@ -58,21 +58,15 @@ enum {
 #define IN_CHUNK 4096
 #define MAX_OUT ((size_t)1 << 20)
 
-struct conn {
-	struct gw_worker *w;
-	struct aclm_gw_config *cfg;
-	struct gw_site *site;
-	int state;
-	int fd;
-	SSL *ssl;
-	ev_io cio, uio;
-	ev_timer timer;
-	int cev, uev;
+/* What a connection needs only while a request is under way (or a
+ * tls-alpn-01 tunnel): allocated on its first byte, freed when the
+ * connection is idle again, so that an idle connection costs its TLS state
+ * and struct conn alone (bench/gateway measures it). */
+struct xreq {
 	struct aclm_http_parser *parser;
-	unsigned char *in;                /* IN_CHUNK bytes while reading; an idle
-	                                   * connection holds none (in_buf) */
+	unsigned char *in;                /* IN_CHUNK bytes while reading */
 	size_t in_off, in_len;
-	bool head_seen, body_timer, sent_continue;
+	bool body_timer, sent_continue;
 	/* request */
 	struct aclm_buf req;
 	size_t req_off;
@@ -80,10 +74,10 @@ struct conn {
 	char path[256];
 	bool is_head, is_idempotent, client_ka;
 	int client_minor;
-	double t_start, t_up;
+	double t_up;
 	/* upstream */
-	int ufd;
-	bool u_connecting, u_reused, u_reusable, no_pool;
+	ev_io uio;
+	bool u_connecting, u_reused, no_pool;
 	struct gw_upstream *up;
 	uint32_t tried;
 	/* response */
@@ -94,15 +88,36 @@ struct conn {
 	bool local_close, lingering;
 	int status;
 	unsigned long long bytes;
-	/* for the log */
-	struct sockaddr_storage peer;
-	bool is_counted;                  /* in gw_clients (connections per IP) */
-	char peer_ip[64];
+	char peer_ip[INET6_ADDRSTRLEN];   /* for the log and the forwarded fields */
+};
+
+/* One client connection, idle or not. */
+struct conn {
+	struct gw_worker *w;
+	struct aclm_gw_config *cfg;
+	struct gw_site *site;
+	SSL *ssl;
+	struct xreq *x;                   /* NULL while idle */
+	ev_io cio;
+	ev_timer timer;
+	double t_start;
 	const char *tls_version, *group, *suite;
 	const char *sni;
+	int state;
+	int fd;
+	int ufd;                          /* upstream (or responder), -1 none */
+	int cev, uev;                     /* uev: x->uio, 0 while x is NULL */
+	bool head_seen;
+	bool is_counted;                  /* in gw_clients (connections per IP) */
+	union {                           /* the client's address */
+		struct sockaddr sa;
+		struct sockaddr_in in4;
+		struct sockaddr_in6 in6;
+	} peer;
 };
 
 static void run(struct conn *c);
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
 
 static struct ev_loop *L(const struct conn *c)
 {
@@ -119,11 +134,12 @@ static void watch(struct conn *c, int cev, int uev)
 		}
 		c->cev = cev;
 	}
-	if (uev != c->uev) {
-		ev_io_stop(L(c), &c->uio);
+	/* uev is 0 whenever x is NULL */
+	if (uev != c->uev && c->x) {
+		ev_io_stop(L(c), &c->x->uio);
 		if (uev && c->ufd >= 0) {
-			ev_io_set(&c->uio, c->ufd, uev);
-			ev_io_start(L(c), &c->uio);
+			ev_io_set(&c->x->uio, c->ufd, uev);
+			ev_io_start(L(c), &c->x->uio);
 		}
 		c->uev = uev;
 	}
@@ -142,22 +158,80 @@ static void close_upstream(struct conn *c)
 	if (c->ufd >= 0)
 		close(c->ufd);
 	c->ufd = -1;
-	c->u_connecting = false;
+	if (c->x)
+		c->x->u_connecting = false;
+}
+
+/* The request state, created with the first byte of a request. */
+static struct xreq *xq(struct conn *c)
+{
+	struct xreq *x = c->x;
+	const void *addr = c->peer.sa.sa_family == AF_INET6 ? (const void *)&c->peer.in6.sin6_addr
+	                                                    : (const void *)&c->peer.in4.sin_addr;
+
+	if (x)
+		return x;
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return NULL;
+	aclm_buf_init(&x->req, c->cfg->limits.max_body + c->cfg->limits.max_header_bytes +
+	                       c->cfg->limits.max_request_line + 65536);
+	aclm_buf_init(&x->resp, MAX_RESP_HEAD + IO_CHUNK);
+	aclm_buf_init(&x->out, MAX_OUT);
+	ev_io_init(&x->uio, io_cb, c->fd, EV_READ);
+	x->uio.data = c;
+	x->client_ka = true;
+	if (c->peer.sa.sa_family == AF_INET || c->peer.sa.sa_family == AF_INET6)
+		inet_ntop(c->peer.sa.sa_family, addr, x->peer_ip, sizeof(x->peer_ip));
+	c->x = x;
+	return x;
+}
+
+static void x_free(struct conn *c)
+{
+	struct xreq *x = c->x;
+
+	if (!x)
+		return;
+	watch(c, c->cev, 0);
+	aclm_http_parser_free(x->parser);
+	aclm_buf_free(&x->req);
+	aclm_buf_free(&x->resp);
+	aclm_buf_free(&x->out);
+	free(x->in);
+	free(x);
+	c->x = NULL;
 }
 
 /* The input buffer, allocated when there is something to read. */
 static unsigned char *in_buf(struct conn *c)
 {
-	if (!c->in)
-		c->in = malloc(IN_CHUNK);
-	return c->in;
+	struct xreq *x = xq(c);
+
+	if (x && !x->in)
+		x->in = malloc(IN_CHUNK);
+	return x ? x->in : NULL;
 }
 
+/* Nothing left to read: the input buffer goes, and with it the whole
+ * request state when no request is under way (an idle connection). */
 static void in_release(struct conn *c)
 {
-	free(c->in);
-	c->in = NULL;
-	c->in_off = c->in_len = 0;
+	struct xreq *x = c->x;
+
+	if (!x)
+		return;
+	free(x->in);
+	x->in = NULL;
+	x->in_off = x->in_len = 0;
+	if (!x->parser && c->ufd < 0 && x->out_off >= x->out.len && !x->status)
+		x_free(c);
+}
+
+static void peer_storage(const struct conn *c, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, &c->peer, sizeof(c->peer));
 }
 
 static void conn_free(struct conn *c)
@@ -168,14 +242,14 @@ static void conn_free(struct conn *c)
 	SSL_free(c->ssl);
 	if (c->fd >= 0)
 		close(c->fd);
-	aclm_http_parser_free(c->parser);
-	aclm_buf_free(&c->req);
-	aclm_buf_free(&c->resp);
-	aclm_buf_free(&c->out);
-	free(c->in);
+	x_free(c);
 	c->w->n_conns--;
-	if (c->is_counted)
-		gw_clients_leave(&c->peer);
+	if (c->is_counted) {
+		struct sockaddr_storage ss;
+
+		peer_storage(c, &ss);
+		gw_clients_leave(&ss);
+	}
 	aclm_gw_config_unref(c->cfg);
 	free(c);
 }
@@ -209,12 +283,12 @@ static void log_request(struct conn *c)
 {
 	double now = ev_now(L(c));
 	struct gw_access a = {
-		.client = c->peer_ip, .sni = c->sni ? c->sni : "",
+		.client = c->x->peer_ip, .sni = c->sni ? c->sni : "",
 		.tls_version = c->tls_version ? c->tls_version : "",
 		.group = c->group ? c->group : "", .suite = c->suite ? c->suite : "",
-		.method = c->method[0] ? c->method : "-", .path = c->path, .status = c->status,
-		.bytes = c->bytes, .upstream = c->up ? c->up->url : "",
-		.duration = now - c->t_start, .upstream_duration = c->t_up > 0 ? now - c->t_up : 0,
+		.method = c->x->method[0] ? c->x->method : "-", .path = c->x->path, .status = c->x->status,
+		.bytes = c->x->bytes, .upstream = c->x->up ? c->x->up->url : "",
+		.duration = now - c->t_start, .upstream_duration = c->x->t_up > 0 ? now - c->x->t_up : 0,
 	};
 
 	gw_log_access(&a);
@@ -224,15 +298,17 @@ static void log_request(struct conn *c)
 static int reply(struct conn *c, int status, const char *extra_headers, const void *body,
                  size_t blen, bool close_after)
 {
-	aclm_buf_reset(&c->out);
-	c->out_off = 0;
-	c->status = status;
-	c->local_close = close_after || !c->client_ka;
-	if (aclm_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+	if (!xq(c))
+		return ST_CLOSE;
+	aclm_buf_reset(&c->x->out);
+	c->x->out_off = 0;
+	c->x->status = status;
+	c->x->local_close = close_after || !c->x->client_ka;
+	if (aclm_buf_printf(&c->x->out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
 	                    "Content-Length: %zu\r\n%s%s\r\n", status,
 	                    aclm_http_status_text(status), blen, extra_headers,
-	                    c->local_close ? "Connection: close\r\n" : "") ||
-	    (!c->is_head && aclm_buf_append(&c->out, body, blen)))
+	                    c->x->local_close ? "Connection: close\r\n" : "") ||
+	    (!c->x->is_head && aclm_buf_append(&c->x->out, body, blen)))
 		return ST_CLOSE;
 	close_upstream(c);
 	return ST_SEND_LOCAL;
@@ -361,7 +437,7 @@ static int st_peek(struct conn *c)
 
 	if (!in_buf(c))
 		return ST_CLOSE;
-	n = recv(c->fd, c->in, IN_CHUNK, MSG_PEEK);
+	n = recv(c->fd, c->x->in, IN_CHUNK, MSG_PEEK);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 		in_release(c);
 		watch(c, EV_READ, 0);
@@ -369,7 +445,7 @@ static int st_peek(struct conn *c)
 	}
 	if (n <= 0)
 		return ST_CLOSE;
-	if (!port || !offers_acme_alpn(c->in, (size_t)n)) {
+	if (!port || !offers_acme_alpn(c->x->in, (size_t)n)) {
 		in_release(c);
 		return ST_HANDSHAKE;
 	}
@@ -381,8 +457,8 @@ static int st_peek(struct conn *c)
 		return ST_CLOSE;
 	if (connect(c->ufd, (struct sockaddr *)&a, sizeof(a)) && errno != EINPROGRESS)
 		return ST_CLOSE;
-	c->u_connecting = true;
-	c->in_off = c->in_len = 0;
+	c->x->u_connecting = true;
+	c->x->in_off = c->x->in_len = 0;
 	return ST_TUNNEL;
 }
 
@@ -392,7 +468,7 @@ static int st_tunnel(struct conn *c)
 	int cev = 0, uev = 0;
 	bool progress = true;
 
-	if (c->u_connecting) {
+	if (c->x->u_connecting) {
 		int err = 0;
 		socklen_t len = sizeof(err);
 		struct pollfd pf = { .fd = c->ufd, .events = POLLOUT };
@@ -403,33 +479,33 @@ static int st_tunnel(struct conn *c)
 		}
 		if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len) || err)
 			return ST_CLOSE;
-		c->u_connecting = false;
+		c->x->u_connecting = false;
 	}
 	while (progress) {
 		ssize_t n;
 
 		progress = false;
 		cev = uev = 0;
-		if (c->in_off < c->in_len) {
-			n = send(c->ufd, c->in + c->in_off, c->in_len - c->in_off, MSG_NOSIGNAL);
+		if (c->x->in_off < c->x->in_len) {
+			n = send(c->ufd, c->x->in + c->x->in_off, c->x->in_len - c->x->in_off, MSG_NOSIGNAL);
 			if (n > 0) {
-				c->in_off += (size_t)n;
+				c->x->in_off += (size_t)n;
 				progress = true;
 			} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 				uev |= EV_WRITE;
 			} else {
 				return ST_CLOSE;
 			}
-		} else if (!c->lingering) {
+		} else if (!c->x->lingering) {
 			if (!in_buf(c))
 				return ST_CLOSE;
-			n = recv(c->fd, c->in, IN_CHUNK, 0);
+			n = recv(c->fd, c->x->in, IN_CHUNK, 0);
 			if (n > 0) {
-				c->in_off = 0;
-				c->in_len = (size_t)n;
+				c->x->in_off = 0;
+				c->x->in_len = (size_t)n;
 				progress = true;
 			} else if (n == 0) {
-				c->lingering = true;   /* client done sending */
+				c->x->lingering = true;   /* client done sending */
 				shutdown(c->ufd, SHUT_WR);
 			} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				cev |= EV_READ;
@@ -437,10 +513,10 @@ static int st_tunnel(struct conn *c)
 				return ST_CLOSE;
 			}
 		}
-		if (c->out_off < c->out.len) {
-			n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+		if (c->x->out_off < c->x->out.len) {
+			n = send(c->fd, c->x->out.data + c->x->out_off, c->x->out.len - c->x->out_off, MSG_NOSIGNAL);
 			if (n > 0) {
-				c->out_off += (size_t)n;
+				c->x->out_off += (size_t)n;
 				progress = true;
 			} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 				cev |= EV_WRITE;
@@ -450,11 +526,11 @@ static int st_tunnel(struct conn *c)
 		} else {
 			unsigned char tmp[4096];
 
-			aclm_buf_reset(&c->out);
-			c->out_off = 0;
+			aclm_buf_reset(&c->x->out);
+			c->x->out_off = 0;
 			n = recv(c->ufd, tmp, sizeof(tmp), 0);
 			if (n > 0) {
-				if (aclm_buf_append(&c->out, tmp, (size_t)n))
+				if (aclm_buf_append(&c->x->out, tmp, (size_t)n))
 					return ST_CLOSE;
 				progress = true;
 			} else if (n == 0) {
@@ -515,12 +591,12 @@ static int build_request(struct conn *c, const struct aclm_http_msg *m)
 {
 	const char *connection = aclm_http_msg_header(m, "Connection");
 	const char *xff = NULL, *fwd = NULL;
-	struct aclm_buf *b = &c->req;
-	bool has_host = false, v6 = strchr(c->peer_ip, ':') != NULL;
+	struct aclm_buf *b = &c->x->req;
+	bool has_host = false, v6 = strchr(c->x->peer_ip, ':') != NULL;
 	int rc = 0;
 
 	aclm_buf_reset(b);
-	c->req_off = 0;
+	c->x->req_off = 0;
 	rc |= aclm_buf_printf(b, "%s %s HTTP/1.1\r\n", m->method, m->target);
 	for (size_t i = 0; i < m->n_headers; i++) {
 		const struct aclm_http_header *h = &m->headers[i];
@@ -549,9 +625,9 @@ static int build_request(struct conn *c, const struct aclm_http_msg *m)
 		const char *host = aclm_http_msg_header(m, "Host");
 
 		rc |= aclm_buf_printf(b, "X-Forwarded-For: %s%s%s\r\nX-Forwarded-Proto: https\r\n",
-		                      xff ? xff : "", xff ? ", " : "", c->peer_ip);
+		                      xff ? xff : "", xff ? ", " : "", c->x->peer_ip);
 		rc |= aclm_buf_printf(b, "Forwarded: %s%sfor=%s%s%s;proto=https", fwd ? fwd : "",
-		                      fwd ? ", " : "", v6 ? "\"[" : "", c->peer_ip, v6 ? "]\"" : "");
+		                      fwd ? ", " : "", v6 ? "\"[" : "", c->x->peer_ip, v6 ? "]\"" : "");
 		if (host && !strpbrk(host, "\"\\"))
 			rc |= aclm_buf_printf(b, ";host=\"%s\"", host);
 		rc |= aclm_buf_puts(b, "\r\n");
@@ -609,25 +685,25 @@ static int plain_request(struct conn *c, const struct aclm_http_msg *m)
 
 static int start_request(struct conn *c)
 {
-	const struct aclm_http_msg *m = aclm_http_parser_msg(c->parser);
+	const struct aclm_http_msg *m = aclm_http_parser_msg(c->x->parser);
 	size_t plen = strcspn(m->target, "?");
 
-	snprintf(c->method, sizeof(c->method), "%s", m->method);
-	if (plen >= sizeof(c->path))
-		plen = sizeof(c->path) - 1;
-	memcpy(c->path, m->target, plen);
-	c->path[plen] = '\0';
-	c->is_head = !strcmp(m->method, "HEAD");
-	c->is_idempotent = c->is_head || !strcmp(m->method, "GET") ||
+	snprintf(c->x->method, sizeof(c->x->method), "%s", m->method);
+	if (plen >= sizeof(c->x->path))
+		plen = sizeof(c->x->path) - 1;
+	memcpy(c->x->path, m->target, plen);
+	c->x->path[plen] = '\0';
+	c->x->is_head = !strcmp(m->method, "HEAD");
+	c->x->is_idempotent = c->x->is_head || !strcmp(m->method, "GET") ||
 	                   !strcmp(m->method, "PUT") || !strcmp(m->method, "DELETE") ||
 	                   !strcmp(m->method, "OPTIONS") || !strcmp(m->method, "TRACE");
-	c->client_ka = m->keep_alive;
-	c->client_minor = m->version_minor;
-	c->tried = 0;
-	c->up = NULL;
-	c->no_pool = false;
-	c->t_up = 0;
-	c->bytes = 0;
+	c->x->client_ka = m->keep_alive;
+	c->x->client_minor = m->version_minor;
+	c->x->tried = 0;
+	c->x->up = NULL;
+	c->x->no_pool = false;
+	c->x->t_up = 0;
+	c->x->bytes = 0;
 	atomic_fetch_add(&gw_metrics.requests, 1);
 	if (!c->ssl)
 		return plain_request(c, m);
@@ -641,7 +717,7 @@ static int start_request(struct conn *c)
 static int st_read_head(struct conn *c)
 {
 	for (;;) {
-		if (c->in_off < c->in_len) {
+		if (c->x && c->x->in_off < c->x->in_len) {
 			size_t used = 0;
 			int rc;
 
@@ -652,40 +728,44 @@ static int st_read_head(struct conn *c)
 			}
 			/* The parser exists while a request is being read: an
 			 * idle connection holds none. */
-			if (!c->parser && aclm_http_parser_new(&c->cfg->limits, &c->parser))
+			if (!c->x->parser && aclm_http_parser_new(&c->cfg->limits, &c->x->parser))
 				return local_reply(c, 503, "Service Unavailable", true);
-			rc = aclm_http_parser_feed(c->parser, c->in + c->in_off,
-			                           c->in_len - c->in_off, &used);
-			c->in_off += used;
+			rc = aclm_http_parser_feed(c->x->parser, c->x->in + c->x->in_off,
+			                           c->x->in_len - c->x->in_off, &used);
+			c->x->in_off += used;
 			if (rc == 1)
 				return start_request(c);
 			if (rc < 0 && rc != ACLM_AGAIN) {
-				const char *meth = aclm_http_parser_method(c->parser);
+				const char *meth = aclm_http_parser_method(c->x->parser);
 
-				snprintf(c->method, sizeof(c->method), "%s", meth ? meth : "-");
-				c->client_ka = false;
-				return local_reply(c, aclm_http_parser_status(c->parser),
-				                   aclm_http_parser_reason(c->parser), true);
+				snprintf(c->x->method, sizeof(c->x->method), "%s", meth ? meth : "-");
+				c->x->client_ka = false;
+				return local_reply(c, aclm_http_parser_status(c->x->parser),
+				                   aclm_http_parser_reason(c->x->parser), true);
 			}
-			if (aclm_http_parser_head_done(c->parser) && !c->body_timer) {
-				c->body_timer = true;
+			if (aclm_http_parser_head_done(c->x->parser) && !c->x->body_timer) {
+				c->x->body_timer = true;
 				arm(c, c->cfg->to.body);
-				if (aclm_http_parser_expects_continue(c->parser) && !c->sent_continue) {
+				if (aclm_http_parser_expects_continue(c->x->parser) && !c->x->sent_continue) {
 					static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 					int next = ST_CLOSE;
 
-					c->sent_continue = true;
+					c->x->sent_continue = true;
 					if (io_write(c, cont, sizeof(cont) - 1, &next) != sizeof(cont) - 1)
 						return ST_CLOSE;
 				}
 			}
 		}
-		c->in_off = c->in_len = 0;
 		int next = ST_CLOSE;
-		int n = in_buf(c) ? io_read(c, c->in, IN_CHUNK, &next) : -1;
+		int n = -1;
+
+		if (in_buf(c)) {
+			c->x->in_off = c->x->in_len = 0;
+			n = io_read(c, c->x->in, IN_CHUNK, &next);
+		}
 		if (n > 0) {
-			c->in_len = (size_t)n;
+			c->x->in_len = (size_t)n;
 			continue;
 		}
 		/* nothing to read: an idle connection keeps no buffer */
@@ -696,13 +776,13 @@ static int st_read_head(struct conn *c)
 
 static int upstream_fail(struct conn *c, bool mark)
 {
-	if (mark && c->up)
-		gw_upstream_failed(c->up, &c->cfg->to);
-	if (!mark && c->u_reused && c->up) {
+	if (mark && c->x->up)
+		gw_upstream_failed(c->x->up, &c->cfg->to);
+	if (!mark && c->x->u_reused && c->x->up) {
 		/* A pooled connection the upstream had closed: the same upstream,
 		 * on a new connection. */
-		c->tried &= ~(1u << (size_t)(c->up - c->site->ups));
-		c->no_pool = true;
+		c->x->tried &= ~(1u << (size_t)(c->x->up - c->site->ups));
+		c->x->no_pool = true;
 	}
 	close_upstream(c);
 	return ST_CONNECT;
@@ -710,32 +790,32 @@ static int upstream_fail(struct conn *c, bool mark)
 
 static int st_connect(struct conn *c)
 {
-	if (c->u_connecting) {
+	if (c->x->u_connecting) {
 		int err = 0;
 		socklen_t len = sizeof(err);
 
 		if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
-			aclm_debug("gateway: connect %s: %s", c->up->url, strerror(err));
+			aclm_debug("gateway: connect %s: %s", c->x->up->url, strerror(err));
 			return upstream_fail(c, true);
 		}
-		c->u_connecting = false;
+		c->x->u_connecting = false;
 		return ST_SEND_REQ;
 	}
-	c->up = gw_upstream_pick(c->site, &c->tried);
-	if (!c->up) {
+	c->x->up = gw_upstream_pick(c->site, &c->x->tried);
+	if (!c->x->up) {
 		aclm_warn("gateway: no upstream left for %s", c->site->names[0]);
 		return local_reply(c, 502, "no upstream available", false);
 	}
-	c->req_off = 0;
-	c->u_reused = false;
-	if (!c->no_pool) {
-		c->ufd = gw_pool_take(c->w->pool, &c->up->addr, c->up->addr_len);
+	c->x->req_off = 0;
+	c->x->u_reused = false;
+	if (!c->x->no_pool) {
+		c->ufd = gw_pool_take(c->w->pool, &c->x->up->addr, c->x->up->addr_len);
 		if (c->ufd >= 0) {
-			c->u_reused = true;
+			c->x->u_reused = true;
 			return ST_SEND_REQ;
 		}
 	}
-	c->ufd = socket(c->up->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	c->ufd = socket(c->x->up->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->ufd < 0) {
 		aclm_warn("gateway: socket: %s", strerror(errno));
 		return local_reply(c, 502, "no upstream available", false);
@@ -745,13 +825,13 @@ static int st_connect(struct conn *c)
 
 		setsockopt(c->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
-	if (connect(c->ufd, (struct sockaddr *)&c->up->addr, c->up->addr_len) == 0)
+	if (connect(c->ufd, (struct sockaddr *)&c->x->up->addr, c->x->up->addr_len) == 0)
 		return ST_SEND_REQ;
 	if (errno != EINPROGRESS) {
-		aclm_debug("gateway: connect %s: %s", c->up->url, strerror(errno));
+		aclm_debug("gateway: connect %s: %s", c->x->up->url, strerror(errno));
 		return upstream_fail(c, true);
 	}
-	c->u_connecting = true;
+	c->x->u_connecting = true;
 	arm(c, c->cfg->to.upstream_connect);
 	watch(c, 0, EV_WRITE);
 	return ST_WAIT;
@@ -759,12 +839,12 @@ static int st_connect(struct conn *c)
 
 static int st_send_req(struct conn *c)
 {
-	while (c->req_off < c->req.len) {
-		ssize_t n = send(c->ufd, c->req.data + c->req_off, c->req.len - c->req_off,
+	while (c->x->req_off < c->x->req.len) {
+		ssize_t n = send(c->ufd, c->x->req.data + c->x->req_off, c->x->req.len - c->x->req_off,
 		                 MSG_NOSIGNAL);
 
 		if (n > 0) {
-			c->req_off += (size_t)n;
+			c->x->req_off += (size_t)n;
 			continue;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -772,11 +852,11 @@ static int st_send_req(struct conn *c)
 			watch(c, 0, EV_WRITE);
 			return ST_WAIT;
 		}
-		return upstream_fail(c, !c->u_reused);
+		return upstream_fail(c, !c->x->u_reused);
 	}
-	if (c->t_up == 0)
-		c->t_up = ev_now(L(c));
-	aclm_buf_reset(&c->resp);
+	if (c->x->t_up == 0)
+		c->x->t_up = ev_now(L(c));
+	aclm_buf_reset(&c->x->resp);
 	arm(c, c->cfg->to.upstream_response);
 	return ST_READ_RESP_HEAD;
 }
@@ -795,51 +875,51 @@ static int st_read_resp_head(struct conn *c)
 			return ST_WAIT;
 		}
 		if (n <= 0) {
-			if (c->resp.len == 0 && c->u_reused)
+			if (c->x->resp.len == 0 && c->x->u_reused)
 				return upstream_fail(c, false);
-			if (c->resp.len == 0 && c->is_idempotent)
+			if (c->x->resp.len == 0 && c->x->is_idempotent)
 				return upstream_fail(c, true);
-			if (c->up)
-				gw_upstream_failed(c->up, &c->cfg->to);
+			if (c->x->up)
+				gw_upstream_failed(c->x->up, &c->cfg->to);
 			return local_reply(c, 502, "the upstream closed the connection", false);
 		}
-		if (aclm_buf_append(&c->resp, tmp, (size_t)n))
+		if (aclm_buf_append(&c->x->resp, tmp, (size_t)n))
 			return local_reply(c, 502, "upstream response head too large", false);
 	again:
-		head_len = gw_resp_head_end(c->resp.data, c->resp.len);
+		head_len = gw_resp_head_end(c->x->resp.data, c->x->resp.len);
 		if (!head_len) {
-			if (c->resp.len > MAX_RESP_HEAD)
+			if (c->x->resp.len > MAX_RESP_HEAD)
 				return local_reply(c, 502, "upstream response head too large", false);
 			continue;
 		}
 		if (head_len > MAX_RESP_HEAD)
 			return local_reply(c, 502, "upstream response head too large", false);
 		{
-			struct gw_resp_req q = { .is_head = c->is_head, .client_ka = c->client_ka,
-			                         .client_minor = c->client_minor,
+			struct gw_resp_req q = { .is_head = c->x->is_head, .client_ka = c->x->client_ka,
+			                         .client_minor = c->x->client_minor,
 			                         .hsts = c->site->hsts };
 
-			aclm_buf_reset(&c->out);
-			c->out_off = 0;
-			rc = gw_resp_parse_head(&c->r, (const char *)c->resp.data, head_len, &q,
-			                        &c->out);
+			aclm_buf_reset(&c->x->out);
+			c->x->out_off = 0;
+			rc = gw_resp_parse_head(&c->x->r, (const char *)c->x->resp.data, head_len, &q,
+			                        &c->x->out);
 		}
 		if (rc < 0)
 			return local_reply(c, 502, "malformed upstream response", false);
 		if (rc == 1) {
 			/* interim response: drop it, read the final one */
-			memmove(c->resp.data, c->resp.data + head_len, c->resp.len - head_len);
-			c->resp.len -= head_len;
+			memmove(c->x->resp.data, c->x->resp.data + head_len, c->x->resp.len - head_len);
+			c->x->resp.len -= head_len;
 			goto again;
 		}
-		gw_upstream_ok(c->up);
-		atomic_fetch_add(&c->up->n_requests, 1);
+		gw_upstream_ok(c->x->up);
+		atomic_fetch_add(&c->x->up->n_requests, 1);
 		/* nothing was sent to the client yet: a broken start of the body
 		 * can still be answered with 502 */
-		c->status = c->r.status;
-		if (gw_resp_body(&c->r, c->resp.data + head_len, c->resp.len - head_len, &c->out))
+		c->x->status = c->x->r.status;
+		if (gw_resp_body(&c->x->r, c->x->resp.data + head_len, c->x->resp.len - head_len, &c->x->out))
 			return local_reply(c, 502, "malformed upstream response body", false);
-		aclm_buf_reset(&c->resp);
+		aclm_buf_reset(&c->x->resp);
 		arm(c, c->cfg->to.write);
 		return ST_STREAM_RESP;
 	}
@@ -847,48 +927,50 @@ static int st_read_resp_head(struct conn *c)
 
 static int finish_request(struct conn *c)
 {
-	if (c->status >= 100 && c->status < 600)
-		atomic_fetch_add(&gw_metrics.status[c->status / 100], 1);
+	if (c->x->status >= 100 && c->x->status < 600)
+		atomic_fetch_add(&gw_metrics.status[c->x->status / 100], 1);
 	else
 		atomic_fetch_add(&gw_metrics.status[0], 1);
-	atomic_fetch_add(&gw_metrics.bytes_out, c->bytes);
+	atomic_fetch_add(&gw_metrics.bytes_out, c->x->bytes);
 	log_request(c);
-	if (c->ufd >= 0 && c->r.u_reusable && c->r.body_done && c->up) {
+	if (c->ufd >= 0 && c->x->r.u_reusable && c->x->r.body_done && c->x->up) {
 		watch(c, c->cev, 0);
-		gw_pool_put(c->w->pool, &c->up->addr, c->up->addr_len, c->ufd);
+		gw_pool_put(c->w->pool, &c->x->up->addr, c->x->up->addr_len, c->ufd);
 		c->ufd = -1;
 	} else {
 		close_upstream(c);
 	}
-	/* Idle until the next request: hold no parser and no buffers. */
-	aclm_http_parser_free(c->parser);
-	c->parser = NULL;
-	aclm_buf_free(&c->req);
-	aclm_buf_free(&c->out);
-	c->out_off = 0;
-	c->method[0] = '\0';
-	c->path[0] = '\0';
-	c->up = NULL;
-	c->head_seen = c->body_timer = c->sent_continue = false;
-	c->status = 0;
+	/* Idle until the next request: hold no parser and no buffers (the
+	 * rest of x goes once the input is used up: in_release). */
+	aclm_http_parser_free(c->x->parser);
+	c->x->parser = NULL;
+	aclm_buf_free(&c->x->req);
+	aclm_buf_free(&c->x->resp);
+	aclm_buf_free(&c->x->out);
+	c->x->out_off = 0;
+	c->x->method[0] = '\0';
+	c->x->path[0] = '\0';
+	c->x->up = NULL;
+	c->head_seen = c->x->body_timer = c->x->sent_continue = false;
+	c->x->status = 0;
 	arm(c, c->cfg->to.idle);
 	return ST_READ_HEAD;
 }
 
 static int flush_out(struct conn *c)
 {
-	while (c->out_off < c->out.len) {
+	while (c->x->out_off < c->x->out.len) {
 		int next = ST_CLOSE;
-		int n = io_write(c, c->out.data + c->out_off, c->out.len - c->out_off, &next);
+		int n = io_write(c, c->x->out.data + c->x->out_off, c->x->out.len - c->x->out_off, &next);
 
 		if (n <= 0)
 			return next;
-		c->out_off += (size_t)n;
-		c->bytes += (size_t)n;
+		c->x->out_off += (size_t)n;
+		c->x->bytes += (size_t)n;
 		arm(c, c->cfg->to.write);
 	}
-	aclm_buf_reset(&c->out);
-	c->out_off = 0;
+	aclm_buf_reset(&c->x->out);
+	c->x->out_off = 0;
 	return 0;
 }
 
@@ -902,24 +984,24 @@ static int st_stream_resp(struct conn *c)
 
 		if (rc)
 			return rc;
-		if (c->r.body_done) {
-			if (c->r.close_after) {
-				c->local_close = true;
+		if (c->x->r.body_done) {
+			if (c->x->r.close_after) {
+				c->x->local_close = true;
 				log_request(c);
-				c->status = 0;
+				c->x->status = 0;
 				return ST_LINGER;
 			}
 			return finish_request(c);
 		}
 		n = recv(c->ufd, tmp, sizeof(tmp), 0);
 		if (n > 0) {
-			if (gw_resp_body(&c->r, tmp, (size_t)n, &c->out))
+			if (gw_resp_body(&c->x->r, tmp, (size_t)n, &c->x->out))
 				return ST_CLOSE;
 			continue;
 		}
-		if (n == 0 && c->r.framing == FR_CLOSE) {
-			c->r.body_done = true;
-			c->r.u_reusable = false;
+		if (n == 0 && c->x->r.framing == FR_CLOSE) {
+			c->x->r.body_done = true;
+			c->x->r.u_reusable = false;
 			continue;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -939,10 +1021,10 @@ static int st_send_local(struct conn *c)
 
 	if (rc)
 		return rc;
-	c->r.body_done = true;
-	if (c->local_close) {
+	c->x->r.body_done = true;
+	if (c->x->local_close) {
 		log_request(c);
-		c->status = 0;
+		c->x->status = 0;
 		return ST_LINGER;
 	}
 	return finish_request(c);
@@ -955,8 +1037,8 @@ static int st_linger(struct conn *c)
 {
 	unsigned char tmp[4096];
 
-	if (!c->lingering) {
-		c->lingering = true;
+	if (!c->x->lingering) {
+		c->x->lingering = true;
 		close_upstream(c);
 		ERR_clear_error();
 		if (c->ssl)
@@ -1009,7 +1091,7 @@ static void run(struct conn *c)
 		if (next == ST_WAIT)
 			return;
 		if (next == ST_CLOSE) {
-			if (c->status && c->state != ST_LINGER)
+			if (c->x && c->x->status && c->state != ST_LINGER)
 				log_request(c);
 			conn_free(c);
 			return;
@@ -1031,14 +1113,14 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	switch (c->state) {
 	case ST_CONNECT:
-		aclm_debug("gateway: connect %s: timed out", c->up ? c->up->url : "?");
+		aclm_debug("gateway: connect %s: timed out", c->x->up ? c->x->up->url : "?");
 		c->state = upstream_fail(c, true);
 		run(c);
 		return;
 	case ST_SEND_REQ:
 	case ST_READ_RESP_HEAD:
-		if (c->up)
-			gw_upstream_failed(c->up, &c->cfg->to);
+		if (c->x->up)
+			gw_upstream_failed(c->x->up, &c->cfg->to);
 		c->state = local_reply(c, 504, "the upstream did not answer in time", true);
 		if (c->state == ST_CLOSE) {
 			conn_free(c);
@@ -1056,7 +1138,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	default:
 		if (c->state == ST_HANDSHAKE)
 			atomic_fetch_add(&gw_metrics.handshake_failures, 1);
-		if (c->status && c->state != ST_LINGER)
+		if (c->x && c->x->status && c->state != ST_LINGER)
 			log_request(c);
 		reset_close(c);
 		conn_free(c);
@@ -1089,6 +1171,7 @@ void gw_proxy_accept(struct gw_worker *w, int fd, const struct sockaddr_storage 
 	}
 	c->is_counted = cfg->max_conns_per_ip > 0;
 	memcpy(&c->peer, peer, peer_len < sizeof(c->peer) ? peer_len : sizeof(c->peer));
+	c->head_seen = false;
 	c->w = w;
 	c->cfg = cfg;
 	c->fd = fd;
@@ -1097,22 +1180,10 @@ void gw_proxy_accept(struct gw_worker *w, int fd, const struct sockaddr_storage 
 	w->n_conns++;
 	atomic_fetch_add(&gw_metrics.connections, 1);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (peer->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, c->peer_ip,
-		          sizeof(c->peer_ip));
-	else if (peer->ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, c->peer_ip,
-		          sizeof(c->peer_ip));
-	aclm_buf_init(&c->req, cfg->limits.max_body + cfg->limits.max_header_bytes +
-	                       cfg->limits.max_request_line + 65536);
-	aclm_buf_init(&c->resp, MAX_RESP_HEAD + IO_CHUNK);
-	aclm_buf_init(&c->out, MAX_OUT);
 	ev_io_init(&c->cio, io_cb, fd, EV_READ);
-	ev_io_init(&c->uio, io_cb, fd, EV_READ);
-	c->cio.data = c->uio.data = c;
+	c->cio.data = c;
 	ev_timer_init(&c->timer, timer_cb, 1., 0.);
 	c->timer.data = c;
-	c->client_ka = true;
 	c->t_start = ev_now(w->loop);
 	if (!is_tls) {
 		c->state = ST_READ_HEAD;
