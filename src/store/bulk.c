@@ -55,6 +55,11 @@ static const char SQL_BULK_KEYS[] =
 	"CAST(? AS TEXT[])) WITH ORDINALITY AS u(s, t, b, c, o) "
 	"WHERE NOT EXISTS (SELECT 1 FROM keys k WHERE k.spki_sha256 = u.s) "
 	"ORDER BY u.o ON CONFLICT (spki_sha256) DO NOTHING";
+/* No ON CONFLICT on the new rows: the ids are fresh and the fingerprints
+ * were just found absent, so a conflict means another writer stored one
+ * of them meanwhile; the statement then fails, and the batch is redone one
+ * by one (aclm_store_import_certs).  Speculative insertion would cost
+ * about a sixth of the INSERT. */
 static const char SQL_BULK_CERTS[] =
 	"INSERT INTO certificates (id, fingerprint, key_id, subject, issuer, subject_cn, "
 	"issuer_cn, subject_hash, issuer_hash, serial, not_before, not_after, key_type, key_bits, "
@@ -74,15 +79,14 @@ static const char SQL_BULK_CERTS[] =
 	"AS u(id, fp, spki, subject, issuer, subject_cn, issuer_cn, subject_hash, issuer_hash, "
 	"serial, not_before, not_after, key_type, key_bits, curve, sig_alg, level, is_ca, ski, "
 	"aki, sans, issuer_id) "
-	"ORDER BY u.id ON CONFLICT (fingerprint) DO NOTHING RETURNING id";
+	"ORDER BY u.id";
 static const char SQL_BULK_DER[] =
 	"INSERT INTO certificate_der (cert_id, der) "
-	"SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS BYTEA[])) "
-	"ON CONFLICT (cert_id) DO NOTHING";
+	"SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS BYTEA[]))";
 static const char SQL_BULK_NAMES[] =
 	"INSERT INTO cert_names (cert_id, name, type, parent) "
 	"SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), "
-	"CAST(? AS TEXT[])) ON CONFLICT DO NOTHING";
+	"CAST(? AS TEXT[]))";
 /* Stored certificates with no issuer yet that one of the batch issued:
  * the first of the batch (lowest id) that fits, as SQL_LINK_CHILDREN run
  * for each new certificate in turn would choose. */
@@ -117,102 +121,132 @@ static const char SQL_BULK_SEEN[] =
 	"WHERE id = ANY(CAST(? AS BIGINT[])) "
 	"AND (first_seen IS NULL OR first_seen > ? OR last_seen IS NULL OR last_seen < ?)";
 
-/* --- PostgreSQL array literals ----------------------------------------- */
+/* --- PostgreSQL arrays, binary ----------------------------------------- */
 
-/* '{"a","b",NULL}' built element by element; the first failure sticks. */
+/* Arrays are sent in PostgreSQL's binary format (array_recv): no quoting or
+ * hex on this side, no parsing of a text literal on the server.  Header:
+ * ndim, has-nulls flag, element type OID, then length and lower bound of
+ * the one dimension; each element a 4-byte length (-1: NULL) and its
+ * bytes, integers big-endian.  The statement's CAST gives the parameter its
+ * type, and the server checks the element OID against it. */
+enum {
+	OID_BYTEA = 17,
+	OID_INT8 = 20,
+	OID_INT4 = 23,
+	OID_TEXT = 25,
+};
+#define ARR_HEADER 20
+
 struct arr {
 	struct aclm_buf b;
-	int rc;
+	uint32_t oid;
+	uint32_t n;
+	bool nulls;
+	int rc;      /* the first failure sticks */
 };
 
-static void arr_init(struct arr *a)
+#define SP_ARR(a) SP_B((a).b.data, (a).b.len)
+
+static void be32(unsigned char *p, uint32_t v)
 {
-	aclm_buf_init(&a->b, ARRAY_MAX);
-	a->rc = aclm_buf_putc(&a->b, '{');
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
 }
 
-static void arr_sep(struct arr *a)
+static void arr_init(struct arr *a, uint32_t oid)
 {
-	if (a->rc == ACLM_OK && a->b.len > 1)
-		a->rc = aclm_buf_putc(&a->b, ',');
+	static const unsigned char zero[ARR_HEADER];
+
+	aclm_buf_init(&a->b, ARRAY_MAX);
+	a->oid = oid;
+	a->n = 0;
+	a->nulls = false;
+	a->rc = aclm_buf_append(&a->b, zero, sizeof(zero));
+}
+
+static void arr_bytes(struct arr *a, const void *p, size_t len)
+{
+	unsigned char hdr[4];
+
+	if (a->rc != ACLM_OK)
+		return;
+	if (len > INT32_MAX) {
+		a->rc = ACLM_ERR_TOOBIG;
+		return;
+	}
+	be32(hdr, (uint32_t)len);
+	if ((a->rc = aclm_buf_append(&a->b, hdr, 4)) == ACLM_OK && len > 0)
+		a->rc = aclm_buf_append(&a->b, p, len);
+	a->n++;
 }
 
 static void arr_text(struct arr *a, const char *v)
 {
-	arr_sep(a);
-	if (a->rc != ACLM_OK)
-		return;
-	if (v == NULL) {
-		a->rc = aclm_buf_puts(&a->b, "NULL");
-		return;
-	}
-	a->rc = aclm_buf_putc(&a->b, '"');
-	while (a->rc == ACLM_OK && *v != '\0') {
-		size_t span = strcspn(v, "\"\\");
+	static const unsigned char null[4] = { 0xff, 0xff, 0xff, 0xff };
 
-		if (span > 0)
-			a->rc = aclm_buf_append(&a->b, v, span);
-		v += span;
-		if (a->rc == ACLM_OK && *v != '\0') {
-			char esc[2] = { '\\', *v++ };
-			a->rc = aclm_buf_append(&a->b, esc, 2);
-		}
+	if (v != NULL) {
+		arr_bytes(a, v, strlen(v));
+		return;
 	}
 	if (a->rc == ACLM_OK)
-		a->rc = aclm_buf_putc(&a->b, '"');
+		a->rc = aclm_buf_append(&a->b, null, 4);
+	a->nulls = true;
+	a->n++;
 }
 
 static void arr_int(struct arr *a, int64_t v)
 {
-	arr_sep(a);
-	if (a->rc == ACLM_OK)
-		a->rc = aclm_buf_printf(&a->b, "%lld", (long long)v);
-}
+	unsigned char x[8];
 
-static void arr_int_or_null(struct arr *a, int64_t v)
-{
-	if (v == 0) {
-		arr_text(a, NULL);
+	if (a->oid == OID_INT4) {
+		be32(x, (uint32_t)(int32_t)v);
+		arr_bytes(a, x, 4);
 		return;
 	}
-	arr_int(a, v);
+	be32(x, (uint32_t)((uint64_t)v >> 32));
+	be32(x + 4, (uint32_t)v);
+	arr_bytes(a, x, 8);
 }
 
-/* bytea in hex input form: "\\x3082...", the backslash escaped for the
- * array literal. */
-static void arr_bytea(struct arr *a, const unsigned char *p, size_t len)
+/* 0 is no row id: NULL. */
+static void arr_id_or_null(struct arr *a, int64_t v)
 {
-	char hex[512];
-
-	arr_sep(a);
-	if (a->rc == ACLM_OK)
-		a->rc = aclm_buf_puts(&a->b, "\"\\\\x");
-	while (len > 0 && a->rc == ACLM_OK) {
-		size_t n = len < (sizeof(hex) - 1) / 2 ? len : (sizeof(hex) - 1) / 2;
-
-		aclm_hex_encode(p, n, hex);  /* 2n digits and a NUL */
-		a->rc = aclm_buf_append(&a->b, hex, 2 * n);
-		p += n;
-		len -= n;
-	}
-	if (a->rc == ACLM_OK)
-		a->rc = aclm_buf_putc(&a->b, '"');
+	if (v == 0)
+		arr_text(a, NULL);
+	else
+		arr_int(a, v);
 }
 
-/* The literal, or NULL with the error recorded. */
-static const char *arr_end(struct arr *a, const char *what)
+/* Finish the header; the error is recorded when building failed. */
+static int arr_end(struct arr *a, const char *what)
 {
-	if (a->rc == ACLM_OK)
-		a->rc = aclm_buf_putc(&a->b, '}');
+	unsigned char *h = a->b.data;
+
 	if (a->rc != ACLM_OK) {
 		if (a->rc == ACLM_ERR_TOOBIG)
-			aclm_error(a->rc, "bulk import: the %s of one batch exceed %zu MB", what,
-			           ARRAY_MAX >> 20);
-		else
-			aclm_error(a->rc, "out of memory");
-		return NULL;
+			return aclm_error(a->rc, "bulk import: the %s of one batch exceed %zu MB", what,
+			                  ARRAY_MAX >> 20);
+		return aclm_error(a->rc, "out of memory");
 	}
-	return aclm_buf_cstr(&a->b);
+	be32(h, a->n > 0 ? 1 : 0);     /* an empty array has no dimension */
+	be32(h + 4, a->nulls ? 1 : 0);
+	be32(h + 8, a->oid);
+	be32(h + 12, a->n);
+	be32(h + 16, 1);
+	if (a->n == 0)
+		a->b.len = 12;
+	return ACLM_OK;
+}
+
+static int arrs_end(struct arr *a, size_t n, const char *what)
+{
+	int rc = ACLM_OK;
+
+	for (size_t i = 0; i < n && rc == ACLM_OK; i++)
+		rc = arr_end(&a[i], what);
+	return rc;
 }
 
 static void arrs_free(struct arr *a, size_t n)
@@ -291,10 +325,9 @@ static int find_known(struct batch *bt)
 	struct aclm_store *st = bt->st;
 	struct store_query q = { .stmt = NULL, .slot = -1 };
 	struct arr fps;
-	const char *lit;
 	int rc;
 
-	arr_init(&fps);
+	arr_init(&fps, OID_TEXT);
 	for (size_t i = 0; i < bt->n; i++) {
 		bt->by_fp[i] = i;
 		arr_text(&fps, bt->it[i].fp);
@@ -306,12 +339,10 @@ static int find_known(struct batch *bt)
 		bt->it[i].dup_of = k > 0 && strcmp(bt->it[bt->by_fp[k - 1]].fp, bt->it[i].fp) == 0
 		                   ? bt->it[bt->by_fp[k - 1]].dup_of : i;
 	}
-	if ((lit = arr_end(&fps, "fingerprints")) == NULL) {
-		rc = fps.rc;
+	if ((rc = arr_end(&fps, "fingerprints")) != ACLM_OK)
 		goto out;
-	}
 	{
-		const struct store_param p[] = { SP_T(lit) };
+		const struct store_param p[] = { SP_ARR(fps) };
 		if ((rc = store_query_open(st, &q, SQL_KNOWN, "find stored certificates", 0,
 		                           p, 1)) != ACLM_OK)
 			goto out;
@@ -338,22 +369,18 @@ static int draw_ids(struct batch *bt)
 	struct store_query ids = { .stmt = NULL, .slot = -1 };
 	struct store_query iss = { .stmt = NULL, .slot = -1 };
 	struct arr a[2];
-	const char *hashes, *akis;
 	size_t k = 0;
 	int rc;
 
-	arr_init(&a[0]);
-	arr_init(&a[1]);
+	arr_init(&a[0], OID_TEXT);
+	arr_init(&a[1], OID_TEXT);
 	for (size_t j = 0; j < bt->n_new; j++) {
 		const struct aclm_cert *c = bt->it[bt->news[j]].c;
 		arr_text(&a[0], c->issuer_hash);
 		arr_text(&a[1], c->aki_hex);
 	}
-	if ((hashes = arr_end(&a[0], "issuer names")) == NULL ||
-	    (akis = arr_end(&a[1], "authority key identifiers")) == NULL) {
-		rc = a[0].rc != ACLM_OK ? a[0].rc : a[1].rc;
+	if ((rc = arrs_end(a, 2, "issuer names")) != ACLM_OK)
 		goto out;
-	}
 	{
 		const struct store_param p[] = { SP_I((int64_t)bt->n_new) };
 		if ((rc = store_query_open(st, &ids, SQL_NEW_IDS, "draw certificate ids", 0,
@@ -365,7 +392,7 @@ static int draw_ids(struct batch *bt)
 		}
 	}
 	{
-		const struct store_param p[] = { SP_T(hashes), SP_T(akis) };
+		const struct store_param p[] = { SP_ARR(a[0]), SP_ARR(a[1]) };
 		if ((rc = store_query_open(st, &iss, SQL_STORED_ISSUERS, "find stored issuers", 0,
 		                           p, 2)) != ACLM_OK)
 			goto out;
@@ -467,11 +494,30 @@ static void choose_issuers(struct batch *bt)
 struct name_rows {
 	struct arr *a;      /* cert_id, name, type, parent */
 	int64_t id;
+	/* This certificate's rows so far, "type\0name": the same SAN twice
+	 * would break cert_names' primary key. */
+	char **seen;
+	size_t n_seen;
+	int rc;
 };
 
 static int add_name_row(void *ctx, const char *name, const char *type, const char *parent)
 {
 	struct name_rows *nr = ctx;
+	size_t tl = strlen(type), nl = strlen(name);
+	char **more, *key;
+
+	for (size_t i = 0; i < nr->n_seen; i++)
+		if (strcmp(nr->seen[i], type) == 0 && strcmp(nr->seen[i] + tl + 1, name) == 0)
+			return ACLM_OK;
+	if ((more = realloc(nr->seen, (nr->n_seen + 1) * sizeof(*more))) == NULL)
+		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
+	nr->seen = more;
+	if ((key = malloc(tl + nl + 2)) == NULL)
+		return aclm_error(ACLM_ERR_NOMEM, "out of memory");
+	memcpy(key, type, tl + 1);
+	memcpy(key + tl + 1, name, nl + 1);
+	nr->seen[nr->n_seen++] = key;
 
 	arr_int(&nr->a[0], nr->id);
 	arr_text(&nr->a[1], name);
@@ -480,36 +526,45 @@ static int add_name_row(void *ctx, const char *name, const char *type, const cha
 	return ACLM_OK;
 }
 
+static void name_rows_clear(struct name_rows *nr)
+{
+	for (size_t i = 0; i < nr->n_seen; i++)
+		free(nr->seen[i]);
+	free(nr->seen);
+	nr->seen = NULL;
+	nr->n_seen = 0;
+}
+
 enum {
 	C_ID, C_FP, C_SPKI, C_SUBJECT, C_ISSUER, C_SUBJECT_CN, C_ISSUER_CN, C_SUBJECT_HASH,
 	C_ISSUER_HASH, C_SERIAL, C_NOT_BEFORE, C_NOT_AFTER, C_KEY_TYPE, C_KEY_BITS, C_CURVE,
 	C_SIG_ALG, C_LEVEL, C_IS_CA, C_SKI, C_AKI, C_SANS, C_ISSUER_ID, N_CERT_COLS
 };
 
-/* The rows of the new certificates, queued; the certificates' INSERT is
- * sent with *q for the caller to count what it stored. */
-static int queue_new_rows(struct batch *bt, int64_t when, struct store_query *q)
+/* The rows of the new certificates, queued. */
+static int queue_new_rows(struct batch *bt, int64_t when)
 {
 	struct aclm_store *st = bt->st;
 	struct arr cols[N_CERT_COLS], keys[4], der[2], names[4], links[3], ev[5];
-	const char *lit[N_CERT_COLS];
 	int64_t now = aclm_now(), first_new = bt->it[bt->news[0]].id;
 	struct aclm_buf detail;
 	int rc = ACLM_OK;
 
 	aclm_buf_init(&detail, (size_t)16 << 20);
 	for (size_t k = 0; k < N_CERT_COLS; k++)
-		arr_init(&cols[k]);
+		arr_init(&cols[k], k == C_ID || k == C_NOT_BEFORE || k == C_NOT_AFTER ||
+		                   k == C_ISSUER_ID ? OID_INT8 :
+		                   k == C_KEY_BITS || k == C_IS_CA ? OID_INT4 : OID_TEXT);
 	for (size_t k = 0; k < 5; k++) {
 		if (k < 4) {
-			arr_init(&keys[k]);
-			arr_init(&names[k]);
+			arr_init(&keys[k], k == 2 ? OID_INT4 : OID_TEXT);
+			arr_init(&names[k], k == 0 ? OID_INT8 : OID_TEXT);
 		}
 		if (k < 3)
-			arr_init(&links[k]);
+			arr_init(&links[k], k == 0 ? OID_INT8 : OID_TEXT);
 		if (k < 2)
-			arr_init(&der[k]);
-		arr_init(&ev[k]);
+			arr_init(&der[k], k == 0 ? OID_INT8 : OID_BYTEA);
+		arr_init(&ev[k], k == 0 ? OID_INT8 : OID_TEXT);
 	}
 	if ((rc = store_events_lock(st)) != ACLM_OK)
 		goto out;
@@ -554,12 +609,14 @@ static int queue_new_rows(struct batch *bt, int64_t when, struct store_query *q)
 		arr_text(&cols[C_SKI], c->ski_hex);
 		arr_text(&cols[C_AKI], c->aki_hex);
 		arr_text(&cols[C_SANS], sans);
-		arr_int_or_null(&cols[C_ISSUER_ID], x->issuer_id);
+		arr_id_or_null(&cols[C_ISSUER_ID], x->issuer_id);
 		free(sans);
 
 		arr_int(&der[0], x->id);
-		arr_bytea(&der[1], c->der, c->der_len);
-		if ((rc = store_cert_names(c, add_name_row, &nr)) != ACLM_OK)
+		arr_bytes(&der[1], c->der, c->der_len);
+		rc = store_cert_names(c, add_name_row, &nr);
+		name_rows_clear(&nr);
+		if (rc != ACLM_OK)
 			break;
 		if (c->subject_hash[0] != '\0') {
 			arr_int(&links[0], x->id);
@@ -583,93 +640,67 @@ static int queue_new_rows(struct batch *bt, int64_t when, struct store_query *q)
 	if (rc != ACLM_OK)
 		goto out;
 
+	if ((rc = arrs_end(keys, 4, "keys")) != ACLM_OK)
+		goto out;
 	{
-		const char *k0, *k1, *k2, *k3;
-		if ((k0 = arr_end(&keys[0], "keys")) == NULL || (k1 = arr_end(&keys[1], "keys")) == NULL ||
-		    (k2 = arr_end(&keys[2], "keys")) == NULL || (k3 = arr_end(&keys[3], "keys")) == NULL) {
-			rc = ACLM_ERR_TOOBIG;
-			goto out;
-		}
-		const struct store_param p[] = { SP_T(k0), SP_T(k1), SP_T(k2), SP_T(k3) };
+		const struct store_param p[] = {
+			SP_ARR(keys[0]), SP_ARR(keys[1]), SP_ARR(keys[2]), SP_ARR(keys[3]),
+		};
 		if ((rc = store_run(st, SQL_BULK_KEYS, "insert keys", p, SP_COUNT(p))) != ACLM_OK)
 			goto out;
 	}
-	for (size_t k = 0; k < N_CERT_COLS; k++) {
-		if ((lit[k] = arr_end(&cols[k], "certificate rows")) == NULL) {
-			rc = cols[k].rc;
-			goto out;
-		}
-	}
+	if ((rc = arrs_end(cols, N_CERT_COLS, "certificate rows")) != ACLM_OK)
+		goto out;
 	{
 		const struct store_param p[] = {
 			SP_I(now), SP_I(when), SP_I(when),
-			SP_T(lit[C_ID]), SP_T(lit[C_FP]), SP_T(lit[C_SPKI]), SP_T(lit[C_SUBJECT]),
-			SP_T(lit[C_ISSUER]), SP_T(lit[C_SUBJECT_CN]), SP_T(lit[C_ISSUER_CN]),
-			SP_T(lit[C_SUBJECT_HASH]), SP_T(lit[C_ISSUER_HASH]), SP_T(lit[C_SERIAL]),
-			SP_T(lit[C_NOT_BEFORE]), SP_T(lit[C_NOT_AFTER]), SP_T(lit[C_KEY_TYPE]),
-			SP_T(lit[C_KEY_BITS]), SP_T(lit[C_CURVE]), SP_T(lit[C_SIG_ALG]),
-			SP_T(lit[C_LEVEL]), SP_T(lit[C_IS_CA]), SP_T(lit[C_SKI]), SP_T(lit[C_AKI]),
-			SP_T(lit[C_SANS]), SP_T(lit[C_ISSUER_ID]),
+			SP_ARR(cols[C_ID]), SP_ARR(cols[C_FP]), SP_ARR(cols[C_SPKI]),
+			SP_ARR(cols[C_SUBJECT]), SP_ARR(cols[C_ISSUER]), SP_ARR(cols[C_SUBJECT_CN]),
+			SP_ARR(cols[C_ISSUER_CN]), SP_ARR(cols[C_SUBJECT_HASH]),
+			SP_ARR(cols[C_ISSUER_HASH]), SP_ARR(cols[C_SERIAL]), SP_ARR(cols[C_NOT_BEFORE]),
+			SP_ARR(cols[C_NOT_AFTER]), SP_ARR(cols[C_KEY_TYPE]), SP_ARR(cols[C_KEY_BITS]),
+			SP_ARR(cols[C_CURVE]), SP_ARR(cols[C_SIG_ALG]), SP_ARR(cols[C_LEVEL]),
+			SP_ARR(cols[C_IS_CA]), SP_ARR(cols[C_SKI]), SP_ARR(cols[C_AKI]),
+			SP_ARR(cols[C_SANS]), SP_ARR(cols[C_ISSUER_ID]),
 		};
-		if ((rc = store_query_open(st, q, SQL_BULK_CERTS, "insert certificates", 0,
-		                           p, SP_COUNT(p))) != ACLM_OK)
+		if ((rc = store_run(st, SQL_BULK_CERTS, "insert certificates", p,
+		                    SP_COUNT(p))) != ACLM_OK)
 			goto out;
-		if (st->drv->send(q->stmt) != ACLM_OK) {
-			rc = store_db_error(st, NULL);
-			goto out;
-		}
 	}
+	if ((rc = arrs_end(der, 2, "DER")) != ACLM_OK)
+		goto out;
 	{
-		const char *d0 = arr_end(&der[0], "DER"), *d1 = d0 != NULL ? arr_end(&der[1], "DER")
-		                                                           : NULL;
-		if (d1 == NULL) {
-			rc = ACLM_ERR_TOOBIG;
-			goto out;
-		}
-		const struct store_param p[] = { SP_T(d0), SP_T(d1) };
+		const struct store_param p[] = { SP_ARR(der[0]), SP_ARR(der[1]) };
 		if ((rc = store_run(st, SQL_BULK_DER, "insert certificate DER", p,
 		                    SP_COUNT(p))) != ACLM_OK)
 			goto out;
 	}
-	if (names[0].b.len > 1) {
-		const char *n0, *n1, *n2, *n3;
-		if ((n0 = arr_end(&names[0], "names")) == NULL ||
-		    (n1 = arr_end(&names[1], "names")) == NULL ||
-		    (n2 = arr_end(&names[2], "names")) == NULL ||
-		    (n3 = arr_end(&names[3], "names")) == NULL) {
-			rc = ACLM_ERR_TOOBIG;
+	if (names[0].n > 0) {
+		if ((rc = arrs_end(names, 4, "names")) != ACLM_OK)
 			goto out;
-		}
-		const struct store_param p[] = { SP_T(n0), SP_T(n1), SP_T(n2), SP_T(n3) };
+		const struct store_param p[] = {
+			SP_ARR(names[0]), SP_ARR(names[1]), SP_ARR(names[2]), SP_ARR(names[3]),
+		};
 		if ((rc = store_run(st, SQL_BULK_NAMES, "insert certificate names", p,
 		                    SP_COUNT(p))) != ACLM_OK)
 			goto out;
 	}
-	if (links[0].b.len > 1) {
-		const char *l0, *l1, *l2;
-		if ((l0 = arr_end(&links[0], "issuer links")) == NULL ||
-		    (l1 = arr_end(&links[1], "issuer links")) == NULL ||
-		    (l2 = arr_end(&links[2], "issuer links")) == NULL) {
-			rc = ACLM_ERR_TOOBIG;
+	if (links[0].n > 0) {
+		if ((rc = arrs_end(links, 3, "issuer links")) != ACLM_OK)
 			goto out;
-		}
 		const struct store_param p[] = {
-			SP_T(l0), SP_T(l1), SP_T(l2), SP_T(l1), SP_I(first_new),
+			SP_ARR(links[0]), SP_ARR(links[1]), SP_ARR(links[2]), SP_ARR(links[1]),
+			SP_I(first_new),
 		};
 		if ((rc = store_run(st, SQL_BULK_LINK_CHILDREN, "link issued certificates", p,
 		                    SP_COUNT(p))) != ACLM_OK)
 			goto out;
 	}
+	if ((rc = arrs_end(ev, 5, "events")) != ACLM_OK)
+		goto out;
 	{
-		const char *e[5];
-		for (size_t k = 0; k < 5; k++) {
-			if ((e[k] = arr_end(&ev[k], "events")) == NULL) {
-				rc = ev[k].rc;
-				goto out;
-			}
-		}
 		const struct store_param p[] = {
-			SP_I(now), SP_T(e[0]), SP_T(e[1]), SP_T(e[2]), SP_T(e[3]), SP_T(e[4]),
+			SP_I(now), SP_ARR(ev[0]), SP_ARR(ev[1]), SP_ARR(ev[2]), SP_ARR(ev[3]), SP_ARR(ev[4]),
 		};
 		rc = store_run(st, SQL_BULK_EVENTS, "insert events", p, SP_COUNT(p));
 	}
@@ -691,30 +722,27 @@ static int queue_observations(struct batch *bt, const char *source, const char *
 {
 	struct aclm_store *st = bt->st;
 	struct arr all, known;
-	const char *a, *k;
 	int rc;
 
-	arr_init(&all);
-	arr_init(&known);
+	arr_init(&all, OID_INT8);
+	arr_init(&known, OID_INT8);
 	for (size_t i = 0; i < bt->n; i++) {
 		arr_int(&all, bt->it[i].id);
 		if (!bt->it[i].is_new && bt->it[i].dup_of == i)
 			arr_int(&known, bt->it[i].id);
 	}
-	if ((a = arr_end(&all, "observations")) == NULL ||
-	    (k = arr_end(&known, "observations")) == NULL) {
-		rc = all.rc != ACLM_OK ? all.rc : known.rc;
+	if ((rc = arr_end(&all, "observations")) != ACLM_OK ||
+	    (rc = arr_end(&known, "observations")) != ACLM_OK)
 		goto out;
-	}
 	{
-		const struct store_param p[] = { SP_T(source), SP_T(location), SP_I(when), SP_T(a) };
+		const struct store_param p[] = { SP_T(source), SP_T(location), SP_I(when), SP_ARR(all) };
 		if ((rc = store_run(st, SQL_BULK_OBSERVATIONS, "insert observations", p,
 		                    SP_COUNT(p))) != ACLM_OK)
 			goto out;
 	}
-	if (known.b.len > 2) {
+	if (known.n > 0) {
 		const struct store_param p[] = {
-			SP_I(when), SP_I(when), SP_I(when), SP_I(when), SP_T(k), SP_I(when), SP_I(when),
+			SP_I(when), SP_I(when), SP_I(when), SP_I(when), SP_ARR(known), SP_I(when), SP_I(when),
 		};
 		rc = store_run(st, SQL_BULK_SEEN, "update first/last seen", p, SP_COUNT(p));
 	}
@@ -724,15 +752,11 @@ out:
 	return rc;
 }
 
-/* One batch on PostgreSQL, in the caller's transaction level.  1: another
- * writer stored one of the new certificates meanwhile (nothing of the
- * batch may be kept; the caller rolls back and goes one by one). */
+/* One batch on PostgreSQL, in the caller's transaction level; its
+ * statements are queued, the caller's store_end() waits for them. */
 static int bulk_batch(struct batch *bt, const char *source, const char *location,
                       int64_t when)
 {
-	struct aclm_store *st = bt->st;
-	struct store_query q = { .stmt = NULL, .slot = -1 };
-	size_t stored = 0;
 	int rc;
 
 	if ((rc = find_known(bt)) != ACLM_OK)
@@ -748,27 +772,12 @@ static int bulk_batch(struct batch *bt, const char *source, const char *location
 		if ((rc = draw_ids(bt)) != ACLM_OK)
 			return rc;
 		choose_issuers(bt);
-		if ((rc = queue_new_rows(bt, when, &q)) != ACLM_OK) {
-			store_query_close(st, &q);
+		if ((rc = queue_new_rows(bt, when)) != ACLM_OK)
 			return rc;
-		}
 	}
 	for (size_t i = 0; i < bt->n; i++)
 		bt->it[i].id = bt->it[bt->it[i].dup_of].id;
-	if ((rc = queue_observations(bt, source, location, when)) != ACLM_OK) {
-		store_query_close(st, &q);
-		return rc;
-	}
-	if (q.stmt != NULL) {
-		while ((rc = store_query_step(st, &q)) == 1)
-			stored++;
-		store_query_close(st, &q);
-		if (rc < 0)
-			return rc;
-		if (stored != bt->n_new)
-			return 1;
-	}
-	return ACLM_OK;
+	return queue_observations(bt, source, location, when);
 }
 
 static int one_by_one(struct aclm_store *st, struct aclm_cert *const *certs, size_t n,
@@ -828,21 +837,22 @@ int aclm_store_import_certs(struct aclm_store *st, struct aclm_cert *const *cert
 		}
 		if ((rc = aclm_store_begin(st)) != ACLM_OK)
 			goto out;
-		rc = bulk_batch(&bt, src, location, when);
-		if (rc == 1) {
-			/* Lost a race with another writer: undo the batch and take the
-			 * path that checks each certificate on its own. */
-			if ((rc = aclm_store_rollback(st)) == ACLM_OK &&
-			    (rc = aclm_store_begin(st)) == ACLM_OK) {
-				rc = one_by_one(st, certs + lo, bt.n, source, location, when, ids + lo,
-				                is_new + lo);
-				if ((rc = store_end(st, rc)) != ACLM_OK)
-					goto out;
-			}
+		rc = store_end(st, bulk_batch(&bt, src, location, when));
+		if (rc != ACLM_OK) {
+			/* Another writer stored one of the new certificates since
+			 * find_known() (the INSERT failed on the fingerprint), or the
+			 * batch failed otherwise; its level is rolled back.  Take the
+			 * path that checks each certificate on its own, whose error,
+			 * if any, names the certificate. */
+			aclm_error_clear();
+			if ((rc = aclm_store_begin(st)) != ACLM_OK)
+				goto out;
+			rc = one_by_one(st, certs + lo, bt.n, source, location, when, ids + lo,
+			                is_new + lo);
+			if ((rc = store_end(st, rc)) != ACLM_OK)
+				goto out;
 			continue;
 		}
-		if ((rc = store_end(st, rc)) != ACLM_OK)
-			goto out;
 		for (size_t i = 0; i < bt.n; i++) {
 			ids[lo + i] = bt.it[i].id;
 			is_new[lo + i] = bt.it[i].is_new;
