@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aclm/buf.h"
+#include "aclm/err.h"
 #include "aclm/json.h"
 #include "aclm/store_json.h"
 #include "aclm/timeutil.h"
@@ -62,4 +64,196 @@ json_t *aclm_cert_row_json(const struct aclm_cert_row *r, int64_t now)
 	json_object_set_new(o, "first_seen", r->first_seen ? aclm_json_time(r->first_seen) : json_null());
 	json_object_set_new(o, "last_seen", r->last_seen ? aclm_json_time(r->last_seen) : json_null());
 	return o;
+}
+
+/* --- the same, as text ---------------------------------------------------- */
+
+/* The length of the UTF-8 sequence at p (at most n bytes) and its code
+ * point, or 0 when it is not well-formed (overlong, surrogate, > U+10FFFF,
+ * truncated), as jansson's utf8_check_full() judges it. */
+static size_t utf8_seq(const unsigned char *p, size_t n, uint32_t *cp)
+{
+	size_t len;
+	uint32_t v;
+
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	}
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		len = 2;
+		v = p[0] & 0x1f;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		len = 3;
+		v = p[0] & 0x0f;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		len = 4;
+		v = p[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		v = (v << 6) | (p[i] & 0x3f);
+	}
+	if (v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff) || (len == 3 && v < 0x800) ||
+	    (len == 4 && v < 0x10000))
+		return 0;
+	*cp = v;
+	return len;
+}
+
+/* A JSON string of n bytes: '"' and '\\' escaped, control characters as
+ * jansson writes them, everything above ASCII as \uXXXX (surrogate pairs
+ * above U+FFFF). */
+static int put_str(struct aclm_buf *b, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	int rc = aclm_buf_putc(b, '"');
+
+	while (p < end && rc == ACLM_OK) {
+		const unsigned char *run = p;
+		uint32_t cp;
+		size_t len;
+		char esc[16];
+
+		while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+			p++;
+		if (p > run && (rc = aclm_buf_append(b, run, (size_t)(p - run))) != ACLM_OK)
+			break;
+		if (p == end)
+			break;
+		len = utf8_seq(p, (size_t)(end - p), &cp);
+		if (len == 0) {          /* not UTF-8: the byte as a Latin-1 letter */
+			cp = *p;
+			len = 1;
+		}
+		p += len;
+		switch (cp) {
+		case '"': rc = aclm_buf_append(b, "\\\"", 2); continue;
+		case '\\': rc = aclm_buf_append(b, "\\\\", 2); continue;
+		case '\b': rc = aclm_buf_append(b, "\\b", 2); continue;
+		case '\f': rc = aclm_buf_append(b, "\\f", 2); continue;
+		case '\n': rc = aclm_buf_append(b, "\\n", 2); continue;
+		case '\r': rc = aclm_buf_append(b, "\\r", 2); continue;
+		case '\t': rc = aclm_buf_append(b, "\\t", 2); continue;
+		default: break;
+		}
+		if (cp < 0x10000) {
+			snprintf(esc, sizeof(esc), "\\u%04X", (unsigned)cp);
+		} else {
+			cp -= 0x10000;
+			snprintf(esc, sizeof(esc), "\\u%04X\\u%04X", (unsigned)(0xd800 | (cp >> 10)),
+			         (unsigned)(0xdc00 | (cp & 0x3ff)));
+		}
+		rc = aclm_buf_puts(b, esc);
+	}
+	return rc == ACLM_OK ? aclm_buf_putc(b, '"') : rc;
+}
+
+/* ,\n  "key": */
+static int put_key(struct aclm_buf *b, const char *key, bool first)
+{
+	int rc = aclm_buf_puts(b, first ? "{\n  \"" : ",\n  \"");
+
+	if (rc == ACLM_OK)
+		rc = aclm_buf_puts(b, key);
+	return rc == ACLM_OK ? aclm_buf_append(b, "\": ", 3) : rc;
+}
+
+static int put_text(struct aclm_buf *b, const char *key, const char *v)
+{
+	int rc = put_key(b, key, false);
+
+	if (rc != ACLM_OK)
+		return rc;
+	return v != NULL ? put_str(b, v, strlen(v)) : aclm_buf_puts(b, "null");
+}
+
+static int put_int(struct aclm_buf *b, const char *key, int64_t v)
+{
+	int rc = put_key(b, key, false);
+
+	return rc == ACLM_OK ? aclm_buf_printf(b, "%lld", (long long)v) : rc;
+}
+
+static int put_time(struct aclm_buf *b, const char *key, int64_t t)
+{
+	char iso[32];
+
+	aclm_time_iso(t, iso, sizeof(iso));
+	return put_text(b, key, iso);
+}
+
+static int put_bool(struct aclm_buf *b, const char *key, bool v)
+{
+	int rc = put_key(b, key, false);
+
+	return rc == ACLM_OK ? aclm_buf_puts(b, v ? "true" : "false") : rc;
+}
+
+int aclm_cert_row_json_text(const struct aclm_cert_row *r, int64_t now, struct aclm_buf *b)
+{
+	char key[32];
+	int rc;
+
+	key_label(r, key, sizeof(key));
+	if ((rc = put_key(b, "id", true)) != ACLM_OK ||
+	    (rc = aclm_buf_printf(b, "%lld", (long long)r->id)) != ACLM_OK ||
+	    (rc = put_text(b, "fingerprint", r->fingerprint)) != ACLM_OK ||
+	    (rc = put_text(b, "spki_sha256", r->spki)) != ACLM_OK ||
+	    (rc = put_text(b, "subject", r->subject)) != ACLM_OK ||
+	    (rc = put_text(b, "issuer", r->issuer)) != ACLM_OK ||
+	    (rc = put_text(b, "subject_cn", r->subject_cn)) != ACLM_OK ||
+	    (rc = put_text(b, "issuer_cn", r->issuer_cn)) != ACLM_OK ||
+	    (rc = put_text(b, "serial", r->serial)) != ACLM_OK ||
+	    (rc = put_time(b, "not_before", r->not_before)) != ACLM_OK ||
+	    (rc = put_time(b, "not_after", r->not_after)) != ACLM_OK ||
+	    (rc = put_int(b, "days_left", aclm_days_left(r->not_after, now))) != ACLM_OK ||
+	    (rc = put_text(b, "key_type", r->key_type)) != ACLM_OK ||
+	    (rc = put_int(b, "key_bits", r->key_bits)) != ACLM_OK ||
+	    (rc = put_text(b, "curve", r->curve)) != ACLM_OK ||
+	    (rc = put_text(b, "key", key)) != ACLM_OK ||
+	    (rc = put_text(b, "sig_alg", r->sig_alg)) != ACLM_OK ||
+	    (rc = put_text(b, "level", r->level ? r->level : "")) != ACLM_OK ||
+	    (rc = put_key(b, "sans", false)) != ACLM_OK)
+		goto out;
+	if (r->sans == NULL || *r->sans == '\0') {
+		rc = aclm_buf_puts(b, "[]");
+	} else {
+		const char *p = r->sans;
+		bool first = true;
+
+		while (p != NULL && rc == ACLM_OK) {
+			const char *comma = strchr(p, ',');
+			size_t n = comma ? (size_t)(comma - p) : strlen(p);
+
+			if ((rc = aclm_buf_puts(b, first ? "[\n    " : ",\n    ")) == ACLM_OK)
+				rc = put_str(b, p, n);
+			first = false;
+			p = comma ? comma + 1 : NULL;
+			if (p != NULL && *p == '\0')
+				p = NULL;
+		}
+		if (rc == ACLM_OK)
+			rc = aclm_buf_puts(b, "\n  ]");
+	}
+	if (rc != ACLM_OK ||
+	    (rc = put_bool(b, "is_ca", r->is_ca)) != ACLM_OK ||
+	    (rc = r->issuer_id ? put_int(b, "issuer_id", r->issuer_id)
+	                       : put_text(b, "issuer_id", NULL)) != ACLM_OK ||
+	    (rc = put_bool(b, "has_private_key", r->has_private_key)) != ACLM_OK ||
+	    (rc = r->first_seen ? put_time(b, "first_seen", r->first_seen)
+	                        : put_text(b, "first_seen", NULL)) != ACLM_OK ||
+	    (rc = r->last_seen ? put_time(b, "last_seen", r->last_seen)
+	                       : put_text(b, "last_seen", NULL)) != ACLM_OK)
+		goto out;
+	rc = aclm_buf_puts(b, "\n}");
+out:
+	return rc == ACLM_OK ? ACLM_OK : aclm_error(rc, "certificate %lld as JSON: %s",
+	                                            (long long)r->id, rc == ACLM_ERR_TOOBIG
+	                                            ? "too large" : "out of memory");
 }

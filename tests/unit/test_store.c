@@ -23,7 +23,9 @@
 
 #include "aclm/err.h"
 #include "aclm/str.h"
+#include "aclm/buf.h"
 #include "aclm/store.h"
+#include "aclm/store_json.h"
 
 #define NOW 1700000000LL
 #define DAY 86400LL
@@ -1205,6 +1207,57 @@ static void test_error_messages(void **state)
 	assert_null(st);
 }
 
+
+/* aclm_cert_row_json_text() writes what json_dumpb() makes of
+ * aclm_cert_row_json(), byte for byte: jansson is the oracle. */
+static void check_row_text(const struct aclm_cert_row *r)
+{
+	const size_t flags = JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII;
+	json_t *o = aclm_cert_row_json(r, 1700000000);
+	char *want = json_dumps(o, flags);
+	struct aclm_buf b;
+
+	assert_non_null(want);
+	aclm_buf_init(&b, 0);
+	assert_int_equal(aclm_cert_row_json_text(r, 1700000000, &b), ACLM_OK);
+	assert_string_equal(aclm_buf_cstr(&b), want);
+	aclm_buf_free(&b);
+	free(want);
+	json_decref(o);
+}
+
+static void test_row_json_text(void **state)
+{
+	struct aclm_cert_row r = {
+		.id = 42, .fingerprint = "ab01", .spki = "cd02",
+		.subject = "CN=\"quoted\" \\ back/slash,O=Caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x98\x80",
+		.issuer = "CN=ctl \x01\x1f\b\f\n\r\t\x7f end", .subject_cn = NULL,
+		.issuer_cn = "Issuer", .serial = "00ff", .not_before = 1690000000,
+		.not_after = 1702592000, .key_type = "rsa", .key_bits = 2048, .curve = NULL,
+		.sig_alg = "sha256WithRSAEncryption", .level = "ov",
+		.sans = "DNS:a.example,,IP:10.0.0.1,email:\xc3\xa9@x,", .is_ca = false,
+		.issuer_id = 0, .has_private_key = true, .first_seen = 0, .last_seen = 1699999999,
+	};
+
+	(void)state;
+	check_row_text(&r);
+	r.sans = "";
+	r.key_type = "ec";
+	r.key_bits = 256;
+	r.curve = "P-256";
+	r.issuer_id = 7;
+	r.first_seen = 1690000001;
+	r.level = NULL;
+	r.is_ca = true;
+	r.has_private_key = false;
+	r.subject_cn = "only ascii";
+	check_row_text(&r);
+	r.sans = "DNS:x";
+	r.key_type = "ed25519";
+	r.not_after = 1600000000;   /* expired: negative days */
+	check_row_text(&r);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1239,7 +1292,11 @@ int main(void)
 	setenv("ACLM_NOW", "1700000000", 1);
 	pg_url = getenv("ACLM_TEST_PG_URL");
 	use_pg = false;
-	failed = cmocka_run_group_tests_name("store/sqlite", tests, NULL, NULL);
+	{
+		const struct CMUnitTest plain[] = { cmocka_unit_test(test_row_json_text) };
+		failed = cmocka_run_group_tests_name("store/json", plain, NULL, NULL);
+	}
+	failed += cmocka_run_group_tests_name("store/sqlite", tests, NULL, NULL);
 	if (pg_url != NULL && *pg_url != '\0') {
 		use_pg = true;
 		failed += cmocka_run_group_tests_name("store/postgres", tests, NULL, NULL);
