@@ -122,6 +122,9 @@ void gw_config_ref(struct aclm_gw_config *cfg);
 
 /* Build the SSL_CTX of every site of cfg. */
 int gw_tls_build(struct aclm_gw_config *cfg);
+/* The site whose context ssl is on (the client-hello callback moves it to
+ * the site of its SNI); the first site's before that callback. */
+struct gw_site *gw_tls_site(SSL *ssl);
 
 /* ---- tickets.c ---- */
 

@@ -215,7 +215,7 @@ static bool fetch_cert(struct aclm_gateway *gw, const struct gw_site *site,
 /* The status callback: staple the response of the certificate chosen. */
 static int status_cb(SSL *ssl, void *arg)
 {
-	struct gw_site *site = SSL_get_ex_data(ssl, 0);
+	struct gw_site *site = gw_tls_site(ssl);
 	X509 *chosen = SSL_get_certificate(ssl);
 	int ret = SSL_TLSEXT_ERR_NOACK;
 

@@ -553,7 +553,7 @@ static int st_handshake(struct conn *c)
 	ERR_clear_error();
 	r = SSL_do_handshake(c->ssl);
 	if (r == 1) {
-		struct gw_site *site = SSL_get_ex_data(c->ssl, 0);
+		struct gw_site *site = gw_tls_site(c->ssl);
 
 		c->site = site ? site : &c->cfg->sites[0];
 		c->sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
@@ -1151,7 +1151,6 @@ void gw_proxy_accept(struct gw_worker *w, int fd, const struct sockaddr_storage 
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	struct aclm_gw_config *cfg;
-	int one = 1;
 
 	if (!c) {
 		close(fd);
@@ -1179,7 +1178,6 @@ void gw_proxy_accept(struct gw_worker *w, int fd, const struct sockaddr_storage 
 	c->site = &cfg->sites[0];
 	w->n_conns++;
 	atomic_fetch_add(&gw_metrics.connections, 1);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	ev_io_init(&c->cio, io_cb, fd, EV_READ);
 	c->cio.data = c;
 	ev_timer_init(&c->timer, timer_cb, 1., 0.);

@@ -108,7 +108,6 @@ static int client_hello_cb(SSL *ssl, int *alert, void *arg)
 		*alert = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
-	SSL_set_ex_data(ssl, 0, site);
 	return SSL_CLIENT_HELLO_SUCCESS;
 }
 
@@ -177,9 +176,22 @@ static int build_site(struct aclm_gw_config *cfg, struct gw_site *s)
 		return aclm_error_openssl(ACLM_ERR_CRYPTO, "SSL_CTX_new");
 	SSL_CTX_set_min_proto_version(ctx, !strcmp(cfg->min_version, "1.3") ? TLS1_3_VERSION
 	                                                                    : TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* IGNORE_UNEXPECTED_EOF: a client that closes without close_notify
+	 * (most do, and every handshake-only client) is not sent an
+	 * encrypted alert on a closed socket: one record and one write()
+	 * fewer per connection.  EOF never ends a request here (requests are
+	 * forwarded only once their framing is complete), so a truncation
+	 * cannot pass for a whole message. */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+	                    SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+	/* A record header and its body in one read(), and the records that
+	 * came together (a client's ChangeCipherSpec and Finished, a request
+	 * after the handshake) too: half the read()s of a handshake.  The
+	 * proxy always reads until SSL_read wants more, so nothing waits in
+	 * the buffer unseen. */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	if (cfg->ciphersuites[0] && SSL_CTX_set_ciphersuites(ctx, cfg->ciphersuites) != 1) {
 		rc = aclm_error_openssl(ACLM_ERR_CONFIG, "%s: tls.ciphersuites '%s'", cfg->path,
 		                        cfg->ciphersuites);
@@ -233,9 +245,16 @@ static int build_site(struct aclm_gw_config *cfg, struct gw_site *s)
 	if ((rc = gw_tickets_install(ctx)))
 		goto fail;
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	if (!cfg->session_tickets)
-		SSL_CTX_set_num_tickets(ctx, 0);
+	/* One ticket after a full handshake (OpenSSL sends two): a client
+	 * resumes with one, and the second cost a ticket encryption and a
+	 * record per handshake. */
+	SSL_CTX_set_num_tickets(ctx, cfg->session_tickets ? 1 : 0);
 	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, cfg);
+	/* the connection's context names its site: nothing per connection */
+	if (!SSL_CTX_set_ex_data(ctx, 0, s)) {
+		rc = aclm_error_openssl(ACLM_ERR_NOMEM, "SSL_CTX_set_ex_data");
+		goto fail;
+	}
 	gw_ocsp_install(ctx);
 	s->ctx = ctx;
 	return 0;
@@ -252,6 +271,11 @@ int gw_tls_build(struct aclm_gw_config *cfg)
 		if ((rc = build_site(cfg, &cfg->sites[i])))
 			return rc;
 	return 0;
+}
+
+struct gw_site *gw_tls_site(SSL *ssl)
+{
+	return SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), 0);
 }
 
 const char *gw_tls_group(SSL *ssl)

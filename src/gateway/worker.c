@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +32,13 @@ struct aclm_gw_config *gw_current(struct aclm_gateway *gw)
 	return cfg;
 }
 
-/* "host:port" / "[v6]:port" -> a bound, listening, non-blocking socket. */
-static int listen_on(const char *addr, int *out)
+/* "host:port" / "[v6]:port" -> a bound, listening, non-blocking socket.
+ * defer_secs > 0 (the TLS listeners, whose clients speak first): a
+ * connection is accepted once its first bytes (the ClientHello) are there,
+ * for at most that long (TCP_DEFER_ACCEPT): the accept and the first
+ * SSL_do_handshake then happen in one wakeup, without a read that finds
+ * nothing; a peer that connects and never sends costs no connection. */
+static int listen_on(const char *addr, int defer_secs, int *out)
 {
 	char host[128];
 	const char *colon = strrchr(addr, ':');
@@ -62,6 +68,10 @@ static int listen_on(const char *addr, int *out)
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (res->ai_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	/* accepted sockets inherit it (Linux): no setsockopt per connection */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (defer_secs > 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_secs, sizeof(defer_secs));
 	if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 4096)) {
 		rc = aclm_error(ACLM_ERR_IO, "listen %s: %s", addr, strerror(errno));
 		goto out;
@@ -186,6 +196,7 @@ int aclm_gateway_start(struct aclm_gateway *gw)
 			bool is_tls = l < cfg->n_listen;
 
 			if ((rc = listen_on(is_tls ? cfg->listen[l] : cfg->http_listen[l - cfg->n_listen],
+			                    !is_tls ? 0 : cfg->to.handshake < 60 ? (int)cfg->to.handshake + 1 : 60,
 			                    &w->listen_fds[l])))
 				return rc;
 			w->listen_tls[l] = is_tls;

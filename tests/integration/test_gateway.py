@@ -474,6 +474,54 @@ def test_session_tickets_shared_by_workers_and_reloads(gw_factory, nginx, certs)
     assert reused
 
 
+def tickets_sent(g, sess_in=None, sess_out=None):
+    """NewSessionTicket messages the gateway sends on one connection (one
+    request, then the gateway closes); and whether it was a resumption."""
+    cmd = ["openssl", "s_client", "-connect", f"127.0.0.1:{g.port}", "-servername", "a.test",
+           "-msg", "-ign_eof"]
+    cmd += ["-sess_in", str(sess_in)] if sess_in else []
+    cmd += ["-sess_out", str(sess_out)] if sess_out else []
+    r = subprocess.run(cmd, input=b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+                       capture_output=True, timeout=20)
+    out = r.stdout.decode("latin-1")
+    assert "HTTP/1.1 200" in out, out[-2000:]
+    return out.count("NewSessionTicket"), "Reused, TLSv1.3" in out
+
+
+def test_one_session_ticket_per_handshake(gw_factory, nginx, certs, tmp_path):
+    g = gw_factory(site_yaml([nginx.port], [certs["ec"]]))
+    sess = tmp_path / "sess.pem"
+    # OpenSSL's default is two; one is all a client resumes with
+    assert tickets_sent(g, sess_out=sess) == (1, False)
+    # and it resumes with it
+    assert tickets_sent(g, sess_in=sess)[1]
+    off = gw_factory(site_yaml([nginx.port], [certs["ec"]]), extra="tls: {session_tickets: false}\n")
+    assert tickets_sent(off, sess_out=sess) == (0, False)
+
+
+def connections_total(g):
+    m = subprocess.run(["curl", "-s", f"http://127.0.0.1:{g.admin}/metrics"], capture_output=True,
+                       text=True).stdout
+    return int(next(line.split()[1] for line in m.splitlines()
+                    if line.startswith("aclm_gateway_connections_total ")))
+
+
+def test_silent_connection_waits_in_the_kernel(gw_factory, nginx, certs):
+    g = gw_factory(site_yaml([nginx.port], [certs["ec"]]))
+    before = connections_total(g)
+    raw = socket.create_connection(("127.0.0.1", g.port), timeout=10)
+    try:
+        # TCP_DEFER_ACCEPT: no connection (and no struct conn) until the
+        # ClientHello is there
+        time.sleep(0.5)
+        assert connections_total(g) == before
+        with g.ctx().wrap_socket(raw, server_hostname="a.test") as s:
+            assert http_request(s, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")[0] == 200
+    finally:
+        raw.close()
+    assert connections_total(g) == before + 1
+
+
 def test_session_ticket_keys_rotate(gw_factory, nginx, certs):
     g = gw_factory(site_yaml([nginx.port], [certs["ec"]]), extra="tls: {ticket_rotation: 1}\n")
     ctx = g.ctx()
