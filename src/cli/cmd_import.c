@@ -35,7 +35,9 @@
  * file's level ends and walks it at every release: quadratic in the
  * certificates of one file (a bundle of 1,000 took seconds).  A file this
  * large therefore ends the batch and is a transaction by itself. */
-#define OWN_TRANSACTION 64
+#define OWN_TRANSACTION 64  /* SQLite only: PostgreSQL stores a bundle in a few
+                              * multi-row statements, no savepoint per
+                              * certificate, and a commit is a WAL flush. */
 #define MAX_DEPTH 64
 
 struct pending_key {
@@ -190,7 +192,7 @@ static int store_certs(struct import *im, const char *path, struct aclm_bundle *
 	struct aclm_store *st = im->cli->store;
 	int rc, rc2;
 
-	if (b->n_certs < OWN_TRANSACTION) {
+	if (b->n_certs < OWN_TRANSACTION || strcmp(aclm_store_backend(st), "postgres") == 0) {
 		if ((rc = store_file(im, path, b)) != ACLM_OK || im->since_commit < COMMIT_EVERY)
 			return rc;
 		/* End the batch and start the next. */
