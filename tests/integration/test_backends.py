@@ -3,6 +3,9 @@ answers."""
 
 import json
 import os
+import subprocess
+import threading
+import time
 
 import pytest
 
@@ -156,3 +159,63 @@ def test_bundles_link_and_log_as_one_by_one(tmp_path, pg_server, pki):
               for a in (lite, pg)]
     assert events[0] == events[1]
     assert [t for t, _ in events[1]].count("cert.added") == 9
+
+
+def _advisory_waiters(pg_server, name):
+    rows = pg_server.psql(name, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                "AND NOT granted")
+    return int(rows[0][0])
+
+
+def test_two_imports_race_on_one_bundle(tmp_path, pg_server, pki):
+    """Two imports of the same new bundle at once on PostgreSQL: both find
+    every certificate absent, one stores them, the other's multi-row INSERT
+    then fails on the fingerprints and is redone one by one, finding them
+    known.  Nothing is lost or doubled, both succeed, the chain holds."""
+    names = ["rsa2048", "ec256", "ec384", "wild", "inter", "root"]
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text("".join(pki.certs[c].pem for c in names))
+    name = pg_server.create_db()
+    a = Aclm(tmp_path, pg_server.url(name), "postgres", pg_server, name)
+    a.run("db", "migrate", check_rc=0)
+    # Hold the event log's lock: both imports stop at it, after their check
+    # for stored certificates and before their INSERTs.
+    holder = subprocess.Popen(["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(pg_server.port),
+                               "-U", "postgres", "-d", name], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=a.env, text=True)
+    try:
+        holder.stdin.write("SELECT pg_advisory_lock(6372935010000002);\n")
+        holder.stdin.flush()
+        deadline = time.time() + 20
+        while not pg_server.psql(name, "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                                       "AND granted"):
+            assert time.time() < deadline, "the lock holder never got the lock"
+            time.sleep(0.05)
+        results = [None, None]
+
+        def run(i):
+            results[i] = a.import_json(str(bundle))
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        while _advisory_waiters(pg_server, name) < 2:
+            assert time.time() < deadline, "the imports never reached the event log's lock"
+            time.sleep(0.05)
+        holder.stdin.write("SELECT pg_advisory_unlock_all();\n\\q\n")
+        holder.stdin.close()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        holder.wait(timeout=30)
+    assert all(r is not None for r in results)
+    assert sorted(r["new"] for r in results) == [0, len(names)]
+    assert all(r["new"] + r["known"] == len(names) for r in results)
+    rows = a.list()
+    assert sorted(r["fingerprint"] for r in rows) == sorted(pki.certs[n].fingerprint
+                                                            for n in names)
+    for r in rows:
+        shown = a.json("show", "--json", r["fingerprint"])
+        assert [o["location"] for o in shown["observations"]] == [str(bundle)] * 2
+    a.run("audit", "verify", check_rc=0)
