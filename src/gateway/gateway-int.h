@@ -202,6 +202,8 @@ void gw_admin_stop(struct aclm_gateway *gw);
 
 /* ---- worker.c / proxy.c ---- */
 
+struct xreq;
+
 struct gw_worker {
 	struct aclm_gateway *gw;
 	struct ev_loop *loop;
@@ -213,6 +215,8 @@ struct gw_worker {
 	void *accept_watchers;            /* ev_io[n_listen] */
 	void *stop_async;                 /* ev_async */
 	unsigned n_conns;
+	struct xreq *free_x;              /* proxy.c: request states to reuse */
+	unsigned n_free_x;
 	unsigned id;
 	bool thread_started;
 };
@@ -234,6 +238,8 @@ struct aclm_gw_config *gw_current(struct aclm_gateway *gw);
 /* A new client connection on a worker (proxy.c). */
 void gw_proxy_accept(struct gw_worker *w, int fd, const struct sockaddr_storage *peer,
                      socklen_t peer_len, bool is_tls);
+/* Free what the worker's proxy keeps for reuse (its loop has ended). */
+void gw_proxy_worker_free(struct gw_worker *w);
 
 /* ---- response.c ---- */
 

@@ -89,7 +89,14 @@ struct xreq {
 	int status;
 	unsigned long long bytes;
 	char peer_ip[INET6_ADDRSTRLEN];   /* for the log and the forwarded fields */
+	struct xreq *next_free;           /* in the worker's cache */
 };
+
+/* Request states a worker keeps for reuse, with their input buffer and
+ * upstream-head buffer: a keep-alive request then costs no allocation
+ * for them, and an idle connection still holds none. */
+#define X_CACHE 16
+#define X_KEEP_RESP (2 * IO_CHUNK)
 
 /* One client connection, idle or not. */
 struct conn {
@@ -171,12 +178,27 @@ static struct xreq *xq(struct conn *c)
 
 	if (x)
 		return x;
-	x = calloc(1, sizeof(*x));
-	if (!x)
-		return NULL;
+	if (c->w->free_x) {
+		unsigned char *in;
+		struct aclm_buf resp;
+
+		x = c->w->free_x;
+		c->w->free_x = x->next_free;
+		c->w->n_free_x--;
+		in = x->in;
+		resp = x->resp;
+		memset(x, 0, sizeof(*x));
+		x->in = in;
+		x->resp = resp;
+		aclm_buf_reset(&x->resp);
+	} else {
+		x = calloc(1, sizeof(*x));
+		if (!x)
+			return NULL;
+		aclm_buf_init(&x->resp, MAX_RESP_HEAD + IO_CHUNK);
+	}
 	aclm_buf_init(&x->req, c->cfg->limits.max_body + c->cfg->limits.max_header_bytes +
 	                       c->cfg->limits.max_request_line + 65536);
-	aclm_buf_init(&x->resp, MAX_RESP_HEAD + IO_CHUNK);
 	aclm_buf_init(&x->out, MAX_OUT);
 	ev_io_init(&x->uio, io_cb, c->fd, EV_READ);
 	x->uio.data = c;
@@ -196,11 +218,30 @@ static void x_free(struct conn *c)
 	watch(c, c->cev, 0);
 	aclm_http_parser_free(x->parser);
 	aclm_buf_free(&x->req);
-	aclm_buf_free(&x->resp);
 	aclm_buf_free(&x->out);
+	c->x = NULL;
+	if (c->w->n_free_x < X_CACHE && x->resp.cap <= X_KEEP_RESP) {
+		x->next_free = c->w->free_x;
+		c->w->free_x = x;
+		c->w->n_free_x++;
+		return;
+	}
+	aclm_buf_free(&x->resp);
 	free(x->in);
 	free(x);
-	c->x = NULL;
+}
+
+void gw_proxy_worker_free(struct gw_worker *w)
+{
+	while (w->free_x) {
+		struct xreq *x = w->free_x;
+
+		w->free_x = x->next_free;
+		aclm_buf_free(&x->resp);
+		free(x->in);
+		free(x);
+	}
+	w->n_free_x = 0;
 }
 
 /* The input buffer, allocated when there is something to read. */
@@ -221,11 +262,13 @@ static void in_release(struct conn *c)
 
 	if (!x)
 		return;
+	x->in_off = x->in_len = 0;
+	if (!x->parser && c->ufd < 0 && x->out_off >= x->out.len && !x->status) {
+		x_free(c);              /* to the cache, with its buffer */
+		return;
+	}
 	free(x->in);
 	x->in = NULL;
-	x->in_off = x->in_len = 0;
-	if (!x->parser && c->ufd < 0 && x->out_off >= x->out.len && !x->status)
-		x_free(c);
 }
 
 static void peer_storage(const struct conn *c, struct sockaddr_storage *ss)
@@ -585,6 +628,21 @@ static bool hop_by_hop(const char *name, const char *connection)
 	return connection && gw_token_in_list(connection, name);
 }
 
+/* Append the strings s[0..n): the request head is made of them (a printf
+ * per header was a quarter of a keep-alive request's instructions). */
+static int put_strs(struct aclm_buf *b, size_t n, const char *const *s)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		rc |= aclm_buf_puts(b, s[i]);
+	return rc;
+}
+
+#define PUTS(b, ...) \
+	put_strs((b), sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *), \
+	         (const char *[]){ __VA_ARGS__ })
+
 /* The request for the upstream: same method, target and end-to-end fields,
  * forwarded-for fields, and the body with a Content-Length. */
 static int build_request(struct conn *c, const struct aclm_http_msg *m)
@@ -597,7 +655,7 @@ static int build_request(struct conn *c, const struct aclm_http_msg *m)
 
 	aclm_buf_reset(b);
 	c->x->req_off = 0;
-	rc |= aclm_buf_printf(b, "%s %s HTTP/1.1\r\n", m->method, m->target);
+	rc |= PUTS(b, m->method, " ", m->target, " HTTP/1.1\r\n");
 	for (size_t i = 0; i < m->n_headers; i++) {
 		const struct aclm_http_header *h = &m->headers[i];
 
@@ -617,19 +675,19 @@ static int build_request(struct conn *c, const struct aclm_http_msg *m)
 			if (!strcasecmp(h->name, "x-forwarded-proto"))
 				continue;
 		}
-		rc |= aclm_buf_printf(b, "%s: %s\r\n", h->name, h->value);
+		rc |= PUTS(b, h->name, ": ", h->value, "\r\n");
 	}
 	if (!has_host)
-		rc |= aclm_buf_printf(b, "Host: %s\r\n", c->sni ? c->sni : c->site->names[0]);
+		rc |= PUTS(b, "Host: ", c->sni ? c->sni : c->site->names[0], "\r\n");
 	if (c->site->forwarded) {
 		const char *host = aclm_http_msg_header(m, "Host");
 
-		rc |= aclm_buf_printf(b, "X-Forwarded-For: %s%s%s\r\nX-Forwarded-Proto: https\r\n",
-		                      xff ? xff : "", xff ? ", " : "", c->x->peer_ip);
-		rc |= aclm_buf_printf(b, "Forwarded: %s%sfor=%s%s%s;proto=https", fwd ? fwd : "",
-		                      fwd ? ", " : "", v6 ? "\"[" : "", c->x->peer_ip, v6 ? "]\"" : "");
+		rc |= PUTS(b, "X-Forwarded-For: ", xff ? xff : "", xff ? ", " : "", c->x->peer_ip,
+		           "\r\nX-Forwarded-Proto: https\r\n");
+		rc |= PUTS(b, "Forwarded: ", fwd ? fwd : "", fwd ? ", " : "", "for=", v6 ? "\"[" : "",
+		           c->x->peer_ip, v6 ? "]\"" : "", ";proto=https");
 		if (host && !strpbrk(host, "\"\\"))
-			rc |= aclm_buf_printf(b, ";host=\"%s\"", host);
+			rc |= PUTS(b, ";host=\"", host, "\"");
 		rc |= aclm_buf_puts(b, "\r\n");
 	}
 	if (m->body_len || m->is_chunked || aclm_http_msg_header(m, "Content-Length"))

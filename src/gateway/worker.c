@@ -320,6 +320,7 @@ void aclm_gateway_free(struct aclm_gateway *gw)
 		for (size_t l = 0; l < w->n_listen; l++)
 			close(w->listen_fds[l]);
 		gw_pool_free(w->pool);
+		gw_proxy_worker_free(w);
 		if (w->loop)
 			ev_loop_destroy(w->loop);
 		free(w->accept_watchers);
