@@ -169,6 +169,20 @@ static bool name_is(const char *line, size_t nlen, const char *name)
 	return strlen(name) == nlen && !strncasecmp(line, name, nlen);
 }
 
+/* "Content-Length: v\r\n", without printf (once per response). */
+static int put_length(struct aclm_buf *o, uint64_t v)
+{
+	char d[20];
+	size_t n = 0;
+
+	do {
+		d[sizeof(d) - 1 - n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return aclm_buf_puts(o, "Content-Length: ") | aclm_buf_append(o, d + sizeof(d) - n, n) |
+	       aclm_buf_puts(o, "\r\n");
+}
+
 int gw_resp_parse_head(struct gw_resp *r, const char *head, size_t head_len,
                        const struct gw_resp_req *q, struct aclm_buf *out)
 {
@@ -242,8 +256,10 @@ int gw_resp_parse_head(struct gw_resp *r, const char *head, size_t head_len,
 		}
 		if (name_is(line, nlen, "Connection")) {
 			char tmp[256];
+			size_t k = vlen < sizeof(tmp) - 1 ? vlen : sizeof(tmp) - 1;
 
-			snprintf(tmp, sizeof(tmp), "%.*s", (int)vlen, val);
+			memcpy(tmp, val, k);
+			tmp[k] = '\0';
 			up_close |= gw_token_in_list(tmp, "close");
 			up_ka |= gw_token_in_list(tmp, "keep-alive");
 			continue;
@@ -267,7 +283,7 @@ int gw_resp_parse_head(struct gw_resp *r, const char *head, size_t head_len,
 		r->framing = FR_NONE;
 		r->body_done = true;
 		if (has_cl)
-			rc |= aclm_buf_printf(o, "Content-Length: %llu\r\n", (unsigned long long)cl);
+			rc |= put_length(o, cl);
 	} else if (has_te && chunked) {
 		r->framing = FR_CHUNKED;
 		r->ck = CK_SIZE;
@@ -287,14 +303,15 @@ int gw_resp_parse_head(struct gw_resp *r, const char *head, size_t head_len,
 		r->framing = FR_LENGTH;
 		r->remaining = cl;
 		r->body_done = cl == 0;
-		rc |= aclm_buf_printf(o, "Content-Length: %llu\r\n", (unsigned long long)cl);
+		rc |= put_length(o, cl);
 	} else {
 		r->framing = FR_CLOSE;
 		r->u_reusable = false;
 		r->close_after = true;
 	}
 	if (q->hsts[0] && !has_hsts)
-		rc |= aclm_buf_printf(o, "Strict-Transport-Security: %s\r\n", q->hsts);
+		rc |= aclm_buf_puts(o, "Strict-Transport-Security: ") | aclm_buf_puts(o, q->hsts) |
+		      aclm_buf_puts(o, "\r\n");
 	if (r->close_after)
 		rc |= aclm_buf_puts(o, "Connection: close\r\n");
 	else if (q->client_minor == 0)
