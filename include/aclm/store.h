@@ -109,6 +109,10 @@ struct aclm_cert_filter {
 	bool ca_only, leaf_only;
 	enum aclm_cert_sort sort;
 	bool descending;
+	bool summary;             /* read only what a one-line summary shows: id,
+	                             subject, issuer, their CNs, dates, key type,
+	                             bits and curve, level, SANs, is_ca, issuer_id,
+	                             first/last seen; the other fields are empty */
 	int64_t limit;            /* 0 = no limit */
 	int64_t offset;
 };

@@ -58,38 +58,71 @@ static bool valid_key_type(const char *s)
 	return false;
 }
 
-/* Display name: CN, else the first SAN, with "(+N)" for more SANs. */
-static void display_name(const struct aclm_cert_row *r, char *out, size_t n)
+/* Decimal digits of v into the end of buf[24]; returns their start. */
+static char *decimal(int64_t v, char buf[24])
 {
-	size_t n_sans = 0;
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	char *p = buf + 23;
+
+	*p = '\0';
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u > 0);
+	if (v < 0)
+		*--p = '-';
+	return p;
+}
+
+/* s, then spaces to width (printf's %-*s). */
+static int put_left(struct aclm_buf *b, const char *s, size_t n, size_t width)
+{
+	static const char spaces[] = "                                        ";
+	int rc = aclm_buf_append(b, s, n);
+
+	while (rc == ACLM_OK && n < width) {
+		size_t k = width - n < sizeof(spaces) - 1 ? width - n : sizeof(spaces) - 1;
+		rc = aclm_buf_append(b, spaces, k);
+		n += k;
+	}
+	return rc;
+}
+
+/* Display name: CN, else the first SAN, with " (+N)" for more SANs. */
+static int put_display_name(struct aclm_buf *b, const struct aclm_cert_row *r)
+{
+	size_t start = b->len, n_sans = 0;
 	const char *first = NULL, *p;
+	char num[24];
+	int rc;
 
 	for (p = r->sans; p != NULL && *p != '\0'; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
 		if (n_sans++ == 0)
 			first = p;
 	}
 	if (r->subject_cn != NULL && *r->subject_cn != '\0') {
-		aclm_strlcpy(out, r->subject_cn, n);
-		if (n_sans > 1)
-			snprintf(out + strlen(out), n - strlen(out), " (+%zu)", n_sans - 1);
-		return;
-	}
-	if (first != NULL) {
+		rc = aclm_buf_puts(b, r->subject_cn);
+	} else if (first != NULL) {
 		const char *colon = strchr(first, ':'), *comma = strchr(first, ',');
 		const char *v = colon && (!comma || colon < comma) ? colon + 1 : first;
 		size_t len = comma ? (size_t)(comma - v) : strlen(v);
-		snprintf(out, n, "%.*s", (int)len, v);
-		if (n_sans > 1)
-			snprintf(out + strlen(out), n - strlen(out), " (+%zu)", n_sans - 1);
-		return;
+		rc = aclm_buf_append(b, v, len);
+	} else {
+		rc = aclm_buf_puts(b, r->subject ? r->subject : "");
+		n_sans = 0;
 	}
-	aclm_strlcpy(out, r->subject ? r->subject : "", n);
+	if (rc == ACLM_OK && n_sans > 1 &&
+	    (rc = aclm_buf_puts(b, " (+")) == ACLM_OK &&
+	    (rc = aclm_buf_puts(b, decimal((int64_t)n_sans - 1, num))) == ACLM_OK)
+		rc = aclm_buf_putc(b, ')');
+	return rc == ACLM_OK ? put_left(b, "", 0, 40 - (b->len - start < 40 ? b->len - start : 40))
+	                     : rc;
 }
 
 static int print_row(void *ctx, const struct aclm_cert_row *r)
 {
 	struct list_ctx *c = ctx;
-	char date[16], key[24], name[256];
+	char date[16];
 	const char *on = "", *off = "";
 	int64_t days = aclm_days_left(r->not_after, c->now);
 
@@ -107,20 +140,53 @@ static int print_row(void *ctx, const struct aclm_cert_row *r)
 	if (c->n_rows == 0)
 		printf("%-7s %-10s %6s  %-8s %-5s %-40s %s\n", "ID", "EXPIRES", "DAYS", "KEY",
 		       "LEVEL", "NAME", "ISSUER");
-	aclm_time_date(r->not_after, date, sizeof(date));
-	if (strcmp(r->key_type, "rsa") == 0 || strcmp(r->key_type, "dsa") == 0 ||
-	    strcmp(r->key_type, "ec") == 0)
-		snprintf(key, sizeof(key), "%s%d", r->key_type, r->key_bits);
-	else
-		aclm_strlcpy(key, r->key_type, sizeof(key));
-	display_name(r, name, sizeof(name));
-	if (c->color) {
-		off = "\033[0m";
-		on = days < 7 ? "\033[31m" : days < 30 ? "\033[33m" : "\033[32m";
+	/* Built by hand and written at once: printf() and strftime() were a
+	 * third of a long listing's instructions. */
+	{
+		struct aclm_buf *b = &c->out;
+		const char *level = r->level && *r->level ? r->level : "-";
+		const char *issuer = r->issuer_cn ? r->issuer_cn : (r->issuer ? r->issuer : "");
+		size_t key_start;
+		char num[24], *d;
+		int rc;
+
+		if (c->color) {
+			off = "\033[0m";
+			on = days < 7 ? "\033[31m" : days < 30 ? "\033[33m" : "\033[32m";
+		}
+		aclm_buf_reset(b);
+		aclm_time_date(r->not_after, date, sizeof(date));
+		d = decimal(r->id, num);
+		rc = put_left(b, d, strlen(d), 7);
+		if (rc == ACLM_OK && (rc = aclm_buf_putc(b, ' ')) == ACLM_OK)
+			rc = put_left(b, date, strlen(date), 10);
+		if (rc == ACLM_OK && (rc = aclm_buf_putc(b, ' ')) == ACLM_OK &&
+		    (rc = aclm_buf_puts(b, on)) == ACLM_OK) {
+			d = decimal(days, num);
+			rc = put_left(b, "", 0, 6 - (strlen(d) < 6 ? strlen(d) : 6));
+			if (rc == ACLM_OK && (rc = aclm_buf_puts(b, d)) == ACLM_OK &&
+			    (rc = aclm_buf_puts(b, off)) == ACLM_OK)
+				rc = aclm_buf_puts(b, "  ");
+		}
+		key_start = b->len;
+		if (rc == ACLM_OK && (rc = aclm_buf_puts(b, r->key_type)) == ACLM_OK &&
+		    (strcmp(r->key_type, "rsa") == 0 || strcmp(r->key_type, "dsa") == 0 ||
+		     strcmp(r->key_type, "ec") == 0))
+			rc = aclm_buf_puts(b, decimal(r->key_bits, num));
+		if (rc == ACLM_OK)
+			rc = put_left(b, "", 0, 8 - (b->len - key_start < 8 ? b->len - key_start : 8));
+		if (rc == ACLM_OK && (rc = aclm_buf_putc(b, ' ')) == ACLM_OK)
+			rc = put_left(b, level, strlen(level), 5);
+		if (rc == ACLM_OK && (rc = aclm_buf_putc(b, ' ')) == ACLM_OK)
+			rc = put_display_name(b, r);
+		if (rc == ACLM_OK && (rc = aclm_buf_putc(b, ' ')) == ACLM_OK &&
+		    (rc = aclm_buf_puts(b, issuer)) == ACLM_OK)
+			rc = aclm_buf_putc(b, '\n');
+		if (rc != ACLM_OK)
+			return aclm_error(rc, "out of memory formatting certificate %lld",
+			                  (long long)r->id);
+		fwrite(b->data, 1, b->len, stdout);
 	}
-	printf("%-7lld %-10s %s%6lld%s  %-8s %-5s %-40s %s\n", (long long)r->id, date, on,
-	       (long long)days, off, key, r->level && *r->level ? r->level : "-", name,
-	       r->issuer_cn ? r->issuer_cn : (r->issuer ? r->issuer : ""));
 	c->n_rows++;
 	return 0;
 }
@@ -231,6 +297,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 	ctx.now = f.now;
 	aclm_buf_init(&ctx.out, 0);
 	ctx.color = !ctx.json && cli_color(stdout);
+	f.summary = !ctx.json;
 	if (aclm_store_list_certs(cli->store, &f, print_row, &ctx) != ACLM_OK) {
 		if (ctx.json && ctx.n_rows > 0)
 			fputs("\n]\n", stdout);

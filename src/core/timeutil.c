@@ -1,4 +1,5 @@
 /* UTC time helpers. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +21,55 @@ int64_t aclm_now(void)
 	return (int64_t)time(NULL);
 }
 
+/* Year, month, day and seconds of the day of t, by the days-from-civil
+ * arithmetic (proleptic Gregorian, UTC): false outside years 1000..9999,
+ * where gmtime_r() and strftime() take over (glibc does not pad years
+ * below 1000 to four digits).  A long listing formats a date per row;
+ * strftime() was a tenth of its instructions. */
+static bool civil(int64_t t, int *y, int *m, int *d, int *sod)
+{
+	int64_t days, era, doe, yoe, doy, mp;
+
+	if (t < -30610224000LL || t > 253402300799LL)   /* 1000-01-01 .. 9999-12-31 */
+		return false;
+	days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+	*sod = (int)(t - days * 86400);
+	days += 719468;
+	era = (days >= 0 ? days : days - 146096) / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = (int)(yoe + era * 400 + (*m <= 2));
+	return true;
+}
+
+static void digits(char *p, int v, int n)
+{
+	while (n-- > 0) {
+		p[n] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
 void aclm_time_iso(int64_t t, char *out, size_t out_size)
 {
 	struct tm tm;
 	time_t tt = (time_t)t;
+	int y, m, d, sod;
 
+	if (out_size >= 21 && civil(t, &y, &m, &d, &sod)) {
+		memcpy(out, "0000-00-00T00:00:00Z", 21);
+		digits(out, y, 4);
+		digits(out + 5, m, 2);
+		digits(out + 8, d, 2);
+		digits(out + 11, sod / 3600, 2);
+		digits(out + 14, sod / 60 % 60, 2);
+		digits(out + 17, sod % 60, 2);
+		return;
+	}
 	if (gmtime_r(&tt, &tm) == NULL || strftime(out, out_size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		snprintf(out, out_size, "@%lld", (long long)t);
 }
@@ -33,7 +78,15 @@ void aclm_time_date(int64_t t, char *out, size_t out_size)
 {
 	struct tm tm;
 	time_t tt = (time_t)t;
+	int y, m, d, sod;
 
+	if (out_size >= 11 && civil(t, &y, &m, &d, &sod)) {
+		memcpy(out, "0000-00-00", 11);
+		digits(out, y, 4);
+		digits(out + 5, m, 2);
+		digits(out + 8, d, 2);
+		return;
+	}
 	if (gmtime_r(&tt, &tm) == NULL || strftime(out, out_size, "%Y-%m-%d", &tm) == 0)
 		snprintf(out, out_size, "@%lld", (long long)t);
 }

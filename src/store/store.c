@@ -128,6 +128,14 @@ static const char SQL_CERT_SEEN[] =
 	"CASE WHEN k.private_key IS NULL THEN 0 ELSE 1 END, c.first_seen, c.last_seen " \
 	"FROM certificates c LEFT JOIN keys k ON k.id = c.key_id"
 
+/* The same row shape, for summaries: no key join, no fingerprint, serial
+ * or signature algorithm (a table listing reads a row's page and little
+ * else). */
+#define CERT_SUMMARY_SELECT \
+	"SELECT c.id, '', '', c.subject, c.issuer, c.subject_cn, c.issuer_cn, '', " \
+	"c.not_before, c.not_after, c.key_type, c.key_bits, c.curve, '', c.level, c.sans, " \
+	"c.is_ca, c.issuer_id, 0, c.first_seen, c.last_seen FROM certificates c"
+
 static const char SQL_GET_CERT[] = CERT_SELECT " WHERE c.id = ?";
 static const char SQL_SAME_KEY[] =
 	CERT_SELECT " WHERE c.key_id = (SELECT key_id FROM certificates WHERE id = ?) "
@@ -1659,7 +1667,7 @@ int aclm_store_list_certs(struct aclm_store *st, const struct aclm_cert_filter *
 	aclm_buf_init(&sql, 0);
 	if ((rc = build_filter(f, &w)) != ACLM_OK)
 		goto out;
-	if ((rc = aclm_buf_puts(&sql, CERT_SELECT)) != ACLM_OK ||
+	if ((rc = aclm_buf_puts(&sql, f->summary ? CERT_SUMMARY_SELECT : CERT_SELECT)) != ACLM_OK ||
 	    (rc = aclm_buf_puts(&sql, aclm_buf_cstr(&w.sql))) != ACLM_OK ||
 	    (rc = order_by(st, f, &sql)) != ACLM_OK)
 		goto out;

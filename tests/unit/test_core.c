@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -165,6 +166,47 @@ static void test_strings(void **state)
 	assert_false(aclm_ct_equal("abcd", "abce", 4));
 }
 
+
+/* The arithmetic date formatting against the C library's, across the
+ * range it handles (years 0..9999), its edges and beyond them. */
+static void check_against_libc(int64_t t)
+{
+	char want[64], got[64];
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	assert_non_null(gmtime_r(&tt, &tm));
+	assert_true(strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0);
+	aclm_time_iso(t, got, sizeof(got));
+	assert_string_equal(got, want);
+	assert_true(strftime(want, sizeof(want), "%Y-%m-%d", &tm) > 0);
+	aclm_time_date(t, got, sizeof(got));
+	assert_string_equal(got, want);
+}
+
+static void test_time_formatting(void **state)
+{
+	static const int64_t edges[] = {
+		0, -1, 1, 86399, 86400, -86400, -86401, 951782400 /* 2000-02-29 */,
+		951868799, 4107456000 /* 2100-02-28 */, 4107542400 /* 2100-03-01 */,
+		-62167219200LL /* 0000-01-01 */, -30610224000LL /* 1000-01-01 */,
+		-30610224001LL, 253402300799LL /* 9999-12-31T23:59:59 */,
+		253402300800LL /* 10000-01-01: strftime's path */, -62167219201LL,
+		1798761600, 68169600 /* 1972-02-29 */,
+	};
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++)
+		check_against_libc(edges[i]);
+	for (int i = 0; i < 20000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		check_against_libc((int64_t)(x % 315537897600ULL) - 62167219200LL);
+	}
+}
+
 static void test_time(void **state)
 {
 	char buf[32];
@@ -211,6 +253,7 @@ int main(void)
 		cmocka_unit_test(test_parse_numbers),
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_time),
+		cmocka_unit_test(test_time_formatting),
 		cmocka_unit_test(test_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
