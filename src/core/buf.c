@@ -46,9 +46,16 @@ static int reserve(struct aclm_buf *b, size_t extra)
 
 int aclm_buf_append(struct aclm_buf *b, const void *p, size_t n)
 {
-	int rc = reserve(b, n);
+	int rc;
 
-	if (rc != ACLM_OK)
+	/* The common case, room and within the limit, without a call. */
+	if (b->cap > b->len && b->cap - b->len > n && n <= b->max && b->len <= b->max - n) {
+		memcpy(b->data + b->len, p, n);
+		b->len += n;
+		b->data[b->len] = '\0';
+		return ACLM_OK;
+	}
+	if ((rc = reserve(b, n)) != ACLM_OK)
 		return rc;
 	if (n > 0)
 		memcpy(b->data + b->len, p, n);
