@@ -324,14 +324,15 @@ static int ssl_wait(struct conn *c, int ret, int uev)
 
 static void log_request(struct conn *c)
 {
+	struct xreq *x = c->x;
 	double now = ev_now(L(c));
 	struct gw_access a = {
-		.client = c->x->peer_ip, .sni = c->sni ? c->sni : "",
+		.client = x->peer_ip, .sni = c->sni ? c->sni : "",
 		.tls_version = c->tls_version ? c->tls_version : "",
 		.group = c->group ? c->group : "", .suite = c->suite ? c->suite : "",
-		.method = c->x->method[0] ? c->x->method : "-", .path = c->x->path, .status = c->x->status,
-		.bytes = c->x->bytes, .upstream = c->x->up ? c->x->up->url : "",
-		.duration = now - c->t_start, .upstream_duration = c->x->t_up > 0 ? now - c->x->t_up : 0,
+		.method = x->method[0] ? x->method : "-", .path = x->path, .status = x->status,
+		.bytes = x->bytes, .upstream = x->up ? x->up->url : "",
+		.duration = now - c->t_start, .upstream_duration = x->t_up > 0 ? now - x->t_up : 0,
 	};
 
 	gw_log_access(&a);
@@ -341,17 +342,19 @@ static void log_request(struct conn *c)
 static int reply(struct conn *c, int status, const char *extra_headers, const void *body,
                  size_t blen, bool close_after)
 {
-	if (!xq(c))
+	struct xreq *x = xq(c);
+
+	if (!x)
 		return ST_CLOSE;
-	aclm_buf_reset(&c->x->out);
-	c->x->out_off = 0;
-	c->x->status = status;
-	c->x->local_close = close_after || !c->x->client_ka;
-	if (aclm_buf_printf(&c->x->out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+	aclm_buf_reset(&x->out);
+	x->out_off = 0;
+	x->status = status;
+	x->local_close = close_after || !x->client_ka;
+	if (aclm_buf_printf(&x->out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
 	                    "Content-Length: %zu\r\n%s%s\r\n", status,
 	                    aclm_http_status_text(status), blen, extra_headers,
-	                    c->x->local_close ? "Connection: close\r\n" : "") ||
-	    (!c->x->is_head && aclm_buf_append(&c->x->out, body, blen)))
+	                    x->local_close ? "Connection: close\r\n" : "") ||
+	    (!x->is_head && aclm_buf_append(&x->out, body, blen)))
 		return ST_CLOSE;
 	close_upstream(c);
 	return ST_SEND_LOCAL;
@@ -508,10 +511,11 @@ static int st_peek(struct conn *c)
 /* Copy both ways until the responder closes. */
 static int st_tunnel(struct conn *c)
 {
+	struct xreq *x = c->x;
 	int cev = 0, uev = 0;
 	bool progress = true;
 
-	if (c->x->u_connecting) {
+	if (x->u_connecting) {
 		int err = 0;
 		socklen_t len = sizeof(err);
 		struct pollfd pf = { .fd = c->ufd, .events = POLLOUT };
@@ -522,33 +526,33 @@ static int st_tunnel(struct conn *c)
 		}
 		if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len) || err)
 			return ST_CLOSE;
-		c->x->u_connecting = false;
+		x->u_connecting = false;
 	}
 	while (progress) {
 		ssize_t n;
 
 		progress = false;
 		cev = uev = 0;
-		if (c->x->in_off < c->x->in_len) {
-			n = send(c->ufd, c->x->in + c->x->in_off, c->x->in_len - c->x->in_off, MSG_NOSIGNAL);
+		if (x->in_off < x->in_len) {
+			n = send(c->ufd, x->in + x->in_off, x->in_len - x->in_off, MSG_NOSIGNAL);
 			if (n > 0) {
-				c->x->in_off += (size_t)n;
+				x->in_off += (size_t)n;
 				progress = true;
 			} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 				uev |= EV_WRITE;
 			} else {
 				return ST_CLOSE;
 			}
-		} else if (!c->x->lingering) {
+		} else if (!x->lingering) {
 			if (!in_buf(c))
 				return ST_CLOSE;
-			n = recv(c->fd, c->x->in, IN_CHUNK, 0);
+			n = recv(c->fd, x->in, IN_CHUNK, 0);
 			if (n > 0) {
-				c->x->in_off = 0;
-				c->x->in_len = (size_t)n;
+				x->in_off = 0;
+				x->in_len = (size_t)n;
 				progress = true;
 			} else if (n == 0) {
-				c->x->lingering = true;   /* client done sending */
+				x->lingering = true;   /* client done sending */
 				shutdown(c->ufd, SHUT_WR);
 			} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				cev |= EV_READ;
@@ -556,10 +560,11 @@ static int st_tunnel(struct conn *c)
 				return ST_CLOSE;
 			}
 		}
-		if (c->x->out_off < c->x->out.len) {
-			n = send(c->fd, c->x->out.data + c->x->out_off, c->x->out.len - c->x->out_off, MSG_NOSIGNAL);
+		if (x->out_off < x->out.len) {
+			n = send(c->fd, x->out.data + x->out_off, x->out.len - x->out_off,
+			         MSG_NOSIGNAL);
 			if (n > 0) {
-				c->x->out_off += (size_t)n;
+				x->out_off += (size_t)n;
 				progress = true;
 			} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 				cev |= EV_WRITE;
@@ -569,11 +574,11 @@ static int st_tunnel(struct conn *c)
 		} else {
 			unsigned char tmp[4096];
 
-			aclm_buf_reset(&c->x->out);
-			c->x->out_off = 0;
+			aclm_buf_reset(&x->out);
+			x->out_off = 0;
 			n = recv(c->ufd, tmp, sizeof(tmp), 0);
 			if (n > 0) {
-				if (aclm_buf_append(&c->x->out, tmp, (size_t)n))
+				if (aclm_buf_append(&x->out, tmp, (size_t)n))
 					return ST_CLOSE;
 				progress = true;
 			} else if (n == 0) {
@@ -647,14 +652,15 @@ static int put_strs(struct aclm_buf *b, size_t n, const char *const *s)
  * forwarded-for fields, and the body with a Content-Length. */
 static int build_request(struct conn *c, const struct aclm_http_msg *m)
 {
+	struct xreq *x = c->x;
 	const char *connection = aclm_http_msg_header(m, "Connection");
 	const char *xff = NULL, *fwd = NULL;
-	struct aclm_buf *b = &c->x->req;
-	bool has_host = false, v6 = strchr(c->x->peer_ip, ':') != NULL;
+	struct aclm_buf *b = &x->req;
+	bool has_host = false, v6 = strchr(x->peer_ip, ':') != NULL;
 	int rc = 0;
 
 	aclm_buf_reset(b);
-	c->x->req_off = 0;
+	x->req_off = 0;
 	rc |= PUTS(b, m->method, " ", m->target, " HTTP/1.1\r\n");
 	for (size_t i = 0; i < m->n_headers; i++) {
 		const struct aclm_http_header *h = &m->headers[i];
@@ -682,10 +688,10 @@ static int build_request(struct conn *c, const struct aclm_http_msg *m)
 	if (c->site->forwarded) {
 		const char *host = aclm_http_msg_header(m, "Host");
 
-		rc |= PUTS(b, "X-Forwarded-For: ", xff ? xff : "", xff ? ", " : "", c->x->peer_ip,
+		rc |= PUTS(b, "X-Forwarded-For: ", xff ? xff : "", xff ? ", " : "", x->peer_ip,
 		           "\r\nX-Forwarded-Proto: https\r\n");
-		rc |= PUTS(b, "Forwarded: ", fwd ? fwd : "", fwd ? ", " : "", "for=", v6 ? "\"[" : "",
-		           c->x->peer_ip, v6 ? "]\"" : "", ";proto=https");
+		rc |= PUTS(b, "Forwarded: ", fwd ? fwd : "", fwd ? ", " : "", "for=",
+		           v6 ? "\"[" : "", x->peer_ip, v6 ? "]\"" : "", ";proto=https");
 		if (host && !strpbrk(host, "\"\\"))
 			rc |= PUTS(b, ";host=\"", host, "\"");
 		rc |= aclm_buf_puts(b, "\r\n");
@@ -743,25 +749,26 @@ static int plain_request(struct conn *c, const struct aclm_http_msg *m)
 
 static int start_request(struct conn *c)
 {
-	const struct aclm_http_msg *m = aclm_http_parser_msg(c->x->parser);
+	struct xreq *x = c->x;
+	const struct aclm_http_msg *m = aclm_http_parser_msg(x->parser);
 	size_t plen = strcspn(m->target, "?");
 
-	snprintf(c->x->method, sizeof(c->x->method), "%s", m->method);
-	if (plen >= sizeof(c->x->path))
-		plen = sizeof(c->x->path) - 1;
-	memcpy(c->x->path, m->target, plen);
-	c->x->path[plen] = '\0';
-	c->x->is_head = !strcmp(m->method, "HEAD");
-	c->x->is_idempotent = c->x->is_head || !strcmp(m->method, "GET") ||
+	snprintf(x->method, sizeof(x->method), "%s", m->method);
+	if (plen >= sizeof(x->path))
+		plen = sizeof(x->path) - 1;
+	memcpy(x->path, m->target, plen);
+	x->path[plen] = '\0';
+	x->is_head = !strcmp(m->method, "HEAD");
+	x->is_idempotent = x->is_head || !strcmp(m->method, "GET") ||
 	                   !strcmp(m->method, "PUT") || !strcmp(m->method, "DELETE") ||
 	                   !strcmp(m->method, "OPTIONS") || !strcmp(m->method, "TRACE");
-	c->x->client_ka = m->keep_alive;
-	c->x->client_minor = m->version_minor;
-	c->x->tried = 0;
-	c->x->up = NULL;
-	c->x->no_pool = false;
-	c->x->t_up = 0;
-	c->x->bytes = 0;
+	x->client_ka = m->keep_alive;
+	x->client_minor = m->version_minor;
+	x->tried = 0;
+	x->up = NULL;
+	x->no_pool = false;
+	x->t_up = 0;
+	x->bytes = 0;
 	atomic_fetch_add(&gw_metrics.requests, 1);
 	if (!c->ssl)
 		return plain_request(c, m);
@@ -796,7 +803,8 @@ static int st_read_head(struct conn *c)
 			if (rc < 0 && rc != ACLM_AGAIN) {
 				const char *meth = aclm_http_parser_method(c->x->parser);
 
-				snprintf(c->x->method, sizeof(c->x->method), "%s", meth ? meth : "-");
+				snprintf(c->x->method, sizeof(c->x->method), "%s",
+				         meth ? meth : "-");
 				c->x->client_ka = false;
 				return local_reply(c, aclm_http_parser_status(c->x->parser),
 				                   aclm_http_parser_reason(c->x->parser), true);
@@ -804,7 +812,8 @@ static int st_read_head(struct conn *c)
 			if (aclm_http_parser_head_done(c->x->parser) && !c->x->body_timer) {
 				c->x->body_timer = true;
 				arm(c, c->cfg->to.body);
-				if (aclm_http_parser_expects_continue(c->x->parser) && !c->x->sent_continue) {
+				if (aclm_http_parser_expects_continue(c->x->parser) &&
+				    !c->x->sent_continue) {
 					static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 					int next = ST_CLOSE;
@@ -834,13 +843,15 @@ static int st_read_head(struct conn *c)
 
 static int upstream_fail(struct conn *c, bool mark)
 {
-	if (mark && c->x->up)
-		gw_upstream_failed(c->x->up, &c->cfg->to);
-	if (!mark && c->x->u_reused && c->x->up) {
+	struct xreq *x = c->x;
+
+	if (mark && x->up)
+		gw_upstream_failed(x->up, &c->cfg->to);
+	if (!mark && x->u_reused && x->up) {
 		/* A pooled connection the upstream had closed: the same upstream,
 		 * on a new connection. */
-		c->x->tried &= ~(1u << (size_t)(c->x->up - c->site->ups));
-		c->x->no_pool = true;
+		x->tried &= ~(1u << (size_t)(x->up - c->site->ups));
+		x->no_pool = true;
 	}
 	close_upstream(c);
 	return ST_CONNECT;
@@ -848,32 +859,34 @@ static int upstream_fail(struct conn *c, bool mark)
 
 static int st_connect(struct conn *c)
 {
-	if (c->x->u_connecting) {
+	struct xreq *x = c->x;
+
+	if (x->u_connecting) {
 		int err = 0;
 		socklen_t len = sizeof(err);
 
 		if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
-			aclm_debug("gateway: connect %s: %s", c->x->up->url, strerror(err));
+			aclm_debug("gateway: connect %s: %s", x->up->url, strerror(err));
 			return upstream_fail(c, true);
 		}
-		c->x->u_connecting = false;
+		x->u_connecting = false;
 		return ST_SEND_REQ;
 	}
-	c->x->up = gw_upstream_pick(c->site, &c->x->tried);
-	if (!c->x->up) {
+	x->up = gw_upstream_pick(c->site, &x->tried);
+	if (!x->up) {
 		aclm_warn("gateway: no upstream left for %s", c->site->names[0]);
 		return local_reply(c, 502, "no upstream available", false);
 	}
-	c->x->req_off = 0;
-	c->x->u_reused = false;
-	if (!c->x->no_pool) {
-		c->ufd = gw_pool_take(c->w->pool, &c->x->up->addr, c->x->up->addr_len);
+	x->req_off = 0;
+	x->u_reused = false;
+	if (!x->no_pool) {
+		c->ufd = gw_pool_take(c->w->pool, &x->up->addr, x->up->addr_len);
 		if (c->ufd >= 0) {
-			c->x->u_reused = true;
+			x->u_reused = true;
 			return ST_SEND_REQ;
 		}
 	}
-	c->ufd = socket(c->x->up->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	c->ufd = socket(x->up->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->ufd < 0) {
 		aclm_warn("gateway: socket: %s", strerror(errno));
 		return local_reply(c, 502, "no upstream available", false);
@@ -883,13 +896,13 @@ static int st_connect(struct conn *c)
 
 		setsockopt(c->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
-	if (connect(c->ufd, (struct sockaddr *)&c->x->up->addr, c->x->up->addr_len) == 0)
+	if (connect(c->ufd, (struct sockaddr *)&x->up->addr, x->up->addr_len) == 0)
 		return ST_SEND_REQ;
 	if (errno != EINPROGRESS) {
-		aclm_debug("gateway: connect %s: %s", c->x->up->url, strerror(errno));
+		aclm_debug("gateway: connect %s: %s", x->up->url, strerror(errno));
 		return upstream_fail(c, true);
 	}
-	c->x->u_connecting = true;
+	x->u_connecting = true;
 	arm(c, c->cfg->to.upstream_connect);
 	watch(c, 0, EV_WRITE);
 	return ST_WAIT;
@@ -897,12 +910,14 @@ static int st_connect(struct conn *c)
 
 static int st_send_req(struct conn *c)
 {
-	while (c->x->req_off < c->x->req.len) {
-		ssize_t n = send(c->ufd, c->x->req.data + c->x->req_off, c->x->req.len - c->x->req_off,
+	struct xreq *x = c->x;
+
+	while (x->req_off < x->req.len) {
+		ssize_t n = send(c->ufd, x->req.data + x->req_off, x->req.len - x->req_off,
 		                 MSG_NOSIGNAL);
 
 		if (n > 0) {
-			c->x->req_off += (size_t)n;
+			x->req_off += (size_t)n;
 			continue;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -910,17 +925,18 @@ static int st_send_req(struct conn *c)
 			watch(c, 0, EV_WRITE);
 			return ST_WAIT;
 		}
-		return upstream_fail(c, !c->x->u_reused);
+		return upstream_fail(c, !x->u_reused);
 	}
-	if (c->x->t_up == 0)
-		c->x->t_up = ev_now(L(c));
-	aclm_buf_reset(&c->x->resp);
+	if (x->t_up == 0)
+		x->t_up = ev_now(L(c));
+	aclm_buf_reset(&x->resp);
 	arm(c, c->cfg->to.upstream_response);
 	return ST_READ_RESP_HEAD;
 }
 
 static int st_read_resp_head(struct conn *c)
 {
+	struct xreq *x = c->x;
 	unsigned char tmp[IO_CHUNK];
 
 	for (;;) {
@@ -933,51 +949,51 @@ static int st_read_resp_head(struct conn *c)
 			return ST_WAIT;
 		}
 		if (n <= 0) {
-			if (c->x->resp.len == 0 && c->x->u_reused)
+			if (x->resp.len == 0 && x->u_reused)
 				return upstream_fail(c, false);
-			if (c->x->resp.len == 0 && c->x->is_idempotent)
+			if (x->resp.len == 0 && x->is_idempotent)
 				return upstream_fail(c, true);
-			if (c->x->up)
-				gw_upstream_failed(c->x->up, &c->cfg->to);
+			if (x->up)
+				gw_upstream_failed(x->up, &c->cfg->to);
 			return local_reply(c, 502, "the upstream closed the connection", false);
 		}
-		if (aclm_buf_append(&c->x->resp, tmp, (size_t)n))
+		if (aclm_buf_append(&x->resp, tmp, (size_t)n))
 			return local_reply(c, 502, "upstream response head too large", false);
 	again:
-		head_len = gw_resp_head_end(c->x->resp.data, c->x->resp.len);
+		head_len = gw_resp_head_end(x->resp.data, x->resp.len);
 		if (!head_len) {
-			if (c->x->resp.len > MAX_RESP_HEAD)
+			if (x->resp.len > MAX_RESP_HEAD)
 				return local_reply(c, 502, "upstream response head too large", false);
 			continue;
 		}
 		if (head_len > MAX_RESP_HEAD)
 			return local_reply(c, 502, "upstream response head too large", false);
 		{
-			struct gw_resp_req q = { .is_head = c->x->is_head, .client_ka = c->x->client_ka,
-			                         .client_minor = c->x->client_minor,
+			struct gw_resp_req q = { .is_head = x->is_head, .client_ka = x->client_ka,
+			                         .client_minor = x->client_minor,
 			                         .hsts = c->site->hsts };
 
-			aclm_buf_reset(&c->x->out);
-			c->x->out_off = 0;
-			rc = gw_resp_parse_head(&c->x->r, (const char *)c->x->resp.data, head_len, &q,
-			                        &c->x->out);
+			aclm_buf_reset(&x->out);
+			x->out_off = 0;
+			rc = gw_resp_parse_head(&x->r, (const char *)x->resp.data, head_len, &q,
+			                        &x->out);
 		}
 		if (rc < 0)
 			return local_reply(c, 502, "malformed upstream response", false);
 		if (rc == 1) {
 			/* interim response: drop it, read the final one */
-			memmove(c->x->resp.data, c->x->resp.data + head_len, c->x->resp.len - head_len);
-			c->x->resp.len -= head_len;
+			memmove(x->resp.data, x->resp.data + head_len, x->resp.len - head_len);
+			x->resp.len -= head_len;
 			goto again;
 		}
-		gw_upstream_ok(c->x->up);
-		atomic_fetch_add(&c->x->up->n_requests, 1);
+		gw_upstream_ok(x->up);
+		atomic_fetch_add(&x->up->n_requests, 1);
 		/* nothing was sent to the client yet: a broken start of the body
 		 * can still be answered with 502 */
-		c->x->status = c->x->r.status;
-		if (gw_resp_body(&c->x->r, c->x->resp.data + head_len, c->x->resp.len - head_len, &c->x->out))
+		x->status = x->r.status;
+		if (gw_resp_body(&x->r, x->resp.data + head_len, x->resp.len - head_len, &x->out))
 			return local_reply(c, 502, "malformed upstream response body", false);
-		aclm_buf_reset(&c->x->resp);
+		aclm_buf_reset(&x->resp);
 		arm(c, c->cfg->to.write);
 		return ST_STREAM_RESP;
 	}
@@ -985,55 +1001,60 @@ static int st_read_resp_head(struct conn *c)
 
 static int finish_request(struct conn *c)
 {
-	if (c->x->status >= 100 && c->x->status < 600)
-		atomic_fetch_add(&gw_metrics.status[c->x->status / 100], 1);
+	struct xreq *x = c->x;
+
+	if (x->status >= 100 && x->status < 600)
+		atomic_fetch_add(&gw_metrics.status[x->status / 100], 1);
 	else
 		atomic_fetch_add(&gw_metrics.status[0], 1);
-	atomic_fetch_add(&gw_metrics.bytes_out, c->x->bytes);
+	atomic_fetch_add(&gw_metrics.bytes_out, x->bytes);
 	log_request(c);
-	if (c->ufd >= 0 && c->x->r.u_reusable && c->x->r.body_done && c->x->up) {
+	if (c->ufd >= 0 && x->r.u_reusable && x->r.body_done && x->up) {
 		watch(c, c->cev, 0);
-		gw_pool_put(c->w->pool, &c->x->up->addr, c->x->up->addr_len, c->ufd);
+		gw_pool_put(c->w->pool, &x->up->addr, x->up->addr_len, c->ufd);
 		c->ufd = -1;
 	} else {
 		close_upstream(c);
 	}
 	/* Idle until the next request: hold no parser and no buffers (the
 	 * rest of x goes once the input is used up: in_release). */
-	aclm_http_parser_free(c->x->parser);
-	c->x->parser = NULL;
-	aclm_buf_free(&c->x->req);
-	aclm_buf_free(&c->x->resp);
-	aclm_buf_free(&c->x->out);
-	c->x->out_off = 0;
-	c->x->method[0] = '\0';
-	c->x->path[0] = '\0';
-	c->x->up = NULL;
-	c->head_seen = c->x->body_timer = c->x->sent_continue = false;
-	c->x->status = 0;
+	aclm_http_parser_free(x->parser);
+	x->parser = NULL;
+	aclm_buf_free(&x->req);
+	aclm_buf_free(&x->resp);
+	aclm_buf_free(&x->out);
+	x->out_off = 0;
+	x->method[0] = '\0';
+	x->path[0] = '\0';
+	x->up = NULL;
+	c->head_seen = x->body_timer = x->sent_continue = false;
+	x->status = 0;
 	arm(c, c->cfg->to.idle);
 	return ST_READ_HEAD;
 }
 
 static int flush_out(struct conn *c)
 {
-	while (c->x->out_off < c->x->out.len) {
+	struct xreq *x = c->x;
+
+	while (x->out_off < x->out.len) {
 		int next = ST_CLOSE;
-		int n = io_write(c, c->x->out.data + c->x->out_off, c->x->out.len - c->x->out_off, &next);
+		int n = io_write(c, x->out.data + x->out_off, x->out.len - x->out_off, &next);
 
 		if (n <= 0)
 			return next;
-		c->x->out_off += (size_t)n;
-		c->x->bytes += (size_t)n;
+		x->out_off += (size_t)n;
+		x->bytes += (size_t)n;
 		arm(c, c->cfg->to.write);
 	}
-	aclm_buf_reset(&c->x->out);
-	c->x->out_off = 0;
+	aclm_buf_reset(&x->out);
+	x->out_off = 0;
 	return 0;
 }
 
 static int st_stream_resp(struct conn *c)
 {
+	struct xreq *x = c->x;
 	unsigned char tmp[IO_CHUNK];
 
 	for (;;) {
@@ -1042,24 +1063,24 @@ static int st_stream_resp(struct conn *c)
 
 		if (rc)
 			return rc;
-		if (c->x->r.body_done) {
-			if (c->x->r.close_after) {
-				c->x->local_close = true;
+		if (x->r.body_done) {
+			if (x->r.close_after) {
+				x->local_close = true;
 				log_request(c);
-				c->x->status = 0;
+				x->status = 0;
 				return ST_LINGER;
 			}
 			return finish_request(c);
 		}
 		n = recv(c->ufd, tmp, sizeof(tmp), 0);
 		if (n > 0) {
-			if (gw_resp_body(&c->x->r, tmp, (size_t)n, &c->x->out))
+			if (gw_resp_body(&x->r, tmp, (size_t)n, &x->out))
 				return ST_CLOSE;
 			continue;
 		}
-		if (n == 0 && c->x->r.framing == FR_CLOSE) {
-			c->x->r.body_done = true;
-			c->x->r.u_reusable = false;
+		if (n == 0 && x->r.framing == FR_CLOSE) {
+			x->r.body_done = true;
+			x->r.u_reusable = false;
 			continue;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -1075,14 +1096,15 @@ static int st_stream_resp(struct conn *c)
 
 static int st_send_local(struct conn *c)
 {
+	struct xreq *x = c->x;
 	int rc = flush_out(c);
 
 	if (rc)
 		return rc;
-	c->x->r.body_done = true;
-	if (c->x->local_close) {
+	x->r.body_done = true;
+	if (x->local_close) {
 		log_request(c);
-		c->x->status = 0;
+		x->status = 0;
 		return ST_LINGER;
 	}
 	return finish_request(c);
@@ -1093,10 +1115,11 @@ static int st_send_local(struct conn *c)
  * a reset caused by unread input. */
 static int st_linger(struct conn *c)
 {
+	struct xreq *x = c->x;
 	unsigned char tmp[4096];
 
-	if (!c->x->lingering) {
-		c->x->lingering = true;
+	if (!x->lingering) {
+		x->lingering = true;
 		close_upstream(c);
 		ERR_clear_error();
 		if (c->ssl)
