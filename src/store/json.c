@@ -120,7 +120,8 @@ static int put_str(struct aclm_buf *b, const char *s, size_t n)
 		size_t len;
 		char esc[16];
 
-		while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+		/* printable ASCII but '"' and '\\' goes out as it is */
+		while (p < end && (unsigned)(*p - 0x20) < 0x60 && *p != '"' && *p != '\\')
 			p++;
 		if (p > run && (rc = aclm_buf_append(b, run, (size_t)(p - run))) != ACLM_OK)
 			break;
@@ -154,14 +155,33 @@ static int put_str(struct aclm_buf *b, const char *s, size_t n)
 	return rc == ACLM_OK ? aclm_buf_putc(b, '"') : rc;
 }
 
-/* ,\n  "key": */
+/* ,\n  "key": (keys are plain ASCII) */
 static int put_key(struct aclm_buf *b, const char *key, bool first)
 {
-	int rc = aclm_buf_puts(b, first ? "{\n  \"" : ",\n  \"");
+	char text[48];
+	size_t n = strlen(key);
 
-	if (rc == ACLM_OK)
-		rc = aclm_buf_puts(b, key);
-	return rc == ACLM_OK ? aclm_buf_append(b, "\": ", 3) : rc;
+	if (n > sizeof(text) - 8)
+		return aclm_error(ACLM_ERR_TOOBIG, "JSON key '%s' too long", key);
+	memcpy(text, first ? "{\n  \"" : ",\n  \"", 5);
+	memcpy(text + 5, key, n);
+	memcpy(text + 5 + n, "\": ", 3);
+	return aclm_buf_append(b, text, n + 8);
+}
+
+/* v in decimal (printf's %lld). */
+static int put_decimal(struct aclm_buf *b, int64_t v)
+{
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	char buf[24], *p = buf + sizeof(buf);
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u > 0);
+	if (v < 0)
+		*--p = '-';
+	return aclm_buf_append(b, p, (size_t)(buf + sizeof(buf) - p));
 }
 
 static int put_text(struct aclm_buf *b, const char *key, const char *v)
@@ -177,7 +197,7 @@ static int put_int(struct aclm_buf *b, const char *key, int64_t v)
 {
 	int rc = put_key(b, key, false);
 
-	return rc == ACLM_OK ? aclm_buf_printf(b, "%lld", (long long)v) : rc;
+	return rc == ACLM_OK ? put_decimal(b, v) : rc;
 }
 
 static int put_time(struct aclm_buf *b, const char *key, int64_t t)
@@ -202,7 +222,7 @@ int aclm_cert_row_json_text(const struct aclm_cert_row *r, int64_t now, struct a
 
 	key_label(r, key, sizeof(key));
 	if ((rc = put_key(b, "id", true)) != ACLM_OK ||
-	    (rc = aclm_buf_printf(b, "%lld", (long long)r->id)) != ACLM_OK ||
+	    (rc = put_decimal(b, r->id)) != ACLM_OK ||
 	    (rc = put_text(b, "fingerprint", r->fingerprint)) != ACLM_OK ||
 	    (rc = put_text(b, "spki_sha256", r->spki)) != ACLM_OK ||
 	    (rc = put_text(b, "subject", r->subject)) != ACLM_OK ||
