@@ -72,6 +72,26 @@ static const char SQL_INSERT_CERT[] =
 	"ORDER BY p.is_ca DESC, p.id LIMIT 1) "
 	"WHERE NOT EXISTS (SELECT 1 FROM certificates WHERE fingerprint = ?) "
 	"ON CONFLICT (fingerprint) DO NOTHING RETURNING id";
+/* SQLite: the same with VALUES.  An INSERT ... SELECT that reads the table
+ * it writes makes SQLite copy its rows into a temporary table first (a
+ * pager, zeroed pages) on every execution; a VALUES row with scalar
+ * subqueries does not.  SQLite draws no sequence value for a row that ON
+ * CONFLICT drops, and put_cert has found the fingerprint absent under the
+ * write lock.  The parameters are those of the statements above without
+ * the last (the NOT EXISTS probe). */
+static const char SQL_INSERT_KEY_VALUES[] =
+	"INSERT INTO keys (spki_sha256, key_type, key_bits, curve) VALUES (?, ?, ?, ?) "
+	"ON CONFLICT (spki_sha256) DO NOTHING";
+static const char SQL_INSERT_CERT_VALUES[] =
+	"INSERT INTO certificates (fingerprint, key_id, subject, issuer, subject_cn, issuer_cn, "
+	"subject_hash, issuer_hash, serial, not_before, not_after, key_type, key_bits, curve, "
+	"sig_alg, level, is_ca, ski, aki, sans, created_at, issuer_id) "
+	"VALUES (?, (SELECT id FROM keys WHERE spki_sha256 = ?), "
+	"?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+	"(SELECT p.id FROM certificates p WHERE p.subject_hash = ? "
+	"AND (p.ski IS NULL OR p.ski = COALESCE(?, p.ski)) "
+	"ORDER BY p.is_ca DESC, p.id LIMIT 1)) "
+	"ON CONFLICT (fingerprint) DO NOTHING RETURNING id";
 static const char SQL_CERT_ID_BY_FINGERPRINT[] =
 	"SELECT id FROM certificates WHERE fingerprint = ?";
 static const char SQL_INSERT_DER[] =
@@ -1175,7 +1195,9 @@ int aclm_store_put_cert(struct aclm_store *st, const struct aclm_cert *c,
 			SP_T(spki), SP_T(aclm_key_type_name(c->key_type)), SP_I(c->key_bits), SP_T(c->curve),
 			SP_T(spki),
 		};
-		if ((rc = store_run(st, SQL_INSERT_KEY, "insert key", p, SP_COUNT(p))) != ACLM_OK)
+		bool lite = st->drv->dialect == STORE_SQLITE;
+		if ((rc = store_run(st, lite ? SQL_INSERT_KEY_VALUES : SQL_INSERT_KEY, "insert key", p,
+		                    SP_COUNT(p) - (lite ? 1 : 0))) != ACLM_OK)
 			goto fail;
 	}
 	{
@@ -1191,8 +1213,10 @@ int aclm_store_put_cert(struct aclm_store *st, const struct aclm_cert *c,
 			SP_T(c->aki_hex), SP_T(sans), SP_I(aclm_now()),
 			SP_T(issuer), SP_T(c->aki_hex), SP_T(fp),
 		};
-		if ((rc = store_query_open(st, &q, SQL_INSERT_CERT, "insert certificate", 0,
-		                           p, SP_COUNT(p))) != ACLM_OK)
+		bool lite = st->drv->dialect == STORE_SQLITE;
+		if ((rc = store_query_open(st, &q, lite ? SQL_INSERT_CERT_VALUES : SQL_INSERT_CERT,
+		                           "insert certificate", 0,
+		                           p, SP_COUNT(p) - (lite ? 1 : 0))) != ACLM_OK)
 			goto fail;
 	}
 	if (st->drv->send(q.stmt) != ACLM_OK) {

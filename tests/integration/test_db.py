@@ -154,3 +154,50 @@ def test_verify_finds_deleted_row(aclm, pki):
 def test_db_usage_errors(aclm_sqlite, args):
     rc, out, err = aclm_sqlite(*args)
     assert rc == 2, (rc, err)
+
+
+def test_sqlite_checks_as_comparisons_keep_rows(aclm_sqlite, pki):
+    """Migration 9 rebuilds cert_names and observations on SQLite with their
+    CHECKs as comparisons (an IN list of more than two values made every
+    INSERT build a temporary table).  From a database in the old shape, with
+    rows: same rows, same ids, same answers; the checks still refuse a bad
+    value."""
+    a = aclm_sqlite
+    a.import_json(pki.tree)
+    names_before = a.sql("SELECT cert_id, name, type, parent FROM cert_names ORDER BY 1, 2, 3")
+    obs_before = a.sql("SELECT id, cert_id, endpoint_id, source, location, seen_at "
+                       "FROM observations ORDER BY id")
+    listing = a.list()
+    # Back to the shape of versions 1-8.
+    for sql in [
+        "CREATE TABLE cn_old (cert_id BIGINT NOT NULL REFERENCES certificates (id), "
+        "name TEXT NOT NULL, type TEXT NOT NULL CHECK (type IN ('DNS', 'IP', 'email', 'CN')), "
+        "parent TEXT, PRIMARY KEY (cert_id, name, type))",
+        "INSERT INTO cn_old SELECT cert_id, name, type, parent FROM cert_names",
+        "DROP TABLE cert_names",
+        "ALTER TABLE cn_old RENAME TO cert_names",
+        "CREATE INDEX cert_names_name ON cert_names (name)",
+        "CREATE INDEX cert_names_parent ON cert_names (parent)",
+        "CREATE TABLE ob_old (id INTEGER PRIMARY KEY, cert_id BIGINT NOT NULL REFERENCES "
+        "certificates (id), endpoint_id BIGINT REFERENCES endpoints (id), source TEXT NOT NULL "
+        "CHECK (source IN ('import', 'scan', 'acme', 'ca')), location TEXT NOT NULL, "
+        "seen_at BIGINT NOT NULL)",
+        "INSERT INTO ob_old SELECT * FROM observations",
+        "DROP TABLE observations",
+        "ALTER TABLE ob_old RENAME TO observations",
+        "CREATE INDEX observations_cert_id ON observations (cert_id, seen_at, id)",
+        "DELETE FROM schema_migrations WHERE version = 9",
+    ]:
+        a.sql(sql)
+    _, out, err = a("db", "migrate", check_rc=0)
+    assert "from version 8 to 9" in out, (out, err)
+    schema = a.sql("SELECT sql FROM sqlite_master WHERE name IN ('cert_names', 'observations')")
+    assert len(schema) == 2 and all(" IN (" not in s[0] for s in schema), schema
+    assert a.sql("SELECT cert_id, name, type, parent FROM cert_names ORDER BY 1, 2, 3") \
+        == names_before
+    assert a.sql("SELECT id, cert_id, endpoint_id, source, location, seen_at "
+                 "FROM observations ORDER BY id") == obs_before
+    assert a.list() == listing
+    with pytest.raises(Exception):
+        a.sql("INSERT INTO cert_names (cert_id, name, type) VALUES (1, 'x', 'bogus')")
+    assert a.import_json(pki.tree)["new"] == 0
