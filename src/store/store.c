@@ -82,7 +82,7 @@ static const char SQL_INSERT_CERT[] =
 static const char SQL_INSERT_KEY_VALUES[] =
 	"INSERT INTO keys (spki_sha256, key_type, key_bits, curve) VALUES (?, ?, ?, ?) "
 	"ON CONFLICT (spki_sha256) DO NOTHING";
-static const char SQL_INSERT_CERT_VALUES[] =
+static const char SQL_INSERT_CERT_LITE[] =
 	"INSERT INTO certificates (fingerprint, key_id, subject, issuer, subject_cn, issuer_cn, "
 	"subject_hash, issuer_hash, serial, not_before, not_after, key_type, key_bits, curve, "
 	"sig_alg, level, is_ca, ski, aki, sans, created_at, issuer_id) "
@@ -91,7 +91,23 @@ static const char SQL_INSERT_CERT_VALUES[] =
 	"(SELECT p.id FROM certificates p WHERE p.subject_hash = ? "
 	"AND (p.ski IS NULL OR p.ski = COALESCE(?, p.ski)) "
 	"ORDER BY p.is_ca DESC, p.id LIMIT 1)) "
-	"ON CONFLICT (fingerprint) DO NOTHING RETURNING id";
+	"ON CONFLICT (fingerprint) DO NOTHING";
+/* SQLite gathers RETURNING rows in a temporary table: changes() and the
+ * rowid tell the same. */
+static const char SQL_INSERTED_ID[] = "SELECT changes(), last_insert_rowid()";
+/* The rows that follow a new certificate, given its id (SQLite, which
+ * knows it at once). */
+static const char SQL_INSERT_DER_ID[] = "INSERT INTO certificate_der (cert_id, der) VALUES (?, ?)";
+static const char SQL_INSERT_NAME_ID[] =
+	"INSERT INTO cert_names (cert_id, name, type, parent) VALUES (?, ?, ?, ?) "
+	"ON CONFLICT DO NOTHING";
+static const char SQL_LINK_CHILDREN_ID[] =
+	"UPDATE certificates SET issuer_id = ? "
+	"WHERE issuer_hash = ? AND issuer_id IS NULL AND id <> ? AND NOT " SELF_SIGNED;
+static const char SQL_LINK_CHILDREN_ID_BY_SKI[] =
+	"UPDATE certificates SET issuer_id = ? "
+	"WHERE issuer_hash = ? AND issuer_id IS NULL AND id <> ? "
+	"AND (aki IS NULL OR aki = ?) AND NOT " SELF_SIGNED;
 static const char SQL_CERT_ID_BY_FINGERPRINT[] =
 	"SELECT id FROM certificates WHERE fingerprint = ?";
 static const char SQL_INSERT_DER[] =
@@ -1087,6 +1103,19 @@ static int insert_name(void *ctx, const char *name, const char *type, const char
 	return store_run(ni->st, SQL_INSERT_NAME, "insert certificate name", p, SP_COUNT(p));
 }
 
+struct name_insert_id {
+	struct aclm_store *st;
+	int64_t id;
+};
+
+static int insert_name_id(void *ctx, const char *name, const char *type, const char *parent)
+{
+	struct name_insert_id *ni = ctx;
+	const struct store_param p[] = { SP_I(ni->id), SP_T(name), SP_T(type), SP_T(parent) };
+
+	return store_run(ni->st, SQL_INSERT_NAME_ID, "insert certificate name", p, SP_COUNT(p));
+}
+
 static int insert_names(struct aclm_store *st, const char *fp, const struct aclm_cert *c)
 {
 	struct name_insert ni = { .st = st, .fp = fp };
@@ -1155,6 +1184,79 @@ const char *store_text_or_empty(const char *s)
 	return s != NULL ? s : "";
 }
 
+/* SQLite, a certificate found absent: its rows, each statement given the
+ * new id, none reading the table it writes (SQLite would copy rows into a
+ * temporary table for that).  1 when another writer stored it meanwhile
+ * (nothing inserted). */
+static int put_new_lite(struct aclm_store *st, const struct aclm_cert *c, const char *fp,
+                        const char *spki, const char *sans, int64_t *id)
+{
+	struct name_insert_id ni = { .st = st };
+	struct store_query q;
+	int64_t changed = 0;
+	int rc;
+
+	{
+		const struct store_param p[] = {
+			SP_T(spki), SP_T(aclm_key_type_name(c->key_type)), SP_I(c->key_bits), SP_T(c->curve),
+		};
+		if ((rc = store_run(st, SQL_INSERT_KEY_VALUES, "insert key", p, SP_COUNT(p))) != ACLM_OK)
+			return rc;
+	}
+	{
+		const char *issuer = c->issuer_hash[0] != '\0' && !store_self_signed(c) ? c->issuer_hash
+		                                                                     : NULL;
+		const struct store_param p[] = {
+			SP_T(fp), SP_T(spki), SP_T(store_text_or_empty(c->subject)),
+			SP_T(store_text_or_empty(c->issuer)), SP_T(c->subject_cn), SP_T(c->issuer_cn),
+			SP_T(c->subject_hash), SP_T(c->issuer_hash), SP_T(store_text_or_empty(c->serial_hex)),
+			SP_I(c->not_before), SP_I(c->not_after), SP_T(aclm_key_type_name(c->key_type)),
+			SP_I(c->key_bits), SP_T(c->curve), SP_T(store_text_or_empty(c->sig_alg)),
+			SP_T(store_level_text(c->level)), SP_I(c->is_ca ? 1 : 0), SP_T(c->ski_hex),
+			SP_T(c->aki_hex), SP_T(sans), SP_I(aclm_now()), SP_T(issuer), SP_T(c->aki_hex),
+		};
+		if ((rc = store_run(st, SQL_INSERT_CERT_LITE, "insert certificate", p,
+		                    SP_COUNT(p))) != ACLM_OK)
+			return rc;
+	}
+	if ((rc = store_query_open(st, &q, SQL_INSERTED_ID, "insert certificate", 0, NULL, 0)) != ACLM_OK)
+		return rc;
+	if ((rc = store_query_step(st, &q)) == 1) {
+		changed = st->drv->column_int64(q.stmt, 0);
+		*id = st->drv->column_int64(q.stmt, 1);
+	}
+	store_query_close(st, &q);
+	if (rc < 0)
+		return rc;
+	if (rc == 0 || changed == 0)
+		return 1;
+	{
+		const struct store_param p[] = { SP_I(*id), SP_B(c->der, c->der_len) };
+		if ((rc = store_run(st, SQL_INSERT_DER_ID, "insert certificate DER", p,
+		                    SP_COUNT(p))) != ACLM_OK)
+			return rc;
+	}
+	ni.id = *id;
+	if ((rc = store_cert_names(c, insert_name_id, &ni)) != ACLM_OK)
+		return rc;
+	if (c->subject_hash[0] != '\0') {
+		if (c->ski_hex != NULL) {
+			const struct store_param p[] = {
+				SP_I(*id), SP_T(c->subject_hash), SP_I(*id), SP_T(c->ski_hex),
+			};
+			rc = store_run(st, SQL_LINK_CHILDREN_ID_BY_SKI, "link issued certificates", p,
+			               SP_COUNT(p));
+		} else {
+			const struct store_param p[] = { SP_I(*id), SP_T(c->subject_hash), SP_I(*id) };
+			rc = store_run(st, SQL_LINK_CHILDREN_ID, "link issued certificates", p,
+			               SP_COUNT(p));
+		}
+		if (rc != ACLM_OK)
+			return rc;
+	}
+	return cert_added_event(st, fp, c);
+}
+
 /* The certificate's INSERT is sent, then everything that follows a new
  * certificate (names, links, the event) is queued behind it, and one step
  * reads the INSERT's answer: one round trip on PostgreSQL.  When the
@@ -1190,14 +1292,19 @@ int aclm_store_put_cert(struct aclm_store *st, const struct aclm_cert *c,
 		return rc;
 	if ((rc = aclm_store_begin(st)) != ACLM_OK)
 		goto out;
+	if (st->drv->dialect == STORE_SQLITE) {
+		rc = put_new_lite(st, c, fp, spki, sans, &cert_id);
+		if (rc < 0)
+			goto fail;
+		inserted = rc == ACLM_OK;
+		goto ended;
+	}
 	{
 		const struct store_param p[] = {
 			SP_T(spki), SP_T(aclm_key_type_name(c->key_type)), SP_I(c->key_bits), SP_T(c->curve),
 			SP_T(spki),
 		};
-		bool lite = st->drv->dialect == STORE_SQLITE;
-		if ((rc = store_run(st, lite ? SQL_INSERT_KEY_VALUES : SQL_INSERT_KEY, "insert key", p,
-		                    SP_COUNT(p) - (lite ? 1 : 0))) != ACLM_OK)
+		if ((rc = store_run(st, SQL_INSERT_KEY, "insert key", p, SP_COUNT(p))) != ACLM_OK)
 			goto fail;
 	}
 	{
@@ -1213,10 +1320,8 @@ int aclm_store_put_cert(struct aclm_store *st, const struct aclm_cert *c,
 			SP_T(c->aki_hex), SP_T(sans), SP_I(aclm_now()),
 			SP_T(issuer), SP_T(c->aki_hex), SP_T(fp),
 		};
-		bool lite = st->drv->dialect == STORE_SQLITE;
-		if ((rc = store_query_open(st, &q, lite ? SQL_INSERT_CERT_VALUES : SQL_INSERT_CERT,
-		                           "insert certificate", 0,
-		                           p, SP_COUNT(p) - (lite ? 1 : 0))) != ACLM_OK)
+		if ((rc = store_query_open(st, &q, SQL_INSERT_CERT, "insert certificate", 0,
+		                           p, SP_COUNT(p))) != ACLM_OK)
 			goto fail;
 	}
 	if (st->drv->send(q.stmt) != ACLM_OK) {
@@ -1240,6 +1345,7 @@ int aclm_store_put_cert(struct aclm_store *st, const struct aclm_cert *c,
 	store_query_close(st, &q);
 	if (rc < 0)
 		goto fail;
+ended:
 	if (inserted) {
 		if ((rc = aclm_store_commit(st)) != ACLM_OK)
 			goto out;
