@@ -76,9 +76,7 @@ static const char SQL_INSERT_CERT[] =
  * it writes makes SQLite copy its rows into a temporary table first (a
  * pager, zeroed pages) on every execution; a VALUES row with scalar
  * subqueries does not.  SQLite draws no sequence value for a row that ON
- * CONFLICT drops, and put_cert has found the fingerprint absent under the
- * write lock.  The parameters are those of the statements above without
- * the last (the NOT EXISTS probe). */
+ * CONFLICT drops. */
 static const char SQL_INSERT_KEY_VALUES[] =
 	"INSERT INTO keys (spki_sha256, key_type, key_bits, curve) VALUES (?, ?, ?, ?) "
 	"ON CONFLICT (spki_sha256) DO NOTHING";
@@ -88,9 +86,12 @@ static const char SQL_INSERT_CERT_LITE[] =
 	"sig_alg, level, is_ca, ski, aki, sans, created_at, issuer_id) "
 	"VALUES (?, (SELECT id FROM keys WHERE spki_sha256 = ?), "
 	"?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-	"(SELECT p.id FROM certificates p WHERE p.subject_hash = ? "
-	"AND (p.ski IS NULL OR p.ski = COALESCE(?, p.ski)) "
-	"ORDER BY p.is_ca DESC, p.id LIMIT 1)) "
+	/* The issuer rule of SQL_INSERT_CERT as two minimums: an ORDER BY ...
+	 * LIMIT 1 subquery made SQLite build a sorter per execution. */
+	"COALESCE((SELECT min(p.id) FROM certificates p WHERE p.subject_hash = ? AND p.is_ca = 1 "
+	"AND (p.ski IS NULL OR p.ski = COALESCE(?, p.ski))), "
+	"(SELECT min(p.id) FROM certificates p WHERE p.subject_hash = ? "
+	"AND (p.ski IS NULL OR p.ski = COALESCE(?, p.ski))))) "
 	"ON CONFLICT (fingerprint) DO NOTHING";
 /* SQLite gathers RETURNING rows in a temporary table: changes() and the
  * rowid tell the same. */
@@ -1214,6 +1215,7 @@ static int put_new_lite(struct aclm_store *st, const struct aclm_cert *c, const 
 			SP_I(c->key_bits), SP_T(c->curve), SP_T(store_text_or_empty(c->sig_alg)),
 			SP_T(store_level_text(c->level)), SP_I(c->is_ca ? 1 : 0), SP_T(c->ski_hex),
 			SP_T(c->aki_hex), SP_T(sans), SP_I(aclm_now()), SP_T(issuer), SP_T(c->aki_hex),
+			SP_T(issuer), SP_T(c->aki_hex),
 		};
 		if ((rc = store_run(st, SQL_INSERT_CERT_LITE, "insert certificate", p,
 		                    SP_COUNT(p))) != ACLM_OK)
