@@ -267,6 +267,7 @@ struct item {
 	int64_t issuer_id; /* new certificates: the chosen issuer, 0 for none */
 	int64_t stored_issuer;  /* best issuer among rows stored before the batch */
 	bool stored_issuer_ca;
+	bool key_first;     /* new, and the first of the batch with its key */
 };
 
 struct batch {
@@ -290,6 +291,31 @@ static int cmp_fp(const void *a, const void *b)
 	if (d != 0)
 		return d;
 	return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+static int cmp_spki(const void *a, const void *b)
+{
+	const struct item *x = &sort_ctx->it[*(const size_t *)a];
+	const struct item *y = &sort_ctx->it[*(const size_t *)b];
+	int d = strcmp(x->spki, y->spki);
+
+	if (d != 0)
+		return d;
+	return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+/* key_first[i] for each new certificate: the first of the batch with its
+ * key, which inserts the key's row (a sort, not a scan of those before). */
+static void mark_first_keys(struct batch *bt)
+{
+	sort_ctx = bt;
+	for (size_t j = 0; j < bt->n_new; j++)
+		bt->by_subject[j] = bt->news[j];     /* scratch, sorted by subject later */
+	qsort(bt->by_subject, bt->n_new, sizeof(*bt->by_subject), cmp_spki);
+	for (size_t j = 0; j < bt->n_new; j++) {
+		struct item *x = &bt->it[bt->by_subject[j]];
+		x->key_first = j == 0 || strcmp(bt->it[bt->by_subject[j - 1]].spki, x->spki) != 0;
+	}
 }
 
 static int cmp_subject(const void *a, const void *b)
@@ -573,14 +599,11 @@ static int queue_new_rows(struct batch *bt, int64_t when)
 		const struct item *x = &bt->it[bt->news[j]];
 		const struct aclm_cert *c = x->c;
 		struct name_rows nr = { .a = names, .id = x->id };
-		bool key_first = true;
 		char *sans = NULL;
 		char hash[65];
 
 		/* A key's row once, at its first certificate. */
-		for (size_t i = 0; i < j && key_first; i++)
-			key_first = strcmp(bt->it[bt->news[i]].spki, x->spki) != 0;
-		if (key_first) {
+		if (x->key_first) {
 			arr_text(&keys[0], x->spki);
 			arr_text(&keys[1], aclm_key_type_name(c->key_type));
 			arr_int(&keys[2], c->key_bits);
@@ -771,6 +794,7 @@ static int bulk_batch(struct batch *bt, const char *source, const char *location
 	if (bt->n_new > 0) {
 		if ((rc = draw_ids(bt)) != ACLM_OK)
 			return rc;
+		mark_first_keys(bt);
 		choose_issuers(bt);
 		if ((rc = queue_new_rows(bt, when)) != ACLM_OK)
 			return rc;
