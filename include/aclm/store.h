@@ -110,9 +110,9 @@ struct aclm_cert_filter {
 	enum aclm_cert_sort sort;
 	bool descending;
 	bool summary;             /* read only what a one-line summary shows: id,
-	                             subject, issuer, their CNs, dates, key type,
-	                             bits and curve, level, SANs, is_ca, issuer_id,
-	                             first/last seen; the other fields are empty */
+	                             subject, issuer, their CNs, not_after, key
+	                             type and bits, level, SANs; the other fields
+	                             are empty or 0 */
 	int64_t limit;            /* 0 = no limit */
 	int64_t offset;
 };

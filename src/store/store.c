@@ -170,8 +170,8 @@ static const char SQL_CERT_SEEN[] =
  * else). */
 #define CERT_SUMMARY_SELECT \
 	"SELECT c.id, '', '', c.subject, c.issuer, c.subject_cn, c.issuer_cn, '', " \
-	"c.not_before, c.not_after, c.key_type, c.key_bits, c.curve, '', c.level, c.sans, " \
-	"c.is_ca, c.issuer_id, 0, c.first_seen, c.last_seen FROM certificates c"
+	"0, c.not_after, c.key_type, c.key_bits, NULL, '', c.level, c.sans, " \
+	"0, 0, 0, 0, 0 FROM certificates c"
 
 static const char SQL_GET_CERT[] = CERT_SELECT " WHERE c.id = ?";
 static const char SQL_SAME_KEY[] =
