@@ -47,11 +47,24 @@ static void hex_upper(const unsigned char *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+/* SHA-256 fetched once: EVP_sha256() makes OpenSSL 3.0 look the algorithm
+ * up in the provider store at every digest (two per certificate), which was
+ * most of the cost of hashing a certificate. */
+static EVP_MD *sha256_md;
+
+static void fetch_sha256(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+}
+
 static int sha256(const unsigned char *p, size_t n, unsigned char out[32])
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	unsigned int md_len = 0;
 
-	if (EVP_Digest(p, n, out, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32)
+	(void)pthread_once(&once, fetch_sha256);
+	if (EVP_Digest(p, n, out, &md_len, sha256_md != NULL ? sha256_md : EVP_sha256(),
+	               NULL) != 1 || md_len != 32)
 		return aclm_error_openssl(ACLM_ERR_CRYPTO, "SHA-256 failed");
 	return ACLM_OK;
 }
