@@ -49,7 +49,8 @@ int aclm_buf_append(struct aclm_buf *b, const void *p, size_t n)
 	int rc;
 
 	/* The common case, room and within the limit, without a call. */
-	if (b->cap > b->len && b->cap - b->len > n && n <= b->max && b->len <= b->max - n) {
+	if (n > 0 && b->cap > b->len && b->cap - b->len > n && n <= b->max &&
+	    b->len <= b->max - n) {
 		memcpy(b->data + b->len, p, n);
 		b->len += n;
 		b->data[b->len] = '\0';
