@@ -54,41 +54,41 @@ static void digits(char *p, int v, int n)
 	}
 }
 
-void aclm_time_iso(int64_t t, char *out, size_t out_size)
+/* t as "YYYY-MM-DDTHH:MM:SSZ", or its first 10 characters (the date). */
+static void format_utc(int64_t t, char *out, size_t out_size, bool with_time)
 {
 	struct tm tm;
 	time_t tt = (time_t)t;
 	int y, m, d, sod;
 
-	if (out_size >= 21 && civil(t, &y, &m, &d, &sod)) {
-		memcpy(out, "0000-00-00T00:00:00Z", 21);
-		digits(out, y, 4);
-		digits(out + 5, m, 2);
-		digits(out + 8, d, 2);
-		digits(out + 11, sod / 3600, 2);
-		digits(out + 14, sod / 60 % 60, 2);
-		digits(out + 17, sod % 60, 2);
+	size_t len = with_time ? 20 : 10;
+
+	if (out_size > len && civil(t, &y, &m, &d, &sod)) {
+		char buf[21] = "0000-00-00T00:00:00Z";
+
+		digits(buf, y, 4);
+		digits(buf + 5, m, 2);
+		digits(buf + 8, d, 2);
+		digits(buf + 11, sod / 3600, 2);
+		digits(buf + 14, sod / 60 % 60, 2);
+		digits(buf + 17, sod % 60, 2);
+		memcpy(out, buf, len);
+		out[len] = '\0';
 		return;
 	}
-	if (gmtime_r(&tt, &tm) == NULL || strftime(out, out_size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(out, out_size, with_time ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%d", &tm) == 0)
 		snprintf(out, out_size, "@%lld", (long long)t);
+}
+
+void aclm_time_iso(int64_t t, char *out, size_t out_size)
+{
+	format_utc(t, out, out_size, true);
 }
 
 void aclm_time_date(int64_t t, char *out, size_t out_size)
 {
-	struct tm tm;
-	time_t tt = (time_t)t;
-	int y, m, d, sod;
-
-	if (out_size >= 11 && civil(t, &y, &m, &d, &sod)) {
-		memcpy(out, "0000-00-00", 11);
-		digits(out, y, 4);
-		digits(out + 5, m, 2);
-		digits(out + 8, d, 2);
-		return;
-	}
-	if (gmtime_r(&tt, &tm) == NULL || strftime(out, out_size, "%Y-%m-%d", &tm) == 0)
-		snprintf(out, out_size, "@%lld", (long long)t);
+	format_utc(t, out, out_size, false);
 }
 
 int aclm_time_parse_iso(const char *s, int64_t *out)

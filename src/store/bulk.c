@@ -280,7 +280,9 @@ struct batch {
 	size_t *by_subject;  /* news sorted by subject hash, then id */
 };
 
-static struct batch *sort_ctx;  /* qsort has no context argument */
+/* qsort has no context argument; per thread, as every thread may import
+ * on its own store connection. */
+static _Thread_local struct batch *sort_ctx;
 
 static int cmp_fp(const void *a, const void *b)
 {
@@ -822,13 +824,12 @@ int aclm_store_import_certs(struct aclm_store *st, struct aclm_cert *const *cert
                             enum aclm_source source, const char *location, int64_t when,
                             int64_t *ids, bool *is_new)
 {
-	const char *src = aclm_source_name(source);
 	struct batch bt = { .st = st };
+	const char *src;
 	int rc;
 
-	if (src == NULL)
-		return aclm_error(ACLM_ERR_USAGE, "observation source %d is not one of import, scan, "
-		                  "acme, ca", (int)source);
+	if ((rc = store_source_text(source, &src)) != ACLM_OK)
+		return rc;
 	if (location == NULL)
 		location = "";
 	if ((rc = aclm_store_begin(st)) != ACLM_OK)

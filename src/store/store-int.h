@@ -194,6 +194,8 @@ typedef int (*store_name_fn)(void *ctx, const char *name, const char *type,
 int store_cert_names(const struct aclm_cert *c, store_name_fn fn, void *ctx);
 /* The detail of a "cert.added" event, appended to b. */
 int store_cert_added_detail(const struct aclm_cert *c, struct aclm_buf *b);
+/* The observation source's column text, or ACLM_ERR_USAGE naming it. */
+int store_source_text(enum aclm_source source, const char **out);
 /* Take the appenders' lock and read the chain's tail into st->tail_*,
  * inside the caller's transaction (a no-op while it is held). */
 int store_events_lock(struct aclm_store *st);

@@ -1185,6 +1185,35 @@ const char *store_text_or_empty(const char *s)
 	return s != NULL ? s : "";
 }
 
+/* The parameters of the certificate columns SQL_INSERT_CERT and
+ * SQL_INSERT_CERT_LITE share, in their order (fingerprint .. created_at);
+ * the issuer probe follows, as each statement has it. */
+#define CERT_COLUMNS 21
+
+static size_t cert_columns(struct store_param p[CERT_COLUMNS], const struct aclm_cert *c,
+                           const char *fp, const char *spki, const char *sans)
+{
+	const struct store_param cols[CERT_COLUMNS] = {
+		SP_T(fp), SP_T(spki), SP_T(store_text_or_empty(c->subject)),
+		SP_T(store_text_or_empty(c->issuer)), SP_T(c->subject_cn), SP_T(c->issuer_cn),
+		SP_T(c->subject_hash), SP_T(c->issuer_hash), SP_T(store_text_or_empty(c->serial_hex)),
+		SP_I(c->not_before), SP_I(c->not_after), SP_T(aclm_key_type_name(c->key_type)),
+		SP_I(c->key_bits), SP_T(c->curve), SP_T(store_text_or_empty(c->sig_alg)),
+		SP_T(store_level_text(c->level)), SP_I(c->is_ca ? 1 : 0), SP_T(c->ski_hex),
+		SP_T(c->aki_hex), SP_T(sans), SP_I(aclm_now()),
+	};
+
+	memcpy(p, cols, sizeof(cols));
+	return CERT_COLUMNS;
+}
+
+/* The issuer name to look the issuer up by: none for a self-signed
+ * certificate. */
+static const char *issuer_hash_of(const struct aclm_cert *c)
+{
+	return c->issuer_hash[0] != '\0' && !store_self_signed(c) ? c->issuer_hash : NULL;
+}
+
 /* SQLite, a certificate found absent: its rows, each statement given the
  * new id, none reading the table it writes (SQLite would copy rows into a
  * temporary table for that).  1 when another writer stored it meanwhile
@@ -1205,20 +1234,15 @@ static int put_new_lite(struct aclm_store *st, const struct aclm_cert *c, const 
 			return rc;
 	}
 	{
-		const char *issuer = c->issuer_hash[0] != '\0' && !store_self_signed(c) ? c->issuer_hash
-		                                                                     : NULL;
-		const struct store_param p[] = {
-			SP_T(fp), SP_T(spki), SP_T(store_text_or_empty(c->subject)),
-			SP_T(store_text_or_empty(c->issuer)), SP_T(c->subject_cn), SP_T(c->issuer_cn),
-			SP_T(c->subject_hash), SP_T(c->issuer_hash), SP_T(store_text_or_empty(c->serial_hex)),
-			SP_I(c->not_before), SP_I(c->not_after), SP_T(aclm_key_type_name(c->key_type)),
-			SP_I(c->key_bits), SP_T(c->curve), SP_T(store_text_or_empty(c->sig_alg)),
-			SP_T(store_level_text(c->level)), SP_I(c->is_ca ? 1 : 0), SP_T(c->ski_hex),
-			SP_T(c->aki_hex), SP_T(sans), SP_I(aclm_now()), SP_T(issuer), SP_T(c->aki_hex),
-			SP_T(issuer), SP_T(c->aki_hex),
-		};
-		if ((rc = store_run(st, SQL_INSERT_CERT_LITE, "insert certificate", p,
-		                    SP_COUNT(p))) != ACLM_OK)
+		const char *issuer = issuer_hash_of(c);
+		struct store_param p[CERT_COLUMNS + 4];
+		size_t n = cert_columns(p, c, fp, spki, sans);
+
+		p[n++] = (struct store_param)SP_T(issuer);
+		p[n++] = (struct store_param)SP_T(c->aki_hex);
+		p[n++] = (struct store_param)SP_T(issuer);
+		p[n++] = (struct store_param)SP_T(c->aki_hex);
+		if ((rc = store_run(st, SQL_INSERT_CERT_LITE, "insert certificate", p, n)) != ACLM_OK)
 			return rc;
 	}
 	if ((rc = store_query_open(st, &q, SQL_INSERTED_ID, "insert certificate", 0, NULL, 0)) != ACLM_OK)
@@ -1310,20 +1334,14 @@ int aclm_store_put_cert(struct aclm_store *st, const struct aclm_cert *c,
 			goto fail;
 	}
 	{
-		const char *issuer = c->issuer_hash[0] != '\0' && !store_self_signed(c) ? c->issuer_hash
-		                                                                     : NULL;
-		const struct store_param p[] = {
-			SP_T(fp), SP_T(spki), SP_T(store_text_or_empty(c->subject)),
-			SP_T(store_text_or_empty(c->issuer)), SP_T(c->subject_cn), SP_T(c->issuer_cn),
-			SP_T(c->subject_hash), SP_T(c->issuer_hash), SP_T(store_text_or_empty(c->serial_hex)),
-			SP_I(c->not_before), SP_I(c->not_after), SP_T(aclm_key_type_name(c->key_type)),
-			SP_I(c->key_bits), SP_T(c->curve), SP_T(store_text_or_empty(c->sig_alg)),
-			SP_T(store_level_text(c->level)), SP_I(c->is_ca ? 1 : 0), SP_T(c->ski_hex),
-			SP_T(c->aki_hex), SP_T(sans), SP_I(aclm_now()),
-			SP_T(issuer), SP_T(c->aki_hex), SP_T(fp),
-		};
+		struct store_param p[CERT_COLUMNS + 3];
+		size_t n = cert_columns(p, c, fp, spki, sans);
+
+		p[n++] = (struct store_param)SP_T(issuer_hash_of(c));
+		p[n++] = (struct store_param)SP_T(c->aki_hex);
+		p[n++] = (struct store_param)SP_T(fp);
 		if ((rc = store_query_open(st, &q, SQL_INSERT_CERT, "insert certificate", 0,
-		                           p, SP_COUNT(p))) != ACLM_OK)
+		                           p, n)) != ACLM_OK)
 			goto fail;
 	}
 	if (st->drv->send(q.stmt) != ACLM_OK) {
@@ -1477,18 +1495,25 @@ static bool parse_endpoint(const char *loc, char *host, size_t host_size, bool *
 	return true;
 }
 
+int store_source_text(enum aclm_source source, const char **out)
+{
+	if ((*out = aclm_source_name(source)) == NULL)
+		return aclm_error(ACLM_ERR_USAGE, "observation source %d is not one of import, scan, "
+		                  "acme, ca", (int)source);
+	return ACLM_OK;
+}
+
 int aclm_store_add_observation(struct aclm_store *st, int64_t cert_id,
                                enum aclm_source source, const char *location, int64_t when)
 {
-	const char *src = aclm_source_name(source);
+	const char *src;
 	char host[256];
 	bool host_is_ip = false;
 	int64_t port = 0, endpoint_id = 0;
 	int rc;
 
-	if (src == NULL)
-		return aclm_error(ACLM_ERR_USAGE, "observation source %d is not one of import, scan, "
-		                  "acme, ca", (int)source);
+	if ((rc = store_source_text(source, &src)) != ACLM_OK)
+		return rc;
 	if (location == NULL)
 		location = "";
 	if ((rc = aclm_store_begin(st)) != ACLM_OK)
