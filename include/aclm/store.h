@@ -110,9 +110,9 @@ struct aclm_cert_filter {
 	enum aclm_cert_sort sort;
 	bool descending;
 	bool summary;             /* read only what a one-line summary shows: id,
-	                             subject, issuer, their CNs, not_after, key
-	                             type and bits, level, SANs; the other fields
-	                             are empty or 0 */
+	                             not_after, key type and bits, level,
+	                             list_name and list_issuer; the other fields
+	                             are empty, NULL or 0 */
 	int64_t limit;            /* 0 = no limit */
 	int64_t offset;
 };
@@ -139,6 +139,11 @@ struct aclm_cert_row {
 	bool has_private_key;
 	int64_t first_seen;
 	int64_t last_seen;
+	/* A one-line summary's name: the CN, else the first SAN's value, else
+	 * the subject DN, with " (+N)" for N more SANs; and its issuer: the
+	 * issuer's CN, else its DN.  Each cut to 200 bytes and "..." */
+	const char *list_name;
+	const char *list_issuer;
 };
 
 /* Calls fn for each matching row in order; the row's strings are valid only

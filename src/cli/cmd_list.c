@@ -88,37 +88,6 @@ static int put_left(struct aclm_buf *b, const char *s, size_t n, size_t width)
 	return rc;
 }
 
-/* Display name: CN, else the first SAN, with " (+N)" for more SANs. */
-static int put_display_name(struct aclm_buf *b, const struct aclm_cert_row *r)
-{
-	size_t start = b->len, n_sans = 0;
-	const char *first = NULL, *p;
-	char num[24];
-	int rc;
-
-	for (p = r->sans; p != NULL && *p != '\0'; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
-		if (n_sans++ == 0)
-			first = p;
-	}
-	if (r->subject_cn != NULL && *r->subject_cn != '\0') {
-		rc = aclm_buf_puts(b, r->subject_cn);
-	} else if (first != NULL) {
-		const char *colon = strchr(first, ':'), *comma = strchr(first, ',');
-		const char *v = colon && (!comma || colon < comma) ? colon + 1 : first;
-		size_t len = comma ? (size_t)(comma - v) : strlen(v);
-		rc = aclm_buf_append(b, v, len);
-	} else {
-		rc = aclm_buf_puts(b, r->subject ? r->subject : "");
-		n_sans = 0;
-	}
-	if (rc == ACLM_OK && n_sans > 1 &&
-	    (rc = aclm_buf_puts(b, " (+")) == ACLM_OK &&
-	    (rc = aclm_buf_puts(b, decimal((int64_t)n_sans - 1, num))) == ACLM_OK)
-		rc = aclm_buf_putc(b, ')');
-	return rc == ACLM_OK ? put_left(b, "", 0, 40 - (b->len - start < 40 ? b->len - start : 40))
-	                     : rc;
-}
-
 static int print_row(void *ctx, const struct aclm_cert_row *r)
 {
 	struct list_ctx *c = ctx;
@@ -145,7 +114,6 @@ static int print_row(void *ctx, const struct aclm_cert_row *r)
 	{
 		struct aclm_buf *b = &c->out;
 		const char *level = r->level && *r->level ? r->level : "-";
-		const char *issuer = r->issuer_cn ? r->issuer_cn : (r->issuer ? r->issuer : "");
 		size_t key_start;
 		char num[24], *d;
 		int rc;
@@ -178,9 +146,9 @@ static int print_row(void *ctx, const struct aclm_cert_row *r)
 		if (rc == ACLM_OK && (rc = aclm_buf_putc(b, ' ')) == ACLM_OK)
 			rc = put_left(b, level, strlen(level), 5);
 		if (rc == ACLM_OK && (rc = aclm_buf_putc(b, ' ')) == ACLM_OK)
-			rc = put_display_name(b, r);
+			rc = put_left(b, r->list_name, strlen(r->list_name), 40);
 		if (rc == ACLM_OK && (rc = aclm_buf_putc(b, ' ')) == ACLM_OK &&
-		    (rc = aclm_buf_puts(b, issuer)) == ACLM_OK)
+		    (rc = aclm_buf_puts(b, r->list_issuer)) == ACLM_OK)
 			rc = aclm_buf_putc(b, '\n');
 		if (rc != ACLM_OK)
 			return aclm_error(rc, "out of memory formatting certificate %lld",

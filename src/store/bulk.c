@@ -64,21 +64,22 @@ static const char SQL_BULK_CERTS[] =
 	"INSERT INTO certificates (id, fingerprint, key_id, subject, issuer, subject_cn, "
 	"issuer_cn, subject_hash, issuer_hash, serial, not_before, not_after, key_type, key_bits, "
 	"curve, sig_alg, level, is_ca, ski, aki, sans, created_at, issuer_id, first_seen, "
-	"last_seen) "
+	"last_seen, list_name, list_issuer) "
 	"SELECT u.id, u.fp, (SELECT k.id FROM keys k WHERE k.spki_sha256 = u.spki), u.subject, "
 	"u.issuer, u.subject_cn, u.issuer_cn, u.subject_hash, u.issuer_hash, u.serial, "
 	"u.not_before, u.not_after, u.key_type, u.key_bits, u.curve, u.sig_alg, u.level, u.is_ca, "
 	"u.ski, u.aki, u.sans, CAST(? AS BIGINT), u.issuer_id, CAST(? AS BIGINT), "
-	"CAST(? AS BIGINT) "
+	"CAST(? AS BIGINT), u.list_name, u.list_issuer "
 	"FROM unnest(CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), "
 	"CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), "
 	"CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[]), "
 	"CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS INTEGER[]), CAST(? AS TEXT[]), "
 	"CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS INTEGER[]), CAST(? AS TEXT[]), "
-	"CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[])) "
+	"CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[]), CAST(? AS TEXT[]), "
+	"CAST(? AS TEXT[])) "
 	"AS u(id, fp, spki, subject, issuer, subject_cn, issuer_cn, subject_hash, issuer_hash, "
 	"serial, not_before, not_after, key_type, key_bits, curve, sig_alg, level, is_ca, ski, "
-	"aki, sans, issuer_id) "
+	"aki, sans, issuer_id, list_name, list_issuer) "
 	"ORDER BY u.id";
 static const char SQL_BULK_DER[] =
 	"INSERT INTO certificate_der (cert_id, der) "
@@ -566,7 +567,8 @@ static void name_rows_clear(struct name_rows *nr)
 enum {
 	C_ID, C_FP, C_SPKI, C_SUBJECT, C_ISSUER, C_SUBJECT_CN, C_ISSUER_CN, C_SUBJECT_HASH,
 	C_ISSUER_HASH, C_SERIAL, C_NOT_BEFORE, C_NOT_AFTER, C_KEY_TYPE, C_KEY_BITS, C_CURVE,
-	C_SIG_ALG, C_LEVEL, C_IS_CA, C_SKI, C_AKI, C_SANS, C_ISSUER_ID, N_CERT_COLS
+	C_SIG_ALG, C_LEVEL, C_IS_CA, C_SKI, C_AKI, C_SANS, C_ISSUER_ID, C_LIST_NAME, C_LIST_ISSUER,
+	N_CERT_COLS
 };
 
 /* The rows of the new certificates, queued. */
@@ -602,7 +604,7 @@ static int queue_new_rows(struct batch *bt, int64_t when)
 		const struct aclm_cert *c = x->c;
 		struct name_rows nr = { .a = names, .id = x->id };
 		char *sans = NULL;
-		char hash[65];
+		char hash[65], list[STORE_LIST_MAX];
 
 		/* A key's row once, at its first certificate. */
 		if (x->key_first) {
@@ -635,6 +637,10 @@ static int queue_new_rows(struct batch *bt, int64_t when)
 		arr_text(&cols[C_AKI], c->aki_hex);
 		arr_text(&cols[C_SANS], sans);
 		arr_id_or_null(&cols[C_ISSUER_ID], x->issuer_id);
+		store_list_name(list, c->subject, c->subject_cn, sans);
+		arr_text(&cols[C_LIST_NAME], list);
+		store_list_issuer(list, c->issuer, c->issuer_cn);
+		arr_text(&cols[C_LIST_ISSUER], list);
 		free(sans);
 
 		arr_int(&der[0], x->id);
@@ -686,7 +692,8 @@ static int queue_new_rows(struct batch *bt, int64_t when)
 			SP_ARR(cols[C_NOT_AFTER]), SP_ARR(cols[C_KEY_TYPE]), SP_ARR(cols[C_KEY_BITS]),
 			SP_ARR(cols[C_CURVE]), SP_ARR(cols[C_SIG_ALG]), SP_ARR(cols[C_LEVEL]),
 			SP_ARR(cols[C_IS_CA]), SP_ARR(cols[C_SKI]), SP_ARR(cols[C_AKI]),
-			SP_ARR(cols[C_SANS]), SP_ARR(cols[C_ISSUER_ID]),
+			SP_ARR(cols[C_SANS]), SP_ARR(cols[C_ISSUER_ID]), SP_ARR(cols[C_LIST_NAME]),
+			SP_ARR(cols[C_LIST_ISSUER]),
 		};
 		if ((rc = store_run(st, SQL_BULK_CERTS, "insert certificates", p,
 		                    SP_COUNT(p))) != ACLM_OK)
@@ -889,4 +896,99 @@ out:
 	free(bt.news);
 	free(bt.by_subject);
 	return store_end(st, rc);
+}
+
+/* --- migration 10 ------------------------------------------------------ */
+
+/* The list columns of the rows stored before them, LIST_FILL_CHUNK rows at
+ * a time in id order: each chunk read, then written, on PostgreSQL by one
+ * UPDATE from arrays (a million rows one by one would be a million round
+ * trips), on SQLite row by row. */
+#define LIST_FILL_CHUNK 2000
+
+struct list_row {
+	int64_t id;
+	char name[STORE_LIST_MAX];
+	char issuer[STORE_LIST_MAX];
+};
+
+static const char SQL_LIST_SOURCE[] =
+	"SELECT id, subject, subject_cn, sans, issuer, issuer_cn FROM certificates "
+	"WHERE id > ? ORDER BY id LIMIT ?";
+static const char SQL_LIST_SET[] =
+	"UPDATE certificates SET list_name = ?, list_issuer = ? WHERE id = ?";
+static const char SQL_LIST_SET_ARRAYS[] =
+	"UPDATE certificates SET list_name = u.n, list_issuer = u.i "
+	"FROM unnest(CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[])) AS u(id, n, i) "
+	"WHERE certificates.id = u.id";
+
+/* Up to LIST_FILL_CHUNK rows after id *last into rows[]; *n of them. */
+static int list_rows_read(struct aclm_store *st, int64_t *last, struct list_row *rows,
+                          size_t *n)
+{
+	const struct store_driver *d = st->drv;
+	const struct store_param p[] = { SP_I(*last), SP_I(LIST_FILL_CHUNK) };
+	struct store_query q = { .stmt = NULL, .slot = -1 };
+	int rc;
+
+	*n = 0;
+	if ((rc = store_query_open(st, &q, SQL_LIST_SOURCE, "read certificates", 0, p,
+	                           SP_COUNT(p))) != ACLM_OK)
+		return rc;
+	while (*n < LIST_FILL_CHUNK && (rc = store_query_step(st, &q)) == 1) {
+		struct list_row *r = &rows[(*n)++];
+		r->id = *last = d->column_int64(q.stmt, 0);
+		store_list_name(r->name, d->column_text(q.stmt, 1), d->column_text(q.stmt, 2),
+		                d->column_text(q.stmt, 3));
+		store_list_issuer(r->issuer, d->column_text(q.stmt, 4), d->column_text(q.stmt, 5));
+	}
+	store_query_close(st, &q);
+	return rc < 0 ? rc : ACLM_OK;
+}
+
+static int list_rows_write(struct aclm_store *st, const struct list_row *rows, size_t n)
+{
+	struct arr a[3];
+	int rc = ACLM_OK;
+
+	if (st->drv->dialect != STORE_POSTGRES) {
+		for (size_t i = 0; i < n && rc == ACLM_OK; i++) {
+			const struct store_param p[] = {
+				SP_T(rows[i].name), SP_T(rows[i].issuer), SP_I(rows[i].id),
+			};
+			rc = store_run(st, SQL_LIST_SET, "fill the list columns", p, SP_COUNT(p));
+		}
+		return rc;
+	}
+	arr_init(&a[0], OID_INT8);
+	arr_init(&a[1], OID_TEXT);
+	arr_init(&a[2], OID_TEXT);
+	for (size_t i = 0; i < n; i++) {
+		arr_int(&a[0], rows[i].id);
+		arr_text(&a[1], rows[i].name);
+		arr_text(&a[2], rows[i].issuer);
+	}
+	if ((rc = arrs_end(a, 3, "list columns")) == ACLM_OK) {
+		const struct store_param p[] = { SP_ARR(a[0]), SP_ARR(a[1]), SP_ARR(a[2]) };
+		rc = store_run(st, SQL_LIST_SET_ARRAYS, "fill the list columns", p, SP_COUNT(p));
+	}
+	arrs_free(a, 3);
+	return rc;
+}
+
+int store_fill_list_columns(struct aclm_store *st)
+{
+	struct list_row *rows = calloc(LIST_FILL_CHUNK, sizeof(*rows));
+	int64_t last = 0;
+	size_t n = 0;
+	int rc;
+
+	if (rows == NULL)
+		return aclm_error(ACLM_ERR_NOMEM, "out of memory filling the list columns");
+	do {
+		if ((rc = list_rows_read(st, &last, rows, &n)) == ACLM_OK)
+			rc = list_rows_write(st, rows, n);
+	} while (rc == ACLM_OK && n == LIST_FILL_CHUNK);
+	free(rows);
+	return rc;
 }

@@ -187,6 +187,16 @@ const char *store_san_type_text(enum aclm_san_type t);
 bool store_self_signed(const struct aclm_cert *c);  /* as SELF_SIGNED in SQL */
 /* "DNS:a.example,IP:10.0.0.1": the certificates.sans column. */
 int store_sans_text(const struct aclm_cert *c, char **out);
+/* The listing's display columns, certificates.list_name and list_issuer
+ * (store.c explains them): from the stored subject, CN and SAN text, and
+ * from the issuer DN and CN.  Each fits in STORE_LIST_MAX bytes. */
+#define STORE_LIST_CUT 200
+#define STORE_LIST_MAX (STORE_LIST_CUT + sizeof("... (+18446744073709551615)"))
+void store_list_name(char out[STORE_LIST_MAX], const char *subject, const char *subject_cn,
+                     const char *sans);
+void store_list_issuer(char out[STORE_LIST_MAX], const char *issuer, const char *issuer_cn);
+/* Migration 10: the list columns of every stored certificate (bulk.c). */
+int store_fill_list_columns(struct aclm_store *st);
 /* The cert_names rows of a certificate, one call each (name lower-case,
  * parent NULL when wildcard queries must not reach it). */
 typedef int (*store_name_fn)(void *ctx, const char *name, const char *type,

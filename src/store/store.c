@@ -63,10 +63,10 @@ static const char SQL_INSERT_KEY[] =
 static const char SQL_INSERT_CERT[] =
 	"INSERT INTO certificates (fingerprint, key_id, subject, issuer, subject_cn, issuer_cn, "
 	"subject_hash, issuer_hash, serial, not_before, not_after, key_type, key_bits, curve, "
-	"sig_alg, level, is_ca, ski, aki, sans, created_at, issuer_id) "
+	"sig_alg, level, is_ca, ski, aki, sans, created_at, list_name, list_issuer, issuer_id) "
 	"SELECT ?, (SELECT id FROM keys WHERE spki_sha256 = ?), "
 	"?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), ?, CAST(? AS INTEGER), ?, ?, ?, "
-	"CAST(? AS INTEGER), ?, ?, ?, CAST(? AS BIGINT), "
+	"CAST(? AS INTEGER), ?, ?, ?, CAST(? AS BIGINT), ?, ?, "
 	"(SELECT p.id FROM certificates p WHERE p.subject_hash = ? "
 	"AND (p.ski IS NULL OR p.ski = COALESCE(?, p.ski)) "
 	"ORDER BY p.is_ca DESC, p.id LIMIT 1) "
@@ -83,9 +83,9 @@ static const char SQL_INSERT_KEY_VALUES[] =
 static const char SQL_INSERT_CERT_LITE[] =
 	"INSERT INTO certificates (fingerprint, key_id, subject, issuer, subject_cn, issuer_cn, "
 	"subject_hash, issuer_hash, serial, not_before, not_after, key_type, key_bits, curve, "
-	"sig_alg, level, is_ca, ski, aki, sans, created_at, issuer_id) "
+	"sig_alg, level, is_ca, ski, aki, sans, created_at, list_name, list_issuer, issuer_id) "
 	"VALUES (?, (SELECT id FROM keys WHERE spki_sha256 = ?), "
-	"?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+	"?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
 	/* The issuer rule of SQL_INSERT_CERT as two minimums: an ORDER BY ...
 	 * LIMIT 1 subquery made SQLite build a sorter per execution. */
 	"COALESCE((SELECT min(p.id) FROM certificates p WHERE p.subject_hash = ? AND p.is_ca = 1 "
@@ -162,16 +162,17 @@ static const char SQL_CERT_SEEN[] =
 	"SELECT c.id, c.fingerprint, k.spki_sha256, " \
 	"c.subject, c.issuer, c.subject_cn, c.issuer_cn, c.serial, c.not_before, c.not_after, " \
 	"c.key_type, c.key_bits, c.curve, c.sig_alg, c.level, c.sans, c.is_ca, c.issuer_id, " \
-	"CASE WHEN k.private_key IS NULL THEN 0 ELSE 1 END, c.first_seen, c.last_seen " \
+	"CASE WHEN k.private_key IS NULL THEN 0 ELSE 1 END, c.first_seen, c.last_seen, " \
+	"c.list_name, c.list_issuer " \
 	"FROM certificates c LEFT JOIN keys k ON k.id = c.key_id"
 
-/* The same row shape, for summaries: no key join, no fingerprint, serial
- * or signature algorithm (a table listing reads a row's page and little
- * else). */
+/* The same row shape, for summaries: only the columns of the listing index
+ * (certificates_listing), so that a listing by expiry reads that index and
+ * no table row. */
 #define CERT_SUMMARY_SELECT \
-	"SELECT c.id, '', '', c.subject, c.issuer, c.subject_cn, c.issuer_cn, '', " \
-	"0, c.not_after, c.key_type, c.key_bits, NULL, '', c.level, c.sans, " \
-	"0, 0, 0, 0, 0 FROM certificates c"
+	"SELECT c.id, '', '', '', '', NULL, NULL, '', " \
+	"0, c.not_after, c.key_type, c.key_bits, NULL, '', c.level, '', " \
+	"0, 0, 0, 0, 0, c.list_name, c.list_issuer FROM certificates c"
 
 static const char SQL_GET_CERT[] = CERT_SELECT " WHERE c.id = ?";
 static const char SQL_SAME_KEY[] =
@@ -1052,6 +1053,62 @@ int store_sans_text(const struct aclm_cert *c, char **out)
 	return rc;
 }
 
+/* A one-line summary's name and issuer are kept in the certificate row
+ * (list_name, list_issuer) and in the index that lists by expiry, so that
+ * "aclm list --expiring 30d" reads that index alone: 70,000 rows of a
+ * million-row table were one random table page each.  Both are cut to
+ * STORE_LIST_CUT bytes at a character boundary and marked "...": a
+ * PostgreSQL index entry may not pass 2,704 bytes, and a DN may. */
+static size_t list_cut(char *out, const char *s, size_t n)
+{
+	if (n <= STORE_LIST_CUT) {
+		memcpy(out, s, n);
+		return n;
+	}
+	n = STORE_LIST_CUT;
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	memcpy(out, s, n);
+	memcpy(out + n, "...", 3);
+	return n + 3;
+}
+
+/* The CN, else the first SAN's value, else the subject DN; " (+N)" when
+ * there are N more SANs. */
+void store_list_name(char out[STORE_LIST_MAX], const char *subject, const char *subject_cn,
+                     const char *sans)
+{
+	const char *first = NULL, *v, *p;
+	size_t n_sans = 0, len;
+
+	for (p = sans; p != NULL && *p != '\0'; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+		if (n_sans++ == 0)
+			first = p;
+	}
+	if (subject_cn != NULL && *subject_cn != '\0') {
+		len = list_cut(out, subject_cn, strlen(subject_cn));
+	} else if (first != NULL) {
+		const char *colon = strchr(first, ':'), *comma = strchr(first, ',');
+		v = colon && (!comma || colon < comma) ? colon + 1 : first;
+		len = list_cut(out, v, comma ? (size_t)(comma - v) : strlen(v));
+	} else {
+		v = store_text_or_empty(subject);
+		len = list_cut(out, v, strlen(v));
+		n_sans = 0;
+	}
+	if (n_sans > 1)
+		len += (size_t)snprintf(out + len, STORE_LIST_MAX - len, " (+%zu)", n_sans - 1);
+	out[len] = '\0';
+}
+
+/* The issuer's CN, else its DN. */
+void store_list_issuer(char out[STORE_LIST_MAX], const char *issuer, const char *issuer_cn)
+{
+	const char *v = issuer_cn != NULL ? issuer_cn : store_text_or_empty(issuer);
+
+	out[list_cut(out, v, strlen(v))] = '\0';
+}
+
 /* Each searchable name of c to fn, lower-case: DNS, IP and email SANs, and
  * the CN when no SAN repeats it.  A CN that is not a host name ("Example
  * Root CA") is still found by its exact text, but has no parent, so no
@@ -1186,13 +1243,22 @@ const char *store_text_or_empty(const char *s)
 }
 
 /* The parameters of the certificate columns SQL_INSERT_CERT and
- * SQL_INSERT_CERT_LITE share, in their order (fingerprint .. created_at);
- * the issuer probe follows, as each statement has it. */
-#define CERT_COLUMNS 21
+ * SQL_INSERT_CERT_LITE share, in their order (fingerprint .. list_issuer);
+ * the issuer probe follows, as each statement has it.  The list columns
+ * are written into *lt, which must outlive the parameters. */
+#define CERT_COLUMNS 23
+
+struct list_text {
+	char name[STORE_LIST_MAX];
+	char issuer[STORE_LIST_MAX];
+};
 
 static size_t cert_columns(struct store_param p[CERT_COLUMNS], const struct aclm_cert *c,
-                           const char *fp, const char *spki, const char *sans)
+                           const char *fp, const char *spki, const char *sans,
+                           struct list_text *lt)
 {
+	store_list_name(lt->name, c->subject, c->subject_cn, sans);
+	store_list_issuer(lt->issuer, c->issuer, c->issuer_cn);
 	const struct store_param cols[CERT_COLUMNS] = {
 		SP_T(fp), SP_T(spki), SP_T(store_text_or_empty(c->subject)),
 		SP_T(store_text_or_empty(c->issuer)), SP_T(c->subject_cn), SP_T(c->issuer_cn),
@@ -1200,7 +1266,7 @@ static size_t cert_columns(struct store_param p[CERT_COLUMNS], const struct aclm
 		SP_I(c->not_before), SP_I(c->not_after), SP_T(aclm_key_type_name(c->key_type)),
 		SP_I(c->key_bits), SP_T(c->curve), SP_T(store_text_or_empty(c->sig_alg)),
 		SP_T(store_level_text(c->level)), SP_I(c->is_ca ? 1 : 0), SP_T(c->ski_hex),
-		SP_T(c->aki_hex), SP_T(sans), SP_I(aclm_now()),
+		SP_T(c->aki_hex), SP_T(sans), SP_I(aclm_now()), SP_T(lt->name), SP_T(lt->issuer),
 	};
 
 	memcpy(p, cols, sizeof(cols));
@@ -1236,7 +1302,8 @@ static int put_new_lite(struct aclm_store *st, const struct aclm_cert *c, const 
 	{
 		const char *issuer = issuer_hash_of(c);
 		struct store_param p[CERT_COLUMNS + 4];
-		size_t n = cert_columns(p, c, fp, spki, sans);
+		struct list_text lt;
+		size_t n = cert_columns(p, c, fp, spki, sans, &lt);
 
 		p[n++] = (struct store_param)SP_T(issuer);
 		p[n++] = (struct store_param)SP_T(c->aki_hex);
@@ -1335,7 +1402,8 @@ int aclm_store_put_cert(struct aclm_store *st, const struct aclm_cert *c,
 	}
 	{
 		struct store_param p[CERT_COLUMNS + 3];
-		size_t n = cert_columns(p, c, fp, spki, sans);
+		struct list_text lt;
+		size_t n = cert_columns(p, c, fp, spki, sans, &lt);
 
 		p[n++] = (struct store_param)SP_T(issuer_hash_of(c));
 		p[n++] = (struct store_param)SP_T(c->aki_hex);
@@ -1585,6 +1653,8 @@ static void read_cert_row(struct aclm_store *st, struct store_stmt *s, struct ac
 	r->has_private_key = d->column_int64(s, 18) != 0;
 	r->first_seen = d->column_int64(s, 19);
 	r->last_seen = d->column_int64(s, 20);
+	r->list_name = store_text_or_empty(d->column_text(s, 21));
+	r->list_issuer = store_text_or_empty(d->column_text(s, 22));
 }
 
 /* Rows of an open query to fn, until the end, an error or fn says stop. */

@@ -219,3 +219,140 @@ def test_two_imports_race_on_one_bundle(tmp_path, pg_server, pki):
         shown = a.json("show", "--json", r["fingerprint"])
         assert [o["location"] for o in shown["observations"]] == [str(bundle)] * 2
     a.run("audit", "verify", check_rc=0)
+
+
+# --- the listing's display columns and index (migrations 10 and 11) -------
+
+LIST_CUT = 200   # bytes; STORE_LIST_CUT
+
+
+def _cut(s):
+    b = s.encode()
+    if len(b) <= LIST_CUT:
+        return s
+    n = LIST_CUT
+    while b[n] & 0xC0 == 0x80:
+        n -= 1
+    return b[:n].decode() + "..."
+
+
+def expected_list_columns(subject, subject_cn, sans, issuer, issuer_cn):
+    """What a one-line summary shows, written from its definition: the CN,
+    else the first SAN's value, else the subject DN, with " (+N)" for N more
+    SANs; the issuer's CN, else its DN; each cut to 200 bytes at a character
+    boundary."""
+    n = len(sans.split(",")) if sans else 0
+    if subject_cn:
+        name = subject_cn
+    elif sans:
+        first = sans.split(",")[0]
+        name = first.split(":", 1)[1] if ":" in first else first
+    else:
+        name, n = subject, 0
+    name = _cut(name) + (" (+%d)" % (n - 1) if n > 1 else "")
+    return name, _cut(issuer if issuer_cn is None else issuer_cn)
+
+
+LIST_ROWS = ("SELECT id, subject, COALESCE(subject_cn, ''), sans, issuer, "
+             "COALESCE(issuer_cn, ''), CASE WHEN issuer_cn IS NULL THEN 1 ELSE 0 END, "
+             "list_name, list_issuer FROM certificates ORDER BY id")
+
+
+def check_list_columns(a):
+    rows = a.sql(LIST_ROWS)
+    assert rows
+    for r in rows:
+        want = expected_list_columns(r[1], r[2], r[3], r[4], None if r[6] == "1" else r[5])
+        assert (r[7], r[8]) == want, (a.backend, r)
+    return rows
+
+
+@pytest.fixture
+def odd_names(tmp_path):
+    """Self-signed certificates whose names are longer than a listing keeps:
+    no CN and a 248-character first SAN; no CN, no SAN and a UTF-8 subject
+    DN of more than 200 bytes (twice, one character apart, so that one of
+    the two is cut inside a character)."""
+    d = tmp_path / "odd"
+    d.mkdir()
+    long_dns = ".".join(c * 60 for c in "abcd") + ".test"
+    ou = "\u00e9" * 60
+    subjects = [("/O=Odd Names Org", "subjectAltName=DNS:%s,DNS:b.odd.test,IP:192.0.2.77"
+                 % long_dns),
+                ("/O=\u00dcn\u00efc\u00f6d\u00e9 Org/OU=%s/OU=x%s/OU=%s" % (ou, ou, ou), None),
+                ("/O=\u00dcn\u00efc\u00f6d\u00e9 Org/OU=%s/OU=xy%s/OU=%s" % (ou, ou, ou), None)]
+    for i, (subj, ext) in enumerate(subjects):
+        cmd = ["openssl", "req", "-x509", "-utf8", "-newkey", "ec", "-pkeyopt",
+               "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(d / ("k%d.key" % i)),
+               "-out", str(d / ("c%d.pem" % i)), "-days", "10", "-subj", subj]
+        if ext:
+            cmd += ["-addext", ext]
+        subprocess.run(cmd, check=True, capture_output=True)
+        os.unlink(d / ("k%d.key" % i))
+    return d
+
+
+def test_list_columns_keep_long_names_short(both, odd_names):
+    """list_name and list_issuer hold what the table shows, by the same rule
+    on both backends, cut at a character boundary; the table shows them."""
+    for a in both:
+        assert a.import_json(str(odd_names))["new"] == 3
+    tables = []
+    for a in both:
+        rows = check_list_columns(a)
+        odd = [r for r in rows if "Odd Names" in r[1] or "Org" in r[1] and r[2] == ""]
+        assert any(r[7].endswith("... (+2)") and len(r[7].encode()) == 203 + 5 for r in odd)
+        cut_inside = [r for r in odd if not r[3] and len(r[1].encode()) > LIST_CUT
+                      and r[1].encode()[LIST_CUT] & 0xC0 == 0x80]
+        assert cut_inside and all(r[7].endswith("...") for r in cut_inside)
+        _, out, _ = a("list", check_rc=0)
+        for r in odd:
+            assert r[7] in out and r[8] in out
+        tables.append(out)
+    assert tables[0] == tables[1]
+
+
+def test_listing_migrations_fill_old_rows(both):
+    """From a database of version 9 (no list columns, the old expiry index),
+    with more rows than one fill step takes: migrations 10 and 11 give every
+    row the columns new rows get, and the same listings as before."""
+    for a in both:
+        table = a("list", check_rc=0)[1]
+        listing = a.list()
+        for sql in ["DROP INDEX certificates_listing",
+                    "CREATE INDEX certificates_not_after ON certificates (not_after, id)",
+                    "ALTER TABLE certificates DROP COLUMN list_issuer",
+                    "ALTER TABLE certificates DROP COLUMN list_name",
+                    "DELETE FROM schema_migrations WHERE version >= 10"]:
+            a.sql(sql)
+        # Old rows beyond the first few thousand: copies with new fingerprints.
+        cols = [c for c in a.columns("certificates") if c not in ("id", "fingerprint")]
+        a.sql("WITH RECURSIVE k(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM k WHERE k < 300) "
+              "INSERT INTO certificates (fingerprint, %s) SELECT c.fingerprint || '.' || "
+              "CAST(k.k AS TEXT), %s FROM certificates c CROSS JOIN k"
+              % (", ".join(cols), ", ".join("c." + x for x in cols)))
+        _, out, err = a("db", "migrate", check_rc=0)
+        assert "from version 9 to 11" in out, (out, err)
+        rows = check_list_columns(a)
+        assert len(rows) > 2 * 2000, len(rows)   # LIST_FILL_CHUNK
+        # The copies (ids above the originals) list after them on ties.
+        assert a.list("--limit", str(len(listing)), "--sort", "id") == \
+            sorted(listing, key=lambda r: r["id"])
+        first = a("list", "--limit", str(table.count("\n") - 1), "--sort", "id", check_rc=0)[1]
+        assert sorted(first.splitlines()) == sorted(table.splitlines())
+
+
+def test_listing_reads_one_index(both):
+    """A listing by expiry reads the listing index alone: SQLite plans a
+    covering-index search, PostgreSQL (made to choose an index) an
+    index-only scan."""
+    q = ("SELECT c.id, c.not_after, c.key_type, c.key_bits, c.level, c.list_name, "
+         "c.list_issuer FROM certificates c WHERE c.not_after >= 0 AND c.not_after < 99 "
+         "ORDER BY c.not_after, c.id")
+    lite, pg = both
+    plan = " ".join(" ".join(r) for r in lite.sql("EXPLAIN QUERY PLAN " + q))
+    assert "COVERING INDEX certificates_listing" in plan, plan
+    pg.sql("VACUUM ANALYZE certificates")
+    plan = " ".join(" ".join(r) for r in pg.sql(
+        "SET enable_seqscan = off; SET enable_bitmapscan = off; EXPLAIN " + q))
+    assert "Index Only Scan using certificates_listing" in plan, plan
