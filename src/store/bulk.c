@@ -900,8 +900,8 @@ out:
 
 /* --- migration 10 ------------------------------------------------------ */
 
-/* The list columns of the rows stored before them, LIST_FILL_CHUNK rows at
- * a time in id order: each chunk read, then written, on PostgreSQL by one
+/* The list columns of the rows that have none, LIST_FILL_CHUNK rows at a
+ * time in id order: each chunk read, then written, on PostgreSQL by one
  * UPDATE from arrays (a million rows one by one would be a million round
  * trips), on SQLite row by row. */
 #define LIST_FILL_CHUNK 2000
@@ -914,7 +914,7 @@ struct list_row {
 
 static const char SQL_LIST_SOURCE[] =
 	"SELECT id, subject, subject_cn, sans, issuer, issuer_cn FROM certificates "
-	"WHERE id > ? ORDER BY id LIMIT ?";
+	"WHERE list_name IS NULL AND id > ? ORDER BY id LIMIT ?";
 static const char SQL_LIST_SET[] =
 	"UPDATE certificates SET list_name = ?, list_issuer = ? WHERE id = ?";
 static const char SQL_LIST_SET_ARRAYS[] =
@@ -979,7 +979,7 @@ static int list_rows_write(struct aclm_store *st, const struct list_row *rows, s
 int store_fill_list_columns(struct aclm_store *st)
 {
 	struct list_row *rows = calloc(LIST_FILL_CHUNK, sizeof(*rows));
-	int64_t last = 0;
+	int64_t last = INT64_MIN;
 	size_t n = 0;
 	int rc;
 

@@ -16,6 +16,7 @@
 
 #include "aclm/buf.h"
 #include "aclm/err.h"
+#include "aclm/log.h"
 #include "aclm/timeutil.h"
 #include "store-int.h"
 
@@ -492,10 +493,13 @@ static const char schema_check_sqlite[] =
 
 /* A one-line summary's name and issuer, kept in the row (store.c,
  * store_list_name) for the listing index below; store_fill_list_columns
- * computes them for the rows stored before. */
+ * computes them for the rows stored before.  NULL means "not computed":
+ * an aclm older than this migration, still running, inserts rows without
+ * them; the next open fills them (fill_late_rows), and a listing shows
+ * them right meanwhile. */
 static const char schema_list_columns[] =
-	"ALTER TABLE certificates ADD COLUMN list_name TEXT NOT NULL DEFAULT '';"
-	"ALTER TABLE certificates ADD COLUMN list_issuer TEXT NOT NULL DEFAULT '';";
+	"ALTER TABLE certificates ADD COLUMN list_name TEXT;"
+	"ALTER TABLE certificates ADD COLUMN list_issuer TEXT;";
 
 /* Listing by expiry ("aclm list --expiring 30d") from one index range,
  * never a table row: the 70,000 rows of a million were as many random
@@ -506,11 +510,13 @@ static const char schema_list_columns[] =
 static const char schema_list_index_sqlite[] =
 	"CREATE INDEX certificates_listing ON certificates "
 	"(not_after, id, key_type, key_bits, level, list_name, list_issuer);"
-	"DROP INDEX certificates_not_after;";
+	"DROP INDEX certificates_not_after;"
+	"CREATE INDEX certificates_list_unfilled ON certificates (id) WHERE list_name IS NULL;";
 static const char schema_list_index_postgres[] =
 	"CREATE INDEX certificates_listing ON certificates (not_after, id) "
 	"INCLUDE (key_type, key_bits, level, list_name, list_issuer);"
-	"DROP INDEX certificates_not_after;";
+	"DROP INDEX certificates_not_after;"
+	"CREATE INDEX certificates_list_unfilled ON certificates (id) WHERE list_name IS NULL;";
 
 static const struct migration migrations[] = {
 	{ 1, "initial schema", schema_1, NULL, NULL, NULL },
@@ -698,6 +704,33 @@ out:
 	return rc;
 }
 
+/* Rows an older aclm, still running, stored after the upgrade: their list
+ * columns, at every open of an up-to-date database (one probe of an empty
+ * partial index when there are none).  Best effort: should it fail (a
+ * read-only database, a lock held), listings still show those rows right
+ * (store.c reads them whole), only slower; the next open tries again. */
+#define LIST_FILL_FROM 11   /* the version that brings certificates_list_unfilled */
+
+static void fill_late_rows(struct aclm_store *st)
+{
+	char why[1024];
+	int64_t n = 0;
+
+	if (store_int64(st, SQL_UNFILLED_LIST_COLUMNS, "look for unfilled list columns", NULL, 0,
+	                &n) < 0 || n == 0)
+		return;
+	if (aclm_store_begin(st) == ACLM_OK) {
+		if (store_fill_list_columns(st) == ACLM_OK && aclm_store_commit(st) == ACLM_OK)
+			return;
+		snprintf(why, sizeof(why), "%s", aclm_errmsg());
+		aclm_store_rollback(st);
+	} else {
+		snprintf(why, sizeof(why), "%s", aclm_errmsg());
+	}
+	aclm_log(ACLM_LOG_WARN, "%s: certificates stored by an older aclm have no list columns "
+	         "yet (listings read them whole meanwhile): %s", st->display, why);
+}
+
 int aclm_store_migrate(struct aclm_store *st, int *from, int *to)
 {
 	return aclm_store_migrate_count(st, from, to, NULL);
@@ -739,6 +772,8 @@ int aclm_store_migrate_count(struct aclm_store *st, int *from, int *to, int *app
 			n_applied++;
 		up_to_date = !did;
 	}
+	if (v >= LIST_FILL_FROM)
+		fill_late_rows(st);
 	if (from != NULL)
 		*from = first >= 0 ? first : v;
 	if (to != NULL)

@@ -195,8 +195,12 @@ int store_sans_text(const struct aclm_cert *c, char **out);
 void store_list_name(char out[STORE_LIST_MAX], const char *subject, const char *subject_cn,
                      const char *sans);
 void store_list_issuer(char out[STORE_LIST_MAX], const char *issuer, const char *issuer_cn);
-/* Migration 10: the list columns of every stored certificate (bulk.c). */
+/* The list columns of every stored certificate that has none (NULL): at
+ * migration 10, and at an open after an older aclm wrote rows (bulk.c).
+ * Inside the caller's transaction. */
 int store_fill_list_columns(struct aclm_store *st);
+/* One int: 1 when some certificate has no list columns yet, else 0. */
+extern const char SQL_UNFILLED_LIST_COLUMNS[];
 /* The cert_names rows of a certificate, one call each (name lower-case,
  * parent NULL when wildcard queries must not reach it). */
 typedef int (*store_name_fn)(void *ctx, const char *name, const char *type,

@@ -174,6 +174,10 @@ static const char SQL_CERT_SEEN[] =
 	"0, c.not_after, c.key_type, c.key_bits, NULL, '', c.level, '', " \
 	"0, 0, 0, 0, 0, c.list_name, c.list_issuer FROM certificates c"
 
+/* 1 when a row has no list columns yet (certificates_list_unfilled). */
+const char SQL_UNFILLED_LIST_COLUMNS[] =
+	"SELECT COUNT(*) FROM (SELECT 1 FROM certificates WHERE list_name IS NULL LIMIT 1) AS x";
+
 static const char SQL_GET_CERT[] = CERT_SELECT " WHERE c.id = ?";
 static const char SQL_SAME_KEY[] =
 	CERT_SELECT " WHERE c.key_id = (SELECT key_id FROM certificates WHERE id = ?) "
@@ -1625,7 +1629,11 @@ fail:
 
 /* --- listing ------------------------------------------------------------ */
 
-static void read_cert_row(struct aclm_store *st, struct store_stmt *s, struct aclm_cert_row *r)
+/* lt: room for the list columns of a row whose columns are NULL (an older
+ * aclm stored it after the upgrade; see store_fill_list_columns), computed
+ * here from the row: only full rows (CERT_SELECT) carry what that needs. */
+static void read_cert_row(struct aclm_store *st, struct store_stmt *s, struct aclm_cert_row *r,
+                          struct list_text *lt)
 {
 	const struct store_driver *d = st->drv;
 	const char *level;
@@ -1653,8 +1661,14 @@ static void read_cert_row(struct aclm_store *st, struct store_stmt *s, struct ac
 	r->has_private_key = d->column_int64(s, 18) != 0;
 	r->first_seen = d->column_int64(s, 19);
 	r->last_seen = d->column_int64(s, 20);
-	r->list_name = store_text_or_empty(d->column_text(s, 21));
-	r->list_issuer = store_text_or_empty(d->column_text(s, 22));
+	r->list_name = d->column_text(s, 21);
+	r->list_issuer = d->column_text(s, 22);
+	if (r->list_name == NULL || r->list_issuer == NULL) {
+		store_list_name(lt->name, r->subject, r->subject_cn, r->sans);
+		store_list_issuer(lt->issuer, r->issuer, r->issuer_cn);
+		r->list_name = lt->name;
+		r->list_issuer = lt->issuer;
+	}
 }
 
 /* Rows of an open query to fn, until the end, an error or fn says stop. */
@@ -1662,10 +1676,11 @@ static int each_cert_row(struct aclm_store *st, struct store_query *q, aclm_cert
                          void *ctx, int64_t *n_rows)
 {
 	struct aclm_cert_row row;
+	struct list_text lt;
 	int rc;
 
 	while ((rc = store_query_step(st, q)) == 1) {
-		read_cert_row(st, q->stmt, &row);
+		read_cert_row(st, q->stmt, &row, &lt);
 		if (n_rows != NULL)
 			(*n_rows)++;
 		if ((rc = fn(ctx, &row)) != 0)
@@ -1887,6 +1902,7 @@ int aclm_store_list_certs(struct aclm_store *st, const struct aclm_cert_filter *
 	struct store_query q = { .stmt = NULL, .slot = -1 };
 	struct filter_sql w;
 	struct aclm_buf sql;
+	bool summary = f->summary;
 	int rc;
 
 	if (f->limit < 0 || f->offset < 0)
@@ -1894,7 +1910,17 @@ int aclm_store_list_certs(struct aclm_store *st, const struct aclm_cert_filter *
 	aclm_buf_init(&sql, 0);
 	if ((rc = build_filter(f, &w)) != ACLM_OK)
 		goto out;
-	if ((rc = aclm_buf_puts(&sql, f->summary ? CERT_SUMMARY_SELECT : CERT_SELECT)) != ACLM_OK ||
+	/* Rows with no list columns yet (an older aclm wrote them after the
+	 * upgrade, and no open has filled them since): full rows, from which
+	 * read_cert_row computes them. */
+	if (summary) {
+		int64_t n = 0;
+		if ((rc = store_int64(st, SQL_UNFILLED_LIST_COLUMNS, "look for unfilled list columns",
+		                      NULL, 0, &n)) < 0)
+			goto out;
+		summary = n == 0;
+	}
+	if ((rc = aclm_buf_puts(&sql, summary ? CERT_SUMMARY_SELECT : CERT_SELECT)) != ACLM_OK ||
 	    (rc = aclm_buf_puts(&sql, aclm_buf_cstr(&w.sql))) != ACLM_OK ||
 	    (rc = order_by(st, f, &sql)) != ACLM_OK)
 		goto out;

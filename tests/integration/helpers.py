@@ -124,3 +124,51 @@ def free_port(host="127.0.0.1"):
         if _bindable(host, port):
             return port
     raise RuntimeError("no free port in %d..%d" % (lo, lo + _PORTS_PER_WORKER - 1))
+
+
+# --- the listing columns (certificates.list_name, list_issuer) -------------
+
+LIST_CUT = 200   # bytes; STORE_LIST_CUT
+
+
+def _cut(s):
+    b = s.encode()
+    if len(b) <= LIST_CUT:
+        return s
+    n = LIST_CUT
+    while b[n] & 0xC0 == 0x80:
+        n -= 1
+    return b[:n].decode() + "..."
+
+
+def expected_list_columns(subject, subject_cn, sans, issuer, issuer_cn):
+    """What a one-line summary shows, written from its definition: the CN,
+    else the first SAN's value, else the subject DN, with " (+N)" for N more
+    SANs; the issuer's CN, else its DN; each cut to 200 bytes at a character
+    boundary."""
+    n = len(sans.split(",")) if sans else 0
+    if subject_cn:
+        name = subject_cn
+    elif sans:
+        first = sans.split(",")[0]
+        name = first.split(":", 1)[1] if ":" in first else first
+    else:
+        name, n = subject, 0
+    name = _cut(name) + (" (+%d)" % (n - 1) if n > 1 else "")
+    return name, _cut(issuer if issuer_cn is None else issuer_cn)
+
+
+LIST_ROWS = ("SELECT id, subject, COALESCE(subject_cn, ''), sans, issuer, "
+             "COALESCE(issuer_cn, ''), CASE WHEN issuer_cn IS NULL THEN 1 ELSE 0 END, "
+             "list_name, list_issuer FROM certificates ORDER BY id")
+
+
+def check_list_columns(a):
+    """Every certificate of a's database has the list columns the definition
+    gives (none missing); returns the rows of LIST_ROWS."""
+    rows = a.sql(LIST_ROWS)
+    assert rows
+    for r in rows:
+        want = expected_list_columns(r[1], r[2], r[3], r[4], None if r[6] == "1" else r[5])
+        assert (r[7], r[8]) == want, (a.backend, r)
+    return rows

@@ -7,6 +7,8 @@ import subprocess
 
 import pytest
 
+from helpers import check_list_columns
+
 SM2_ID = "1234567812345678"
 
 
@@ -115,6 +117,8 @@ def test_init_creates_three_hierarchies_with_sealed_keys(ca, tmp_path):
         assert len(rows) == 6 and all(r[0] == "414B31" for r in rows)
     rows = ca.list("--ca")
     assert len(rows) >= 6
+    # Stored one by one (not the bulk import): with their list columns.
+    check_list_columns(ca)
 
 
 @pytest.mark.parametrize("kind,sig", [("ec", "ecdsa-with-SHA256"), ("rsa", "sha256WithRSAEncryption")])
@@ -138,6 +142,7 @@ def test_issue_ecdsa_rsa_chain_verifies(ca, tmp_path, kind, sig):
     assert len(rows) == 1
     listed = ca.json("ca", "list", "--json")
     assert any(r["cert_id"] == rows[0]["id"] and r["profile"] == "default" for r in listed)
+    check_list_columns(ca)
 
 
 def test_issue_sm2_chain_with_sm2_with_sm3(ca, tmp_path):
