@@ -719,14 +719,12 @@ static void fill_late_rows(struct aclm_store *st)
 	if (store_int64(st, SQL_UNFILLED_LIST_COLUMNS, "look for unfilled list columns", NULL, 0,
 	                &n) < 0 || n == 0)
 		return;
-	if (aclm_store_begin(st) == ACLM_OK) {
-		if (store_fill_list_columns(st) == ACLM_OK && aclm_store_commit(st) == ACLM_OK)
-			return;
-		snprintf(why, sizeof(why), "%s", aclm_errmsg());
+	if (aclm_store_begin(st) == ACLM_OK && store_fill_list_columns(st) == ACLM_OK &&
+	    aclm_store_commit(st) == ACLM_OK)
+		return;
+	snprintf(why, sizeof(why), "%s", aclm_errmsg());
+	if (st->depth > 0)
 		aclm_store_rollback(st);
-	} else {
-		snprintf(why, sizeof(why), "%s", aclm_errmsg());
-	}
 	aclm_log(ACLM_LOG_WARN, "%s: certificates stored by an older aclm have no list columns "
 	         "yet (listings read them whole meanwhile): %s", st->display, why);
 }
